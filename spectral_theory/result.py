@@ -1,0 +1,236 @@
+"""One result type for theory and Monte Carlo (STYLE.md lesson 2).
+
+:func:`spectral_theory.predict` and :func:`spectral_theory.simulate` both
+return a :class:`Result`; fields a method cannot provide are ``None``
+(the theory has no standard errors, Monte Carlo has no exact bias/variance
+split or first-moment multipliers).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CONVENTIONS", "ModeProfile", "ModelResult", "Result"]
+
+CONVENTIONS = {
+    "risk": "excess risk E(phi) = sum_i (phi_i - theta_i)^2 = E[(z.phi - z.theta)^2]; "
+            "not halved; total risk = noise + excess risk",
+    "exponents": "lambda_i = i^-a, theta_i^2 = i^-b (spectral-theory a, b; "
+                 "Bordelon-Pehlevan swap a and b; Paquette et al. a = 2 alpha, b = 2 alpha + 2 beta)",
+    "lr": "batch-mean step size (batch-summed step = batch-mean step / B)",
+    "steps": "each model counts its own SGD steps; step 0 is its initialisation phi = 0",
+    "bias_variance": "bias = part driven by the target (noise set to 0); variance = part driven "
+                     "by label noise (target set to 0); they add up to the excess risk exactly",
+}
+
+
+@dataclass
+class ModeProfile:
+    """Per-mode quantities of one model at the end of its training.
+
+    ``second_moment[i] = E[e_i^2]`` (``M_gg,i``), its bias and variance parts,
+    ``first_moment[i]`` the multiplier ``mu_i`` with ``E[e_i] = mu_i theta_i``,
+    ``normalised = M_gg,i / theta_i^2`` (``nan`` where ``theta_i = 0``).
+    """
+
+    second_moment: np.ndarray
+    second_moment_se: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    variance: np.ndarray | None = None
+    first_moment: np.ndarray | None = None
+    theta2: np.ndarray | None = None
+
+    @property
+    def normalised(self) -> np.ndarray:
+        t = np.asarray(self.theta2, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(t > 0, self.second_moment / np.where(t > 0, t, 1.0), np.nan)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"second_moment": _list(self.second_moment)}
+        for k in ("second_moment_se", "bias", "variance", "first_moment"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = _list(v)
+        if self.theta2 is not None:
+            out["normalised"] = _list(self.normalised)
+        return out
+
+
+@dataclass
+class ModelResult:
+    """Curves of one model at its reported steps."""
+
+    name: str
+    steps: np.ndarray
+    excess_risk: np.ndarray
+    excess_risk_se: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    variance: np.ndarray | None = None
+    teacher: str | None = None
+    disagreement: np.ndarray | None = None  # E||phi_g(t) - phi_teacher||^2 at steps
+    disagreement_se: np.ndarray | None = None
+    modes: ModeProfile | None = None  # at the end of training
+    mode_curves: np.ndarray | None = None  # (len(steps), d) E[e_i^2] at steps, if recorded
+    curve: np.ndarray | None = None  # excess risk at every step 0..T, if recorded
+    stability_limit: float | None = None
+    max_lr: float | None = None
+
+    def at(self, step: int) -> float:
+        """Excess risk at one reported step."""
+        idx = np.flatnonzero(self.steps == step)
+        if idx.size == 0:
+            raise KeyError(f"step {step} is not among the reported steps of {self.name!r}")
+        return float(self.excess_risk[idx[0]])
+
+    @property
+    def final(self) -> float:
+        return float(self.excess_risk[-1])
+
+    def to_dict(self, *, modes: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"steps": [int(t) for t in self.steps],
+                               "excess_risk": _list(self.excess_risk)}
+        for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = _list(v)
+        if self.teacher is not None:
+            out["teacher"] = self.teacher
+        if self.stability_limit is not None:
+            out["stability_limit"] = _num(self.stability_limit)
+            out["max_lr"] = _num(self.max_lr)
+        if self.curve is not None:
+            out["curve"] = _list(self.curve)
+        if modes and self.modes is not None:
+            out["modes"] = self.modes.to_dict()
+        if modes and self.mode_curves is not None:
+            out["mode_curves"] = [_list(r) for r in self.mode_curves]
+        return out
+
+
+@dataclass
+class Result:
+    """Theory or Monte Carlo answer for one scenario."""
+
+    method: str
+    models: dict[str, ModelResult]
+    scenario: Any = None
+    disagreement: dict[str, dict[str, float]] | None = None  # final pairwise E||phi_g - phi_h||^2
+    reps: int | None = None
+    seed: int | None = None
+    conventions: dict[str, str] = field(default_factory=lambda: dict(CONVENTIONS))
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    state: Any = field(default=None, repr=False)  # final per-mode state (theory), not exported
+
+    def __getitem__(self, name: str) -> ModelResult:
+        return self.models[name]
+
+    # ------------------------------------------------------------------ export
+    def to_dict(self, *, modes: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "method": self.method,
+            "conventions": self.conventions,
+            "models": {k: v.to_dict(modes=modes) for k, v in self.models.items()},
+        }
+        if self.reps is not None:
+            out["reps"] = self.reps
+            out["seed"] = self.seed
+        if self.disagreement is not None:
+            out["disagreement"] = {g: {h: _num(v) for h, v in row.items()}
+                                   for g, row in self.disagreement.items()}
+        if self.scenario is not None:
+            out["scenario"] = self.scenario.describe()
+        out["diagnostics"] = _jsonable(self.diagnostics)
+        return out
+
+    def to_json(self, *, modes: bool = True, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(modes=modes), indent=indent, allow_nan=False)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Tidy rows: one per (model, step)."""
+        rows = []
+        for name, m in self.models.items():
+            for j, t in enumerate(m.steps):
+                row: dict[str, Any] = {"model": name, "step": int(t),
+                                       "excess_risk": float(m.excess_risk[j])}
+                for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se"):
+                    v = getattr(m, k)
+                    row[k] = float(v[j]) if v is not None else None
+                rows.append(row)
+        return rows
+
+    def to_csv(self) -> str:
+        rows = self.rows()
+        cols = ["model", "step", "excess_risk"]
+        for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se"):
+            if any(r[k] is not None for r in rows):
+                cols.append(k)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r[k] is None else (f"{r[k]:.12g}" if isinstance(r[k], float) else r[k]))
+                        for k in cols})
+        return buf.getvalue()
+
+    def table(self) -> str:
+        rows = self.rows()
+        cols = ["model", "step", "excess_risk"]
+        for k in ("excess_risk_se", "bias", "variance", "disagreement"):
+            if any(r[k] is not None for r in rows):
+                cols.append(k)
+        head = {"excess_risk": "excess risk", "excess_risk_se": "s.e.",
+                "disagreement": "disagr. w/ teacher"}
+        cells = [[head.get(c, c) for c in cols]]
+        for r in rows:
+            cells.append([_fmt(r[c]) for c in cols])
+        widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+        lines = [f"# {self.method}" + (f", {self.reps} replicates, seed {self.seed}" if self.reps else "")
+                 + "; excess risk sum_i (phi_i - theta_i)^2 (not halved)"]
+        for k, row in enumerate(cells):
+            lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+            if k == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _num(v: Any) -> float | None | str:
+    v = float(v)
+    if math.isnan(v):
+        return None
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v
+
+
+def _list(a: Any) -> list:
+    return [_num(v) for v in np.asarray(a, dtype=float).ravel()]
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _list(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _num(obj)
+    return obj

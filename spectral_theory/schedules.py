@@ -1,0 +1,280 @@
+"""Step-size schedules (THEORY.md section 3).
+
+Step ``t = 0 .. steps-1`` uses ``rates(steps)[t]``. Every schedule also
+reports its constant phases (``phases``), which the exact engine uses to
+precompute per-phase factors and which a phase-wise solver can exploit.
+
+Kinds (the scenario-file ``kind`` key in brackets):
+
+* :class:`Constant` [``constant``]: ``lr``.
+* :class:`StepDecay` [``step_decay``]: ``lr * factor^(t // every)``.
+* :class:`Piecewise` [``piecewise``]: constant phases ``lrs`` of ``lengths``
+  steps; the lengths must cover the training steps (extra length is unused).
+* :class:`Geometric` [``geometric``]: ``lr * factor^t``.
+* :class:`Polynomial` [``polynomial``]: ``lr / (1 + t/t0)^power``.
+* :class:`WarmupDecay` [``warmup_decay``]: linear warm-up
+  ``lr * (t + 1) / warmup`` for ``t < warmup``, then
+  ``lr / (1 + (t - warmup)/t0)^power`` (``power = 0``: constant after warm-up).
+* :class:`ArraySchedule` [``array``]: one value per step (at least ``steps`` values).
+
+All step sizes are in the batch-mean convention unless the model says
+``lr_convention = 'sum'``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import SpecError
+
+__all__ = [
+    "Schedule", "Constant", "StepDecay", "Piecewise", "Geometric", "Polynomial",
+    "WarmupDecay", "ArraySchedule", "halving_every",
+]
+
+
+def _pos(field_: str, v: Any, *, allow_zero: bool = False) -> float:
+    allowed = "must be a finite real number " + (">= 0" if allow_zero else "> 0")
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise SpecError(field_, v, allowed)
+    f = float(v)
+    if not math.isfinite(f) or f < 0 or (f == 0 and not allow_zero):
+        raise SpecError(field_, v, allowed)
+    return f
+
+
+def _posint(field_: str, v: Any) -> int:
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise SpecError(field_, v, "must be an integer >= 1")
+    return int(v)
+
+
+def _runs(rates: np.ndarray) -> list[tuple[float, int]]:
+    """Run-length encoding of a step-size array into constant phases."""
+    if rates.size == 0:
+        return []
+    change = np.flatnonzero(rates[1:] != rates[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [rates.size]])
+    return [(float(rates[s]), int(e - s)) for s, e in zip(starts, ends, strict=True)]
+
+
+class Schedule:
+    """Base class. Subclasses implement ``rates`` and ``describe``."""
+
+    def rates(self, steps: int) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def phases(self, steps: int) -> list[tuple[float, int]]:
+        """Constant phases ``(lr, length)`` whose lengths add up to ``steps``."""
+        return _runs(self.rates(steps))
+
+    def check_length(self, steps: int) -> None:
+        """Raise :class:`SpecError` if the schedule cannot cover ``steps`` steps."""
+
+    def describe(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Constant(Schedule):
+    lr: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", _pos("schedule.lr", self.lr))
+
+    def rates(self, steps: int) -> np.ndarray:
+        return np.full(steps, self.lr)
+
+    def phases(self, steps: int) -> list[tuple[float, int]]:
+        return [(self.lr, steps)] if steps else []
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "constant", "lr": self.lr}
+
+
+@dataclass(frozen=True)
+class StepDecay(Schedule):
+    lr: float
+    factor: float
+    every: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", _pos("schedule.lr", self.lr))
+        f = _pos("schedule.factor", self.factor)
+        object.__setattr__(self, "factor", f)
+        object.__setattr__(self, "every", _posint("schedule.every", self.every))
+
+    def rates(self, steps: int) -> np.ndarray:
+        t = np.arange(steps)
+        return self.lr * self.factor ** (t // self.every)
+
+    def phases(self, steps: int) -> list[tuple[float, int]]:
+        out, t, k = [], 0, 0
+        while t < steps:
+            n = min(self.every, steps - t)
+            out.append((self.lr * self.factor**k, n))
+            t += n
+            k += 1
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "step_decay", "lr": self.lr, "factor": self.factor, "every": self.every}
+
+
+def halving_every(total_steps: int) -> int:
+    """The THEORY.md step-decay period: halve every ``T / log2(T)`` steps (at least 1)."""
+    if total_steps < 2:
+        return 1
+    return max(1, int(round(total_steps / math.log2(total_steps))))
+
+
+@dataclass(frozen=True)
+class Piecewise(Schedule):
+    lrs: tuple[float, ...]
+    lengths: tuple[int, ...]
+
+    def __post_init__(self):
+        if isinstance(self.lrs, (str, bytes)) or not hasattr(self.lrs, "__len__") or not len(self.lrs):
+            raise SpecError("schedule.lrs", self.lrs, "must be a non-empty list of step sizes > 0")
+        lrs = tuple(_pos(f"schedule.lrs[{i}]", v) for i, v in enumerate(self.lrs))
+        if isinstance(self.lengths, (str, bytes)) or not hasattr(self.lengths, "__len__"):
+            raise SpecError("schedule.lengths", self.lengths, "must be a list of integers >= 1")
+        lengths = tuple(_posint(f"schedule.lengths[{i}]", v) for i, v in enumerate(self.lengths))
+        if len(lengths) != len(lrs):
+            raise SpecError("schedule.lengths", list(lengths),
+                            f"must have one length per step size ({len(lrs)} given in lrs)")
+        object.__setattr__(self, "lrs", lrs)
+        object.__setattr__(self, "lengths", lengths)
+
+    def check_length(self, steps: int) -> None:
+        if sum(self.lengths) < steps:
+            raise SpecError("schedule.lengths", list(self.lengths),
+                            f"must add up to at least the model's steps ({steps}); "
+                            f"they add up to {sum(self.lengths)}")
+
+    def rates(self, steps: int) -> np.ndarray:
+        self.check_length(steps)
+        return np.repeat(np.array(self.lrs), self.lengths)[:steps]
+
+    def phases(self, steps: int) -> list[tuple[float, int]]:
+        self.check_length(steps)
+        out, t = [], 0
+        for lr, n in zip(self.lrs, self.lengths, strict=True):
+            if t >= steps:
+                break
+            n = min(n, steps - t)
+            out.append((lr, n))
+            t += n
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "piecewise", "lrs": list(self.lrs), "lengths": list(self.lengths)}
+
+
+@dataclass(frozen=True)
+class Geometric(Schedule):
+    lr: float
+    factor: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", _pos("schedule.lr", self.lr))
+        object.__setattr__(self, "factor", _pos("schedule.factor", self.factor))
+
+    def rates(self, steps: int) -> np.ndarray:
+        return self.lr * self.factor ** np.arange(steps, dtype=float)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "geometric", "lr": self.lr, "factor": self.factor}
+
+
+@dataclass(frozen=True)
+class Polynomial(Schedule):
+    lr: float
+    t0: float = 1.0
+    power: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", _pos("schedule.lr", self.lr))
+        object.__setattr__(self, "t0", _pos("schedule.t0", self.t0))
+        object.__setattr__(self, "power", _pos("schedule.power", self.power, allow_zero=True))
+
+    def rates(self, steps: int) -> np.ndarray:
+        t = np.arange(steps, dtype=float)
+        return self.lr / (1.0 + t / self.t0) ** self.power
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "polynomial", "lr": self.lr, "t0": self.t0, "power": self.power}
+
+
+@dataclass(frozen=True)
+class WarmupDecay(Schedule):
+    lr: float
+    warmup: int
+    t0: float = 1.0
+    power: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", _pos("schedule.lr", self.lr))
+        object.__setattr__(self, "warmup", _posint("schedule.warmup", self.warmup))
+        object.__setattr__(self, "t0", _pos("schedule.t0", self.t0))
+        object.__setattr__(self, "power", _pos("schedule.power", self.power, allow_zero=True))
+
+    def rates(self, steps: int) -> np.ndarray:
+        t = np.arange(steps, dtype=float)
+        up = self.lr * (t + 1.0) / self.warmup
+        down = self.lr / (1.0 + np.maximum(t - self.warmup, 0.0) / self.t0) ** self.power
+        return np.where(t < self.warmup, up, down)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "warmup_decay", "lr": self.lr, "warmup": self.warmup,
+                "t0": self.t0, "power": self.power}
+
+
+@dataclass(frozen=True, eq=False)
+class ArraySchedule(Schedule):
+    values: Any = field(repr=False)
+
+    def __post_init__(self):
+        allowed = "must be a non-empty 1-D list of finite step sizes > 0"
+        try:
+            arr = np.array(self.values, dtype=float)
+        except (TypeError, ValueError):
+            raise SpecError("schedule.values", self.values, allowed) from None
+        if arr.ndim != 1 or arr.size == 0:
+            raise SpecError("schedule.values", self.values, allowed)
+        bad = ~np.isfinite(arr) | (arr <= 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise SpecError(f"schedule.values[{i}]", float(arr[i]), allowed)
+        arr.setflags(write=False)
+        object.__setattr__(self, "values", arr)
+
+    def check_length(self, steps: int) -> None:
+        if self.values.size < steps:
+            raise SpecError("schedule.values", f"<array of length {self.values.size}>",
+                            f"must give at least one step size per training step ({steps})")
+
+    def rates(self, steps: int) -> np.ndarray:
+        self.check_length(steps)
+        return np.array(self.values[:steps])
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "array", "values": self.values.tolist()}
+
+
+SCHEDULE_KINDS: dict[str, type[Schedule]] = {
+    "constant": Constant,
+    "step_decay": StepDecay,
+    "piecewise": Piecewise,
+    "geometric": Geometric,
+    "polynomial": Polynomial,
+    "warmup_decay": WarmupDecay,
+    "array": ArraySchedule,
+}

@@ -1,0 +1,559 @@
+"""Frozen, self-validating specification objects (THEORY.md sections 1-3).
+
+A :class:`Scenario` ties a :class:`Problem` (spectrum, target, noise,
+feature distribution) to an ordered chain of :class:`Model` specs. Each model
+has a speed profile (capacity or explicit speeds), a training recipe (batch,
+steps, step-size schedule) and a label source (hard labels, or a parent
+model's predictions mixed with weight ``alpha`` on the hard label).
+
+Every constructor validates its fields and raises :class:`SpecError` naming
+the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .errors import SpecError
+from .schedules import Constant, Schedule
+
+__all__ = [
+    "Spectrum",
+    "PowerLawSpectrum",
+    "ExponentialSpectrum",
+    "ArraySpectrum",
+    "Target",
+    "PowerLawTarget",
+    "ArrayTarget",
+    "Features",
+    "Problem",
+    "Model",
+    "Output",
+    "Scenario",
+]
+
+
+# ----------------------------------------------------------------------------
+# validation helpers
+
+
+def _finite(field_: str, value: Any, *, lo: float | None = None, lo_open: bool = False,
+            hi: float | None = None, hi_open: bool = False) -> float:
+    """Return ``value`` as float after checking it is a finite real in range."""
+    allowed = "must be a finite real number"
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if lo_open else '>='} {lo:g}")
+    if hi is not None:
+        parts.append(f"{'<' if hi_open else '<='} {hi:g}")
+    if parts:
+        allowed += " " + " and ".join(parts)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise SpecError(field_, value, allowed)
+    v = float(value)
+    if not math.isfinite(v):
+        raise SpecError(field_, value, allowed)
+    if lo is not None and (v < lo or (lo_open and v == lo)):
+        raise SpecError(field_, value, allowed)
+    if hi is not None and (v > hi or (hi_open and v == hi)):
+        raise SpecError(field_, value, allowed)
+    return v
+
+
+def _int(field_: str, value: Any, *, lo: int | None = None, hi: int | None = None) -> int:
+    allowed = "must be an integer"
+    if lo is not None:
+        allowed += f" >= {lo}"
+    if hi is not None:
+        allowed += f" and <= {hi}" if lo is not None else f" <= {hi}"
+    if isinstance(value, bool):
+        raise SpecError(field_, value, allowed)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    if not isinstance(value, (int, np.integer)):
+        raise SpecError(field_, value, allowed)
+    v = int(value)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise SpecError(field_, value, allowed)
+    return v
+
+
+def _array(field_: str, values: Any, *, nonneg: bool = True, min_len: int = 1) -> np.ndarray:
+    allowed = "must be a non-empty 1-D array of finite real numbers" + (" >= 0" if nonneg else "")
+    try:
+        arr = np.array(values, dtype=float)
+    except (TypeError, ValueError):
+        raise SpecError(field_, values, allowed) from None
+    if arr.ndim != 1 or arr.size < min_len:
+        raise SpecError(field_, values, allowed)
+    bad = ~np.isfinite(arr)
+    if nonneg:
+        bad |= arr < 0
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise SpecError(f"{field_}[{i}]", float(arr[i]), allowed)
+    arr.setflags(write=False)
+    return arr
+
+
+# ----------------------------------------------------------------------------
+# spectra
+
+
+class Spectrum:
+    """Base class: data covariance eigenvalues ``lambda_1 >= ... >= lambda_d >= 0``."""
+
+    d: int
+
+    @cached_property
+    def values(self) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PowerLawSpectrum(Spectrum):
+    """``lambda_i = scale * i^-a`` for ``i = 1..d`` (``a > 0``; ``a > 1`` has finite trace)."""
+
+    a: float
+    d: int
+    scale: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "a", _finite("spectrum.a", self.a, lo=0.0, lo_open=True))
+        object.__setattr__(self, "d", _int("spectrum.d", self.d, lo=1))
+        object.__setattr__(self, "scale", _finite("spectrum.scale", self.scale, lo=0.0, lo_open=True))
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        v = self.scale * np.arange(1, self.d + 1, dtype=float) ** (-self.a)
+        v.setflags(write=False)
+        return v
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "powerlaw", "a": self.a, "d": self.d, "scale": self.scale}
+
+
+@dataclass(frozen=True)
+class ExponentialSpectrum(Spectrum):
+    """``lambda_i = scale * exp(-rate * (i - 1))`` for ``i = 1..d``."""
+
+    rate: float
+    d: int
+    scale: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "rate", _finite("spectrum.rate", self.rate, lo=0.0))
+        object.__setattr__(self, "d", _int("spectrum.d", self.d, lo=1))
+        object.__setattr__(self, "scale", _finite("spectrum.scale", self.scale, lo=0.0, lo_open=True))
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        v = self.scale * np.exp(-self.rate * np.arange(self.d, dtype=float))
+        v.setflags(write=False)
+        return v
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "exponential", "rate": self.rate, "d": self.d, "scale": self.scale}
+
+
+@dataclass(frozen=True, eq=False)
+class ArraySpectrum(Spectrum):
+    """Explicit eigenvalues, non-increasing and non-negative."""
+
+    eigenvalues: Any = field(repr=False)
+
+    def __post_init__(self):
+        arr = _array("spectrum.values", self.eigenvalues)
+        if arr.size > 1 and np.any(np.diff(arr) > 0):
+            i = int(np.argmax(np.diff(arr) > 0)) + 1
+            raise SpecError(
+                f"spectrum.values[{i}]", float(arr[i]),
+                "eigenvalues must be sorted non-increasing (sort the spectrum and the "
+                "target array together)",
+            )
+        object.__setattr__(self, "eigenvalues", arr)
+
+    @property
+    def d(self) -> int:  # type: ignore[override]
+        return int(self.eigenvalues.size)
+
+    @property
+    def values(self) -> np.ndarray:  # type: ignore[override]
+        return self.eigenvalues
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "array", "values": self.eigenvalues.tolist()}
+
+
+# ----------------------------------------------------------------------------
+# targets
+
+
+class Target:
+    """Base class: ``theta_i^2`` (or ``E theta_i^2`` under a diagonal prior) per mode."""
+
+    def theta2(self, d: int) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PowerLawTarget(Target):
+    """``theta_i^2 = scale * i^-b`` (``b > 1`` for finite signal as d -> infinity)."""
+
+    b: float
+    scale: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "b", _finite("target.b", self.b))
+        object.__setattr__(self, "scale", _finite("target.scale", self.scale, lo=0.0))
+
+    def theta2(self, d: int) -> np.ndarray:
+        return self.scale * np.arange(1, d + 1, dtype=float) ** (-self.b)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "powerlaw", "b": self.b, "scale": self.scale}
+
+
+@dataclass(frozen=True, eq=False)
+class ArrayTarget(Target):
+    """Explicit ``theta_i^2`` per mode (non-negative)."""
+
+    values: Any = field(repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "values", _array("target.values", self.values))
+
+    def theta2(self, d: int) -> np.ndarray:
+        if self.values.size != d:
+            raise SpecError(
+                "target.values", f"<array of length {self.values.size}>",
+                f"must have one entry per mode, i.e. length d = {d}",
+            )
+        return np.array(self.values)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "array", "values": self.values.tolist()}
+
+
+# ----------------------------------------------------------------------------
+# features
+
+_KURTOSIS = {"gaussian": 3.0, "rademacher": 1.0, "uniform": 9.0 / 5.0}
+
+
+@dataclass(frozen=True)
+class Features:
+    """Latent coordinate law: ``gaussian`` (kurtosis 3), ``rademacher`` (1),
+    ``uniform`` (9/5), or ``kurtosis`` with an explicit value ``>= 1``.
+
+    For an explicit kurtosis the Monte Carlo simulator samples the symmetric
+    three-point law ``P(z = +-kappa^(1/2)) = 1/(2 kappa)``, ``P(z = 0) = 1 - 1/kappa``,
+    whose variance is 1 and fourth moment kappa.
+    """
+
+    kind: str = "gaussian"
+    kurtosis: float | None = None
+
+    def __post_init__(self):
+        allowed = "must be one of 'gaussian', 'rademacher', 'uniform', 'kurtosis'"
+        if self.kind not in (*_KURTOSIS, "kurtosis"):
+            raise SpecError("problem.features", self.kind, allowed)
+        if self.kind == "kurtosis":
+            k = _finite("problem.kurtosis", self.kurtosis, lo=1.0)
+            object.__setattr__(self, "kurtosis", k)
+        else:
+            if self.kurtosis is not None and float(self.kurtosis) != _KURTOSIS[self.kind]:
+                raise SpecError(
+                    "problem.kurtosis", self.kurtosis,
+                    f"features {self.kind!r} have kurtosis {_KURTOSIS[self.kind]:g}; "
+                    "give either a named law or a kurtosis value, not both",
+                )
+            object.__setattr__(self, "kurtosis", _KURTOSIS[self.kind])
+
+    @property
+    def kappa(self) -> float:
+        return float(self.kurtosis)  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "kurtosis": self.kappa}
+
+
+# ----------------------------------------------------------------------------
+# problem
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Spectrum, target, label-noise variance ``sigma2`` and latent law."""
+
+    spectrum: Spectrum
+    target: Target
+    noise: float = 0.0
+    features: Features = field(default_factory=Features)
+
+    def __post_init__(self):
+        if not isinstance(self.spectrum, Spectrum):
+            raise SpecError("problem.spectrum", self.spectrum, "must be a Spectrum object")
+        if not isinstance(self.target, Target):
+            raise SpecError("problem.target", self.target, "must be a Target object")
+        if isinstance(self.features, str):
+            object.__setattr__(self, "features", Features(self.features))
+        if not isinstance(self.features, Features):
+            raise SpecError("problem.features", self.features, "must be a Features object")
+        object.__setattr__(self, "noise", _finite("problem.noise", self.noise, lo=0.0))
+        # resolve the target now so a length mismatch fails at construction
+        self.theta2  # noqa: B018
+
+    @property
+    def d(self) -> int:
+        return self.spectrum.d
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        return self.spectrum.values
+
+    @cached_property
+    def theta2(self) -> np.ndarray:
+        t = self.target.theta2(self.d)
+        t.setflags(write=False)
+        return t
+
+    @property
+    def kappa(self) -> float:
+        return self.features.kappa
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "spectrum": self.spectrum.describe(),
+            "target": self.target.describe(),
+            "noise": self.noise,
+            "features": self.features.describe(),
+        }
+
+
+# ----------------------------------------------------------------------------
+# models
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """One model of the chain: speed profile, recipe and label source.
+
+    * speed profile: ``capacity=k`` (``s_i = lambda_i`` for ``i <= k``, else 0),
+      or ``speeds`` (one ``s_i >= 0`` per mode); default ``s = lambda``;
+    * recipe: ``batch`` B, ``steps`` T, ``schedule`` (a :mod:`schedules` object
+      or a float for a constant step); ``lr_convention='mean'`` (batch-averaged
+      gradients, the default) or ``'sum'`` (batch-summed: the recursion uses
+      ``eta_mean = B * eta_sum``);
+    * label source: ``teacher=None`` (hard labels) or the name of an earlier
+      model, with ``alpha`` the weight of the hard label in the mix
+      (``l = alpha y + (1 - alpha) z.phi_teacher``; default 0: soft labels only).
+    """
+
+    name: str
+    steps: int
+    schedule: Schedule | float = 0.1
+    batch: int = 1
+    capacity: int | None = None
+    speeds: Any = None
+    teacher: str | None = None
+    alpha: float | None = None
+    lr_convention: str = "mean"
+
+    def __post_init__(self):
+        f = f"models[{self.name!r}]" if isinstance(self.name, str) else "models[?]"
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SpecError(f"{f}.name", self.name, "must be a non-empty string")
+        object.__setattr__(self, "steps", _int(f"{f}.steps", self.steps, lo=0))
+        object.__setattr__(self, "batch", _int(f"{f}.batch", self.batch, lo=1))
+        sched = self.schedule
+        if not isinstance(sched, Schedule):
+            sched = Constant(_finite(f"{f}.lr", sched, lo=0.0, lo_open=True))
+        object.__setattr__(self, "schedule", sched)
+        try:
+            sched.check_length(self.steps)
+        except SpecError as err:
+            raise SpecError(f"{f}.{err.field}", err.value, err.allowed) from None
+        if self.lr_convention not in ("mean", "sum"):
+            raise SpecError(f"{f}.lr_convention", self.lr_convention, "must be 'mean' or 'sum'")
+        if self.capacity is not None and self.speeds is not None:
+            raise SpecError(f"{f}.speeds", "<array>", "give either capacity or speeds, not both")
+        if self.capacity is not None:
+            object.__setattr__(self, "capacity", _int(f"{f}.capacity", self.capacity, lo=1))
+        if self.speeds is not None:
+            object.__setattr__(self, "speeds", _array(f"{f}.speeds", self.speeds))
+        if self.teacher is None:
+            if self.alpha is not None and float(self.alpha) != 1.0:
+                raise SpecError(
+                    f"{f}.alpha", self.alpha,
+                    "a model without a teacher trains on hard labels (alpha = 1); "
+                    "set 'teacher' to mix in a parent's predictions",
+                )
+            object.__setattr__(self, "alpha", 1.0)
+        else:
+            if not isinstance(self.teacher, str):
+                raise SpecError(f"{f}.teacher", self.teacher, "must be the name of an earlier model")
+            if self.teacher == self.name:
+                raise SpecError(f"{f}.teacher", self.teacher, "a model cannot be its own teacher")
+            a = 0.0 if self.alpha is None else self.alpha
+            object.__setattr__(self, "alpha", _finite(f"{f}.alpha", a, lo=0.0, hi=1.0))
+
+    @property
+    def field_name(self) -> str:
+        return f"models[{self.name!r}]"
+
+    def speed_profile(self, eigenvalues: np.ndarray) -> np.ndarray:
+        """The per-mode speeds ``s_i`` of this model on a problem's spectrum."""
+        d = eigenvalues.size
+        if self.speeds is not None:
+            if self.speeds.size != d:
+                raise SpecError(
+                    f"{self.field_name}.speeds", f"<array of length {self.speeds.size}>",
+                    f"must have one entry per mode, i.e. length d = {d}",
+                )
+            return np.array(self.speeds)
+        s = np.array(eigenvalues, dtype=float)
+        if self.capacity is not None:
+            if self.capacity > d:
+                raise SpecError(f"{self.field_name}.capacity", self.capacity,
+                                f"must be an integer between 1 and d = {d}")
+            s[self.capacity:] = 0.0
+        return s
+
+    def step_sizes(self) -> np.ndarray:
+        """Per-step step sizes in the batch-mean convention (length ``steps``)."""
+        eta = np.asarray(self.schedule.rates(self.steps), dtype=float)
+        if self.lr_convention == "sum":
+            eta = eta * self.batch
+        return eta
+
+    def phases(self) -> list[tuple[float, int]]:
+        """Constant-step phases ``(eta_mean, length)`` covering the ``steps`` steps."""
+        scale = self.batch if self.lr_convention == "sum" else 1
+        return [(lr * scale, n) for lr, n in self.schedule.phases(self.steps)]
+
+    @property
+    def hard(self) -> bool:
+        return self.teacher is None or self.alpha == 1.0
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name, "steps": self.steps, "batch": self.batch,
+            "schedule": self.schedule.describe(), "lr_convention": self.lr_convention,
+        }
+        if self.capacity is not None:
+            out["capacity"] = self.capacity
+        if self.speeds is not None:
+            out["speeds"] = self.speeds.tolist()
+        if self.teacher is not None:
+            out["teacher"] = self.teacher
+            out["alpha"] = self.alpha
+        return out
+
+
+# ----------------------------------------------------------------------------
+# output and scenario
+
+
+@dataclass(frozen=True)
+class Output:
+    """Which steps of each model are reported.
+
+    ``at``: explicit steps (each model reports those ``<=`` its own ``steps``;
+    step 0 is its initialisation). ``None``: ``points`` log-spaced steps from 0
+    to each model's last step.
+    """
+
+    at: tuple[int, ...] | None = None
+    points: int = 50
+
+    def __post_init__(self):
+        if self.at is not None:
+            if isinstance(self.at, (str, bytes)) or not isinstance(self.at, Sequence | np.ndarray):
+                raise SpecError("output.at", self.at, "must be a list of non-negative integers")
+            steps = tuple(_int(f"output.at[{i}]", t, lo=0) for i, t in enumerate(self.at))
+            if not steps:
+                raise SpecError("output.at", list(self.at), "must list at least one step")
+            object.__setattr__(self, "at", tuple(sorted(set(steps))))
+        object.__setattr__(self, "points", _int("output.points", self.points, lo=2))
+
+    def steps_for(self, total: int) -> np.ndarray:
+        if self.at is not None:
+            return np.array([t for t in self.at if t <= total], dtype=np.int64)
+        return log_steps(total, self.points)
+
+
+def log_steps(total: int, points: int) -> np.ndarray:
+    """``points`` roughly log-spaced integer steps in ``[0, total]``, with 0 and ``total``."""
+    if total == 0:
+        return np.array([0], dtype=np.int64)
+    grid = np.unique(np.round(np.geomspace(1, total, max(points - 1, 1))).astype(np.int64))
+    return np.concatenate([[0], grid]).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    """A problem and a chain of models trained in order, each frozen once trained."""
+
+    problem: Problem
+    models: tuple[Model, ...]
+    output: Output = field(default_factory=Output)
+    name: str = "scenario"
+
+    def __post_init__(self):
+        if not isinstance(self.problem, Problem):
+            raise SpecError("problem", self.problem, "must be a Problem object")
+        models = tuple(self.models) if not isinstance(self.models, Model) else (self.models,)
+        if not models:
+            raise SpecError("models", [], "must list at least one model")
+        seen: set[str] = set()
+        for i, m in enumerate(models):
+            if not isinstance(m, Model):
+                raise SpecError(f"models[{i}]", m, "must be a Model object")
+            if m.name in seen:
+                raise SpecError(f"models[{i}].name", m.name, "model names must be unique")
+            if m.teacher is not None and m.teacher not in seen:
+                raise SpecError(
+                    f"{m.field_name}.teacher", m.teacher,
+                    "must name a model listed earlier in the chain "
+                    f"(earlier models: {sorted(seen) or 'none'})",
+                )
+            # resolve the speed profile now so a length mismatch fails at construction
+            m.speed_profile(self.problem.eigenvalues)
+            seen.add(m.name)
+        object.__setattr__(self, "models", models)
+        if isinstance(self.output, dict):
+            object.__setattr__(self, "output", Output(**self.output))
+
+    def model(self, name: str) -> Model:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def index(self, name: str) -> int:
+        for i, m in enumerate(self.models):
+            if m.name == name:
+                return i
+        raise KeyError(name)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "problem": self.problem.describe(),
+            "models": [m.describe() for m in self.models],
+            "output": {"at": list(self.output.at) if self.output.at is not None else None,
+                       "points": self.output.points},
+        }
