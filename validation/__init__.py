@@ -1,0 +1,1 @@
+"""Monte Carlo validation suite: theory against simulation (THEORY.md section 6)."""

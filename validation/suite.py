@@ -1,0 +1,152 @@
+"""Configurations of the validation suite, in two tiers.
+
+* ``quick``: small problems (d <= 40, a few hundred steps, R = 3000-4000
+  replicates); runs in the default test suite (tests/test_validation.py).
+* ``long``: larger problems and more replicates; ``python -m validation --tier long``
+  or ``pytest -m slow``.
+
+Each configuration is a function returning a Scenario; seeds are fixed.
+Criterion (THEORY.md section 6): at every reported step
+``|theory - MC| <= 4 SE + 1e-12``, and no systematic sign across the tier
+(two-sided sign test on the last model's final z-score of each
+configuration, p >= 0.01).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import spectral_theory as st
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    build: Callable[[], st.Scenario]
+    reps: int
+    seed: int
+    covers: str
+
+
+def _pl(a: float, b: float, d: int, noise: float, features: st.Features) -> st.Problem:
+    return st.Problem(st.PowerLawSpectrum(a=a, d=d), st.PowerLawTarget(b=b), noise=noise, features=features)
+
+
+G, R, U = st.Features("gaussian"), st.Features("rademacher"), st.Features("uniform")
+
+
+def _out(*steps: int) -> st.Output:
+    return st.Output(at=steps)
+
+
+def q_gauss_b1_const() -> st.Scenario:
+    return st.Scenario(_pl(1.5, 2.0, 30, 0.2, G), (st.Model("m", steps=400, schedule=0.4),),
+                       output=_out(0, 1, 5, 20, 100, 400))
+
+
+def q_rademacher_b4_const() -> st.Scenario:
+    return st.Scenario(_pl(1.2, 1.5, 40, 0.5, R), (st.Model("m", steps=300, schedule=1.0, batch=4),),
+                       output=_out(0, 1, 3, 10, 50, 300))
+
+
+def q_uniform_b1_stepdecay() -> st.Scenario:
+    return st.Scenario(_pl(1.5, 1.8, 30, 0.3, U),
+                       (st.Model("m", steps=400, schedule=st.StepDecay(0.6, 0.5, 100)),),
+                       output=_out(0, 2, 10, 50, 150, 400))
+
+
+def q_gauss_b8_poly() -> st.Scenario:
+    return st.Scenario(_pl(2.0, 2.5, 25, 1.0, G),
+                       (st.Model("m", steps=200, schedule=st.Polynomial(1.5, t0=20, power=1.0), batch=8),),
+                       output=_out(0, 1, 5, 20, 80, 200))
+
+
+def q_capacity_truncated() -> st.Scenario:
+    return st.Scenario(_pl(1.3, 1.6, 40, 0.2, U),
+                       (st.Model("m", steps=300, schedule=0.5, batch=2, capacity=8),),
+                       output=_out(0, 3, 30, 300))
+
+
+def q_kurtosis5_warmup() -> st.Scenario:
+    prob = _pl(1.5, 2.0, 20, 0.4, st.Features("kurtosis", kurtosis=5.0))
+    return st.Scenario(prob, (st.Model("m", steps=300, schedule=st.WarmupDecay(0.3, warmup=30, t0=50, power=0.5)),),
+                       output=_out(0, 5, 30, 100, 300))
+
+
+def q_kd_soft_rademacher() -> st.Scenario:
+    prob = _pl(1.5, 2.0, 30, 0.5, R)
+    return st.Scenario(prob, (st.Model("teacher", steps=400, schedule=0.4, batch=2),
+                              st.Model("student", steps=300, schedule=0.4, capacity=10, teacher="teacher")),
+                       output=_out(0, 3, 30, 300))
+
+
+def q_chain3_mixed() -> st.Scenario:
+    prob = _pl(1.4, 1.8, 30, 0.3, G)
+    return st.Scenario(prob, (
+        st.Model("g0", steps=300, schedule=0.3, batch=2),
+        st.Model("g1", steps=200, schedule=st.Geometric(0.5, 0.995), teacher="g0", alpha=0.3, capacity=20),
+        st.Model("g2", steps=200, schedule=0.3, batch=3, teacher="g1", alpha=0.3),
+    ), output=_out(0, 2, 20, 200))
+
+
+def q_w2s_uniform_array() -> st.Scenario:
+    lam = [1.0, 0.6, 0.5, 0.3, 0.2, 0.1, 0.05, 0.05, 0.02, 0.01]
+    th2 = [0.5, 0.1, 0.3, 0.05, 0.2, 0.02, 0.1, 0.0, 0.05, 0.01]
+    prob = st.Problem(st.ArraySpectrum(lam), st.ArrayTarget(th2), noise=0.5, features=U)
+    return st.Scenario(prob, (
+        st.Model("weak", steps=200, schedule=0.6, capacity=4),
+        st.Model("strong", steps=400, schedule=st.ArraySchedule([0.4] * 200 + [0.1] * 200), teacher="weak", alpha=0.0),
+    ), output=_out(0, 5, 50, 200, 400))
+
+
+QUICK = [
+    Config("gauss_b1_const", q_gauss_b1_const, 4000, 11, "kurtosis 3, B=1, constant"),
+    Config("rademacher_b4_const", q_rademacher_b4_const, 4000, 12, "kurtosis 1, B=4, constant"),
+    Config("uniform_b1_stepdecay", q_uniform_b1_stepdecay, 4000, 13, "kurtosis 1.8, B=1, step decay"),
+    Config("gauss_b8_poly", q_gauss_b8_poly, 3000, 14, "kurtosis 3, B=8, polynomial decay"),
+    Config("capacity_truncated", q_capacity_truncated, 4000, 15, "capacity 8 of 40, kurtosis 1.8, B=2"),
+    Config("kurtosis5_warmup", q_kurtosis5_warmup, 4000, 16, "three-point law kurtosis 5, warmup-decay"),
+    Config("kd_soft_rademacher", q_kd_soft_rademacher, 3000, 17, "teacher -> capacity-10 student, soft labels"),
+    Config("chain3_mixed", q_chain3_mixed, 3000, 18, "3-generation chain, alpha 0.3, geometric schedule"),
+    Config("w2s_uniform_array", q_w2s_uniform_array, 4000, 19, "weak capacity-4 teacher -> student, array spectrum/schedule"),
+]
+
+
+def l_powerlaw_large() -> st.Scenario:
+    return st.Scenario(_pl(1.5, 1.5, 300, 0.5, G),
+                       (st.Model("m", steps=3000, schedule=st.StepDecay(0.5, 0.5, 500)),),
+                       output=_out(0, 10, 100, 1000, 3000))
+
+
+def l_kd_mixed_large() -> st.Scenario:
+    prob = _pl(1.3, 1.7, 200, 1.0, U)
+    return st.Scenario(prob, (
+        st.Model("teacher", steps=3000, schedule=0.3, batch=4),
+        st.Model("student", steps=2000, schedule=0.3, capacity=50, teacher="teacher", alpha=0.4),
+    ), output=_out(0, 20, 200, 2000))
+
+
+def l_chain4_rademacher() -> st.Scenario:
+    prob = _pl(1.5, 2.0, 100, 0.5, R)
+    models = [st.Model("g0", steps=1000, schedule=0.4)]
+    for g in range(1, 4):
+        models.append(st.Model(f"g{g}", steps=600, schedule=0.4, teacher=f"g{g - 1}", alpha=0.0))
+    return st.Scenario(prob, tuple(models), output=_out(0, 10, 100, 600, 1000))
+
+
+def l_near_edge() -> st.Scenario:
+    prob = _pl(1.5, 2.0, 60, 0.2, G)
+    m0 = st.Model("m", steps=1, schedule=0.1)
+    lim = st.stability_limit(m0.speed_profile(prob.eigenvalues), 1, prob.kappa)
+    return st.Scenario(prob, (st.Model("m", steps=1500, schedule=0.9 * lim),), output=_out(0, 10, 100, 1500))
+
+
+LONG = [
+    Config("powerlaw_large", l_powerlaw_large, 3000, 21, "d=300, step decay"),
+    Config("kd_mixed_large", l_kd_mixed_large, 3000, 22, "d=200, alpha 0.4, capacity 50"),
+    Config("chain4_rademacher", l_chain4_rademacher, 3000, 23, "4-generation chain, soft labels"),
+    Config("near_edge", l_near_edge, 8000, 24, "constant step at 0.9 of the stability limit"),
+]
+
+TIERS = {"quick": QUICK, "long": QUICK + LONG}
