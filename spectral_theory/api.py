@@ -128,7 +128,7 @@ def simulate(
     ``reps`` replicates (each trains its own chain on fresh samples), seeded by
     ``seed``; mean excess risk and its standard error at each reported step.
     """
-    from .simulate import run_monte_carlo
+    from .montecarlo import run_monte_carlo
 
     if not isinstance(scenario, Scenario):
         raise SpecError("scenario", scenario, "must be a Scenario object")

@@ -1,0 +1,45 @@
+"""Theory against Monte Carlo: the quick validation tier (THEORY.md section 6).
+
+The long tier runs with ``pytest -m slow`` or ``python -m validation --tier long``.
+"""
+
+import pytest
+
+from spectral_theory.checks import check_against_simulation, sign_test
+from validation.suite import LONG, QUICK
+
+_FINAL_Z: dict[str, float] = {}
+
+
+@pytest.mark.parametrize("config", QUICK, ids=[c.name for c in QUICK])
+def test_quick_tier(config):
+    chk = check_against_simulation(config.build(), reps=config.reps, seed=config.seed, name=config.name)
+    _FINAL_Z[config.name] = chk.final_z
+    assert chk.passed, chk.table()
+
+
+def test_quick_tier_covers_what_it_claims():
+    kappas = {c.build().problem.kappa for c in QUICK}
+    assert {1.0, 1.8, 3.0} <= kappas
+    scenarios = [c.build() for c in QUICK]
+    assert any(m.batch == 1 for s in scenarios for m in s.models)
+    assert any(m.batch > 1 for s in scenarios for m in s.models)
+    assert any(m.capacity is not None for s in scenarios for m in s.models)
+    assert any(len(s.models) >= 3 and all(0 < m.alpha < 1 for m in s.models[1:]) for s in scenarios)
+    assert any(len({lr for lr, _ in m.phases()}) > 1 for s in scenarios for m in s.models)
+    assert len(QUICK) >= 8
+
+
+def test_quick_tier_no_systematic_sign():
+    if len(_FINAL_Z) < len(QUICK):  # run on its own: compute the final z-scores here
+        for c in QUICK:
+            if c.name not in _FINAL_Z:
+                _FINAL_Z[c.name] = check_against_simulation(c.build(), reps=c.reps, seed=c.seed).final_z
+    assert sign_test(list(_FINAL_Z.values()))["p_value"] >= 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", LONG, ids=[c.name for c in LONG])
+def test_long_tier(config):
+    chk = check_against_simulation(config.build(), reps=config.reps, seed=config.seed, name=config.name)
+    assert chk.passed, chk.table()
