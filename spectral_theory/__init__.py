@@ -42,10 +42,23 @@ from .spec import (
     Target,
 )
 from .stability import check_step, stability_limit
+from .transfer import (
+    Chain,
+    Distillation,
+    TransferReport,
+    WeakToStrong,
+    evaluate,
+    spectral_horizon,
+    transfer_map,
+    tune_alpha,
+    tune_lr,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Chain", "Distillation", "TransferReport", "WeakToStrong", "evaluate", "spectral_horizon",
+    "transfer_map", "tune_alpha", "tune_lr",
     "ArraySchedule", "ArraySpectrum", "ArrayTarget", "CONVENTIONS", "Constant",
     "ExponentialSpectrum", "Features", "Geometric", "InstabilityError", "METHODS", "Model",
     "ModeProfile", "ModelResult", "Output", "Piecewise", "Polynomial", "PowerLawSpectrum",

@@ -60,9 +60,10 @@ class ExactSolver(Solver):
 
     name = "exact"
 
-    def _solve(self, scenario, *, at, record_modes=False, every_step=False, on_unstable="raise"):
+    def _solve(self, scenario, *, at, record_modes=False, every_step=False, on_unstable="raise",
+               cache=None):
         return run_exact(scenario, at=at, record_modes=record_modes, every_step=every_step,
-                         on_unstable=on_unstable)
+                         on_unstable=on_unstable, cache=cache)
 
 
 METHODS: dict[str, Solver] = {"exact": ExactSolver()}
@@ -83,6 +84,7 @@ def predict(
     record_modes: bool = False,
     every_step: bool = False,
     on_unstable: str = "raise",
+    cache: Any = None,
 ) -> Result:
     """Predicted excess-risk curves of every model of the scenario's chain.
 
@@ -97,6 +99,8 @@ def predict(
     on_unstable : ``"raise"`` (default) raises :class:`InstabilityError` with the
         largest stable step when a step size is at or beyond the stability limit;
         ``"warn"`` integrates anyway (the recursion stays exact) and records a warning.
+    cache : a :class:`~spectral_theory.engine.PrefixCache` shared between calls, so that
+        scenarios whose chains start with the same models train them once (sweeps, maps).
     """
     if not isinstance(scenario, Scenario):
         raise SpecError("scenario", scenario, "must be a Scenario object")
@@ -108,8 +112,11 @@ def predict(
         solver, why = METHODS[method], f"forced: {method}"
     else:
         raise SpecError("method", method, f"must be 'auto' or one of {sorted(METHODS)}")
-    res = solver.solve(scenario, at=resolve_at(scenario, at), record_modes=record_modes,
-                       every_step=every_step, on_unstable=on_unstable)
+    opts: dict[str, Any] = {"record_modes": record_modes, "every_step": every_step,
+                            "on_unstable": on_unstable}
+    if cache is not None:
+        opts["cache"] = cache
+    res = solver.solve(scenario, at=resolve_at(scenario, at), **opts)
     res.diagnostics["method_choice"] = why
     return res
 

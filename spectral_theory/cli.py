@@ -80,8 +80,80 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress bar on standard error (default: on long runs in a terminal)")
     p = sub.add_parser("stability", help="largest stable constant step of each model")
     p.add_argument("scenario")
-    sub.add_parser("demo", help="small distillation and weak-to-strong example")
+    for kind, helptext, roles in (
+        ("kd", "distillation: teacher, distilled student, same student on hard labels", ("teacher", "student")),
+        ("w2s", "weak-to-strong: weak teacher, strong student, strong ceiling", ("weak", "strong")),
+        ("chain", "multi-generation chain (self-distillation)", ("base", "child")),
+    ):
+        p = sub.add_parser(kind, help=helptext)
+        _transfer_args(p, roles)
+        if kind == "chain":
+            p.add_argument("--generations", type=int, help="models in the chain, generation 0 included")
+        p.add_argument("--simulate", action="store_true", help="Monte Carlo instead of theory")
+        p.add_argument("--reps", type=int, default=1000)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--format", choices=("json", "table"), default="table")
+        p.add_argument("--out")
+        p.add_argument("--no-modes", action="store_true", help="leave per-mode arrays out of JSON")
+    p = sub.add_parser("tune", help="best mix weight alpha or best constant student step")
+    _transfer_args(p, ("teacher", "student", "weak", "strong", "base", "child"))
+    p.add_argument("--kind", choices=("kd", "w2s", "chain"), help="comparison (default: [transfer] kind)")
+    p.add_argument("--generations", type=int)
+    p.add_argument("--param", choices=("alpha", "lr"), default="alpha")
+    p.add_argument("--grid", type=int, default=21)
+    p.add_argument("--objective", choices=("final", "oracle"), default="final")
+    p.add_argument("--format", choices=("json", "table"), default="table")
+    p.add_argument("--out")
+    p = sub.add_parser("map", help="a transfer metric over a grid of two parameters")
+    _transfer_args(p, ("teacher", "student", "weak", "strong", "base", "child"))
+    p.add_argument("--kind", choices=("kd", "w2s", "chain"))
+    p.add_argument("--generations", type=int)
+    p.add_argument("--x", required=True, help="PARAM=V1,V2,... e.g. teacher.capacity=50,100,200")
+    p.add_argument("--y", required=True, help="PARAM=V1,V2,... e.g. student.capacity=20,50")
+    p.add_argument("--metric", help="default: kd_gain / pgr / final_over_first")
+    p.add_argument("--format", choices=("json", "csv"), default="csv")
+    p.add_argument("--out")
+    p = sub.add_parser("demo", help="worked examples: basic (default), horizon, denoising, hurts")
+    p.add_argument("name", nargs="?", default="basic", choices=("basic", "horizon", "denoising", "hurts"))
     return parser
+
+
+def _transfer_args(p: argparse.ArgumentParser, roles) -> None:
+    p.add_argument("scenario", help="scenario file (.toml or .json); [transfer] names the roles")
+    for r in roles:
+        p.add_argument(f"--{r}", help=f"name of the [[models]] entry playing the {r}")
+    p.add_argument("--alpha", type=float, help="weight of the hard label in the student's labels")
+
+
+def _parse_values(text: str) -> tuple[str, list]:
+    if "=" not in text:
+        raise SpecError("--x/--y", text, "must look like PARAM=V1,V2,...")
+    name, _, vals = text.partition("=")
+    out: list = []
+    for v in vals.split(","):
+        v = v.strip()
+        try:
+            out.append(int(v))
+        except ValueError:
+            try:
+                out.append(float(v))
+            except ValueError:
+                raise SpecError("--x/--y", text, "values must be numbers") from None
+    if not out:
+        raise SpecError("--x/--y", text, "must list at least one value")
+    return name.strip(), out
+
+
+def _transfer(args, kind: str | None):
+    from .io import read_scenario_file
+    from .transfer import transfer_from_dict
+
+    data = read_scenario_file(args.scenario)
+    roles = ("teacher", "student", "weak", "strong", "base", "child")
+    overrides = {r: getattr(args, r, None) for r in roles}
+    overrides["alpha"] = args.alpha
+    overrides["generations"] = getattr(args, "generations", None)
+    return transfer_from_dict(data, kind=kind, overrides=overrides, name=Path(args.scenario).stem)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,9 +161,45 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
-            from .demo import demo_text
+            from .demo import demo_text, demonstration_text
 
-            sys.stdout.write(demo_text())
+            sys.stdout.write(demo_text() if args.name == "basic" else demonstration_text(args.name))
+            return 0
+        if args.command in ("kd", "w2s", "chain"):
+            from .transfer import evaluate
+
+            rep = evaluate(_transfer(args, args.command), method="simulate" if args.simulate else "theory",
+                           reps=args.reps, seed=args.seed)
+            _write(rep.to_json(modes=not args.no_modes) + "\n" if args.format == "json" else rep.table(),
+                   args.out)
+            return 0
+        if args.command == "tune":
+            import json
+
+            from .transfer import tune_alpha, tune_lr
+
+            spec = _transfer(args, args.kind)
+            fn = tune_alpha if args.param == "alpha" else tune_lr
+            tun = fn(spec, grid=args.grid, objective=args.objective)
+            d = tun.to_dict()
+            if args.format == "json":
+                text = json.dumps(d, indent=2) + "\n"
+            else:
+                xs = d["alphas"] if args.param == "alpha" else d["lrs"]
+                text = f"# {spec.kind}: student {args.objective} risk over {args.param}\n"
+                text += "".join(f"{x:>12.6g} {r:>14.8g}\n" for x, r in zip(xs, d["risks"], strict=True))
+                best = d["best_alpha"] if args.param == "alpha" else d["best_lr"]
+                text += f"best {args.param} = {best:.6g}, risk {d['best_risk']:.8g}\n"
+            _write(text, args.out)
+            return 0
+        if args.command == "map":
+            import json
+
+            from .transfer import transfer_map
+
+            spec = _transfer(args, args.kind)
+            mp = transfer_map(spec, _parse_values(args.x), _parse_values(args.y), metric=args.metric)
+            _write(mp.to_csv() if args.format == "csv" else json.dumps(mp.to_dict(), indent=2) + "\n", args.out)
             return 0
         scenario = load_scenario(args.scenario)
         if args.command == "stability":

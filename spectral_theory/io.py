@@ -26,7 +26,7 @@ from .spec import (
     Scenario,
 )
 
-__all__ = ["load_scenario", "scenario_from_dict", "parse_schedule"]
+__all__ = ["load_scenario", "read_scenario_file", "scenario_from_dict", "parse_schedule"]
 
 
 def _check_keys(field: str, table: Any, allowed: set[str], required: set[str] = frozenset()) -> dict:
@@ -93,6 +93,8 @@ def parse_schedule(field: str, t: Any) -> Schedule:
         raise SpecError(field, t, f"is incomplete for kind {kind!r}: {err}") from None
 
 
+TRANSFER_KEYS = {"kind", "teacher", "student", "weak", "strong", "base", "child", "generations", "alpha"}
+
 _MODEL_KEYS = {"name", "capacity", "speeds", "batch", "steps", "lr", "schedule", "teacher",
                "alpha", "lr_convention"}
 
@@ -116,8 +118,10 @@ def _model(i: int, t: Any) -> Model:
 
 def scenario_from_dict(data: dict[str, Any], *, name: str = "scenario") -> Scenario:
     """Build a scenario from the parsed contents of a scenario file."""
-    _check_keys("scenario", data, {"problem", "models", "output", "name"},
+    _check_keys("scenario", data, {"problem", "models", "output", "name", "transfer"},
                 {"problem", "models"})
+    if "transfer" in data:  # roles for the kd / w2s / chain commands (spectral_theory.transfer)
+        _check_keys("transfer", data["transfer"], TRANSFER_KEYS)
     p = _check_keys("problem", data["problem"], {"spectrum", "target", "noise", "features", "kurtosis"},
                     {"spectrum", "target"})
     if "kurtosis" in p and "features" in p:
@@ -138,6 +142,11 @@ def scenario_from_dict(data: dict[str, Any], *, name: str = "scenario") -> Scena
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read a ``.toml`` or ``.json`` scenario file."""
+    return scenario_from_dict(read_scenario_file(path), name=Path(path).stem)
+
+
+def read_scenario_file(path: str | Path) -> dict[str, Any]:
+    """The parsed contents of a ``.toml`` or ``.json`` scenario file."""
     path = Path(path)
     if not path.exists():
         raise SpecError("scenario file", str(path), "must be an existing .toml or .json file")
@@ -151,4 +160,4 @@ def load_scenario(path: str | Path) -> Scenario:
             raise SpecError("scenario file", str(path), "must end in .toml or .json")
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         raise SpecError("scenario file", str(path), f"must be valid {path.suffix[1:].upper()}: {err}") from None
-    return scenario_from_dict(data, name=path.stem)
+    return data

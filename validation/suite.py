@@ -149,4 +149,62 @@ LONG = [
     Config("near_edge", l_near_edge, 8000, 24, "constant step at 0.9 of the stability limit"),
 ]
 
-TIERS = {"quick": QUICK, "long": QUICK + LONG}
+
+
+# ----------------------------------------------------------------------------
+# transfer builders (spectral_theory.transfer): each lineage of each comparison is
+# checked against Monte Carlo (the metrics are functions of these curves)
+
+
+def _lineages(name: str, build, reps: int, seed: int, covers: str) -> list[Config]:
+    spec = build()
+    return [Config(f"{name}/{lname}", (lambda scn=scn: scn), reps, seed + k, covers)
+            for k, (lname, scn) in enumerate(spec.lineages().items())]
+
+
+def t_kd_soft():
+    prob = _pl(1.5, 2.0, 30, 0.5, G)
+    return st.Distillation(prob, teacher=st.Model("T", steps=400, schedule=0.2, batch=2),
+                           student=st.Model("S", steps=200, schedule=0.25, capacity=15), alpha=0.0,
+                           output=_out(0, 5, 50, 200, 400))
+
+
+def t_kd_mixed():
+    prob = _pl(1.3, 1.8, 30, 0.5, U)
+    return st.Distillation(prob, teacher=st.Model("T", steps=300, schedule=0.3),
+                           student=st.Model("S", steps=200, schedule=0.3, capacity=10), alpha=0.4,
+                           output=_out(0, 5, 50, 200, 300))
+
+
+def t_w2s_capacity():
+    prob = _pl(1.5, 2.0, 30, 1.0, G)
+    return st.WeakToStrong(prob, weak=st.Model("W", steps=200, schedule=0.4, capacity=6),
+                           strong=st.Model("S", steps=200, schedule=0.1), alpha=0.0,
+                           output=_out(0, 5, 50, 200))
+
+
+def t_w2s_budget():
+    prob = _pl(1.5, 2.0, 30, 1.0, R)
+    return st.WeakToStrong(prob, weak=st.Model("W", steps=30, schedule=0.4),
+                           strong=st.Model("S", steps=300, schedule=0.05, batch=2), alpha=0.2,
+                           output=_out(0, 3, 30, 300))
+
+
+def t_chain4():
+    prob = _pl(1.5, 2.0, 25, 0.5, G)
+    return st.Chain(prob, base=st.Model("B", steps=200, schedule=0.3),
+                    child=st.Model("C", steps=150, schedule=0.3, capacity=15), generations=4, alpha=0.0,
+                    output=_out(0, 5, 50, 150, 200))
+
+
+TRANSFER_QUICK = (
+    _lineages("kd_soft", t_kd_soft, 2500, 31, "distillation, soft labels, capacity-15 student")
+    + _lineages("kd_mixed", t_kd_mixed, 2500, 33, "distillation, alpha 0.4, kurtosis 1.8")
+    + _lineages("w2s_capacity", t_w2s_capacity, 2500, 35, "weak-to-strong, weak capacity 6")
+    + _lineages("w2s_budget", t_w2s_budget, 2500, 37, "weak-to-strong, weak budget 30 steps, alpha 0.2")
+    + _lineages("chain4", t_chain4, 2500, 39, "4-generation chain, soft labels")
+)
+TRANSFER_SPECS = {"kd_soft": t_kd_soft, "kd_mixed": t_kd_mixed, "w2s_capacity": t_w2s_capacity,
+                  "w2s_budget": t_w2s_budget, "chain4": t_chain4}
+
+TIERS = {"quick": QUICK + TRANSFER_QUICK, "long": QUICK + TRANSFER_QUICK + LONG}
