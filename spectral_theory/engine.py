@@ -111,8 +111,6 @@ def run_exact(
     prob = scenario.problem
     lam = prob.eigenvalues
     theta2 = np.array(prob.theta2, dtype=float)
-    kappa = prob.kappa
-    sigma2 = prob.noise
     state = ChainState(theta2=theta2, mu=[], M={})
     results: dict[str, ModelResult] = {}
     warn_msgs: list[str] = []
@@ -130,105 +128,10 @@ def run_exact(
                 results[model.name] = hit[2]
                 continue
             cache.misses += 1
-        g = state.add_model()
-        assert g == gi
-        s = model.speed_profile(lam)
-        p = scenario.index(model.teacher) if model.teacher is not None else None
-        alpha = float(model.alpha)
-        c = 1.0 - alpha
-        hard = p is None or c == 0.0
-        inv_b = 1.0 / model.batch
-        noise = np.array([[0.0], [alpha * alpha * sigma2]])
-        others = [h for h in range(g)]
-        limit = stability_limit(s, model.batch, kappa)
-        phases = model.phases()
-        max_lr = max((lr for lr, _ in phases), default=0.0)
-        t0 = 0
-        for lr, n in phases:
-            if not lr < limit:
-                if on_unstable == "raise":
-                    raise InstabilityError(model.name, t0, lr, limit)
-                msg = (f"model {model.name!r}: step size {lr:.6g} from step {t0} is beyond the "
-                       f"stability limit {limit:.6g}")
-                warn_msgs.append(msg)
-                warnings.warn(msg, RuntimeWarning, stacklevel=3)
-                break
-            t0 += n
-
-        ckpt = np.asarray(at[model.name], dtype=np.int64)
-        n_ck = ckpt.size
-        risk = np.empty((n_ck, 2))
-        disagree = np.empty(n_ck) if p is not None else None
-        mode_curves = np.empty((n_ck, lam.size)) if record_modes else None
-        curve = np.empty(model.steps + 1) if every_step else None
-        k = 0  # next checkpoint index
-
-        def record(t: int) -> None:
-            nonlocal k
-            Mgg = state.M[(g, g)]
-            if curve is not None:
-                curve[t] = Mgg.sum()
-            while k < n_ck and ckpt[k] == t:
-                risk[k] = Mgg.sum(axis=1)
-                if disagree is not None:
-                    disagree[k] = state.disagreement_modes(g, p).sum()
-                if mode_curves is not None:
-                    mode_curves[k] = Mgg.sum(axis=0)
-                k += 1
-
-        record(0)
-        t = 0
-        for lr, n in phases:
-            x = lr * s
-            Mgg = state.M[(g, g)]
-            mu_g = state.mu[g]
-            if hard:
-                for _ in range(n):
-                    sum_m = Mgg.sum(axis=1, keepdims=True)
-                    Mgg = gen.hard_moment_step(Mgg, sum_m, x, inv_b, kappa, noise)
-                    mu_g = gen.hard_mean_step(mu_g, x)
-                    for h in others:
-                        state.M[(h, g)] = gen.hard_mean_step(state.M[(h, g)], x)
-                    state.M[(g, g)] = Mgg
-                    t += 1
-                    record(t)
-            else:
-                mu_p = state.mu[p]
-                Mpp = state.M[(p, p)]
-                for _ in range(n):
-                    Mgp = state.M[(p, g)]
-                    U = gen.residual_moment(Mgg, Mgp, Mpp, c)
-                    sum_u = U.sum(axis=1, keepdims=True)
-                    Mgg = gen.self_moment_step(Mgg, Mgp, U, sum_u, x, c, inv_b, kappa, noise)
-                    mu_g = gen.mean_step(mu_g, mu_p, x, c)
-                    for h in others:
-                        state.M[(h, g)] = gen.cross_moment_step(state.M[(h, g)], state.pair(p, h), x, c)
-                    state.M[(g, g)] = Mgg
-                    t += 1
-                    record(t)
-            state.mu[g] = mu_g
-            if not np.all(np.isfinite(Mgg)):
-                raise InstabilityError(model.name, t, lr, limit,
-                                       detail="the moments overflowed to a non-finite value")
+        results[model.name] = _train_model(state, scenario, gi, np.asarray(at[model.name], dtype=np.int64),
+                                           record_modes=record_modes, every_step=every_step,
+                                           on_unstable=on_unstable, warn_msgs=warn_msgs)
         mode_steps += model.steps * lam.size
-
-        Mgg = state.M[(g, g)]
-        results[model.name] = ModelResult(
-            name=model.name,
-            steps=ckpt,
-            excess_risk=risk.sum(axis=1),
-            bias=risk[:, 0].copy(),
-            variance=risk[:, 1].copy(),
-            teacher=model.teacher,
-            disagreement=disagree,
-            modes=ModeProfile(second_moment=Mgg.sum(axis=0), bias=Mgg[0].copy(),
-                              variance=Mgg[1].copy(), first_moment=state.mu[g].copy(),
-                              theta2=theta2),
-            mode_curves=mode_curves,
-            curve=curve,
-            stability_limit=limit,
-            max_lr=max_lr,
-        )
         if cache is not None:
             cache.entries[key] = (list(state.mu), dict(state.M), results[model.name])
 
@@ -250,4 +153,113 @@ def run_exact(
             "warnings": warn_msgs,
         },
         state=state,
+    )
+
+
+def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarray, *, record_modes: bool,
+                 every_step: bool, on_unstable: str, warn_msgs: list[str]) -> ModelResult:
+    """Train model ``gi`` of the chain (models ``0..gi-1`` are in ``state``) and report its curves."""
+    model = scenario.models[gi]
+    prob = scenario.problem
+    lam = prob.eigenvalues
+    theta2 = state.theta2
+    kappa = prob.kappa
+    sigma2 = prob.noise
+    g = state.add_model()
+    if g != gi:  # pragma: no cover - internal invariant
+        raise RuntimeError(f"chain state holds {g} models, expected {gi}")
+    s = model.speed_profile(lam)
+    p = scenario.index(model.teacher) if model.teacher is not None else None
+    alpha = float(model.alpha)
+    c = 1.0 - alpha
+    hard = p is None or c == 0.0
+    inv_b = 1.0 / model.batch
+    noise = np.array([[0.0], [alpha * alpha * sigma2]])
+    others = [h for h in range(g)]
+    limit = stability_limit(s, model.batch, kappa)
+    phases = model.phases()
+    max_lr = max((lr for lr, _ in phases), default=0.0)
+    t0 = 0
+    for lr, n in phases:
+        if not lr < limit:
+            if on_unstable == "raise":
+                raise InstabilityError(model.name, t0, lr, limit)
+            msg = (f"model {model.name!r}: step size {lr:.6g} from step {t0} is beyond the "
+                   f"stability limit {limit:.6g}")
+            warn_msgs.append(msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            break
+        t0 += n
+
+    n_ck = ckpt.size
+    risk = np.empty((n_ck, 2))
+    disagree = np.empty(n_ck) if p is not None else None
+    mode_curves = np.empty((n_ck, lam.size)) if record_modes else None
+    curve = np.empty(model.steps + 1) if every_step else None
+    k = 0  # next checkpoint index
+
+    def record(t: int) -> None:
+        nonlocal k
+        Mgg = state.M[(g, g)]
+        if curve is not None:
+            curve[t] = Mgg.sum()
+        while k < n_ck and ckpt[k] == t:
+            risk[k] = Mgg.sum(axis=1)
+            if disagree is not None:
+                disagree[k] = state.disagreement_modes(g, p).sum()
+            if mode_curves is not None:
+                mode_curves[k] = Mgg.sum(axis=0)
+            k += 1
+
+    record(0)
+    t = 0
+    for lr, n in phases:
+        x = lr * s
+        Mgg = state.M[(g, g)]
+        mu_g = state.mu[g]
+        if hard:
+            for _ in range(n):
+                sum_m = Mgg.sum(axis=1, keepdims=True)
+                Mgg = gen.hard_moment_step(Mgg, sum_m, x, inv_b, kappa, noise)
+                mu_g = gen.hard_mean_step(mu_g, x)
+                for h in others:
+                    state.M[(h, g)] = gen.hard_mean_step(state.M[(h, g)], x)
+                state.M[(g, g)] = Mgg
+                t += 1
+                record(t)
+        else:
+            mu_p = state.mu[p]
+            Mpp = state.M[(p, p)]
+            for _ in range(n):
+                Mgp = state.M[(p, g)]
+                U = gen.residual_moment(Mgg, Mgp, Mpp, c)
+                sum_u = U.sum(axis=1, keepdims=True)
+                Mgg = gen.self_moment_step(Mgg, Mgp, U, sum_u, x, c, inv_b, kappa, noise)
+                mu_g = gen.mean_step(mu_g, mu_p, x, c)
+                for h in others:
+                    state.M[(h, g)] = gen.cross_moment_step(state.M[(h, g)], state.pair(p, h), x, c)
+                state.M[(g, g)] = Mgg
+                t += 1
+                record(t)
+        state.mu[g] = mu_g
+        if not np.all(np.isfinite(Mgg)):
+            raise InstabilityError(model.name, t, lr, limit,
+                                   detail="the moments overflowed to a non-finite value")
+
+    Mgg = state.M[(g, g)]
+    return ModelResult(
+        name=model.name,
+        steps=ckpt,
+        excess_risk=risk.sum(axis=1),
+        bias=risk[:, 0].copy(),
+        variance=risk[:, 1].copy(),
+        teacher=model.teacher,
+        disagreement=disagree,
+        modes=ModeProfile(second_moment=Mgg.sum(axis=0), bias=Mgg[0].copy(),
+                          variance=Mgg[1].copy(), first_moment=state.mu[g].copy(),
+                          theta2=theta2),
+        mode_curves=mode_curves,
+        curve=curve,
+        stability_limit=limit,
+        max_lr=max_lr,
     )

@@ -6,7 +6,7 @@ The long tier runs with ``pytest -m slow`` or ``python -m validation --tier long
 import pytest
 
 from spectral_theory.checks import check_against_simulation, sign_test
-from validation.suite import LONG, QUICK, TIERS, TRANSFER_SPECS
+from validation.suite import LONG, QUICK, TIERS, TRANSFER_LONG, TRANSFER_SPECS
 
 QUICK_ALL = TIERS["quick"]
 
@@ -53,7 +53,7 @@ def test_quick_tier_no_systematic_sign():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", LONG, ids=[c.name for c in LONG])
+@pytest.mark.parametrize("config", LONG + TRANSFER_LONG, ids=[c.name for c in LONG + TRANSFER_LONG])
 def test_long_tier(config):
     chk = check_against_simulation(config.build(), reps=config.reps, seed=config.seed, name=config.name)
     assert chk.passed, chk.table()

@@ -207,4 +207,25 @@ TRANSFER_QUICK = (
 TRANSFER_SPECS = {"kd_soft": t_kd_soft, "kd_mixed": t_kd_mixed, "w2s_capacity": t_w2s_capacity,
                   "w2s_budget": t_w2s_budget, "chain4": t_chain4}
 
-TIERS = {"quick": QUICK + TRANSFER_QUICK, "long": QUICK + TRANSFER_QUICK + LONG}
+
+
+def t_kd_large():
+    prob = _pl(1.5, 2.0, 200, 1.0, G)
+    return st.Distillation(prob, teacher=st.Model("T", steps=3000, schedule=0.05, batch=4),
+                           student=st.Model("S", steps=1000, schedule=0.2, capacity=100), alpha=0.0,
+                           output=_out(0, 10, 100, 1000, 3000))
+
+
+def t_w2s_large():
+    prob = _pl(1.5, 2.0, 200, 1.0, U)
+    return st.WeakToStrong(prob, weak=st.Model("W", steps=500, schedule=0.35, capacity=25),
+                           strong=st.Model("S", steps=500, schedule=0.02), alpha=0.0,
+                           output=_out(0, 10, 100, 500))
+
+
+TRANSFER_LONG = (
+    _lineages("kd_large", t_kd_large, 3000, 41, "distillation at d=200 (horizon expansion regime)")
+    + _lineages("w2s_large", t_w2s_large, 3000, 43, "weak-to-strong at d=200 (denoising regime), uniform")
+)
+
+TIERS = {"quick": QUICK + TRANSFER_QUICK, "long": QUICK + TRANSFER_QUICK + LONG + TRANSFER_LONG}
