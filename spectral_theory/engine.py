@@ -30,7 +30,7 @@ from . import _generated as gen
 from .errors import InstabilityError
 from .result import ModelResult, ModeProfile, Result
 from .spec import Scenario
-from .stability import stability_limit
+from .stability import is_stable, stability_limit
 
 __all__ = ["ChainState", "PrefixCache", "run_exact", "model_stability_limit"]
 
@@ -69,6 +69,12 @@ class ChainState:
         self.M[(g, g)] = np.stack([self.theta2.copy(), zero])
         self.mu.append(-np.ones_like(self.theta2))
         return g
+
+
+def _nonneg(x):
+    """Reported second moments and disagreements are >= 0 exactly; where the exact value is 0
+    the recursion can return -1e-16-sized round-off, which is clipped (the state is not)."""
+    return np.maximum(x, 0.0) if isinstance(x, np.ndarray) else max(float(x), 0.0)
 
 
 @dataclass
@@ -137,7 +143,7 @@ def run_exact(
 
     names = [m.name for m in scenario.models]
     disagreement = {
-        names[g]: {names[h]: float(state.disagreement_modes(g, h).sum()) for h in range(len(names))}
+        names[g]: {names[h]: _nonneg(state.disagreement_modes(g, h).sum()) for h in range(len(names))}
         for g in range(len(names))
     }
     elapsed = time.perf_counter() - t_start
@@ -181,7 +187,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     max_lr = max((lr for lr, _ in phases), default=0.0)
     t0 = 0
     for lr, n in phases:
-        if not lr < limit:
+        if not is_stable(lr, s, model.batch, kappa):
             if on_unstable == "raise":
                 raise InstabilityError(model.name, t0, lr, limit)
             msg = (f"model {model.name!r}: step size {lr:.6g} from step {t0} is beyond the "
@@ -204,11 +210,11 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
         if curve is not None:
             curve[t] = Mgg.sum()
         while k < n_ck and ckpt[k] == t:
-            risk[k] = Mgg.sum(axis=1)
+            risk[k] = _nonneg(Mgg.sum(axis=1))
             if disagree is not None:
-                disagree[k] = state.disagreement_modes(g, p).sum()
+                disagree[k] = _nonneg(state.disagreement_modes(g, p).sum())
             if mode_curves is not None:
-                mode_curves[k] = Mgg.sum(axis=0)
+                mode_curves[k] = _nonneg(Mgg.sum(axis=0))
             k += 1
 
     record(0)
@@ -255,8 +261,8 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
         variance=risk[:, 1].copy(),
         teacher=model.teacher,
         disagreement=disagree,
-        modes=ModeProfile(second_moment=Mgg.sum(axis=0), bias=Mgg[0].copy(),
-                          variance=Mgg[1].copy(), first_moment=state.mu[g].copy(),
+        modes=ModeProfile(second_moment=_nonneg(Mgg.sum(axis=0)), bias=_nonneg(Mgg[0]),
+                          variance=_nonneg(Mgg[1]), first_moment=state.mu[g].copy(),
                           theta2=theta2),
         mode_curves=mode_curves,
         curve=curve,

@@ -20,7 +20,7 @@ import numpy as np
 from .errors import InstabilityError, SpecError
 from .result import ModelResult, ModeProfile, Result
 from .spec import Features, Scenario
-from .stability import stability_limit
+from .stability import is_stable, stability_limit
 
 __all__ = ["run_monte_carlo", "sample_latent"]
 
@@ -99,7 +99,8 @@ def run_monte_carlo(
     for m, s, eta in zip(models, speeds, etas, strict=True):
         lim = stability_limit(s, m.batch, prob.kappa)
         limits.append(lim)
-        bad = np.flatnonzero(eta >= lim)
+        unstable = [v for v in np.unique(eta) if not is_stable(float(v), s, m.batch, prob.kappa)]
+        bad = np.flatnonzero(np.isin(eta, unstable))
         if bad.size:
             if on_unstable == "raise":
                 raise InstabilityError(m.name, int(bad[0]), float(eta[bad[0]]), lim)

@@ -38,11 +38,6 @@ def test_theory_closed_form_b1_gaussian():
     assert k(0.999 * lim) < 1
 
 
-def test_rademacher_b1_mode_bound():
-    # kappa = 1, B = 1: a_i = 1 - 2 x_i, so a single mode needs x < 1 (and eta*s/2 < 1 overall).
-    assert st.stability_limit(np.array([1.0]), 1, 1.0) == pytest.approx(1.0)
-
-
 def test_engine_reports_instability_with_limit():
     prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=50), st.PowerLawTarget(b=2.0), noise=0.1)
     lim = st.stability_limit(prob.eigenvalues, 1, 3.0)
@@ -77,3 +72,31 @@ def test_overflow_is_reported_not_returned():
     with pytest.warns(RuntimeWarning):
         with pytest.raises(st.InstabilityError, match="non-finite"):
             st.predict(st.Scenario(prob, (st.Model("m", steps=5000, schedule=3 * lim),)), on_unstable="warn")
+
+
+def test_exact_criterion_against_spectral_radius_random():
+    """is_stable is the exact eigenvalue test and stability_limit ends the stable interval,
+    including B = 1 with kappa < 1.5, where single per-mode factors may be below -1."""
+    from spectral_theory.stability import is_stable
+
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        d = int(rng.integers(1, 6))
+        s = np.sort(rng.uniform(0.0, 1.0, d))[::-1]
+        if rng.random() < 0.3:
+            s[-1] = s[0]  # repeated speeds: repeated factors are eigenvalues
+        batch = int(rng.choice([1, 1, 2]))
+        kappa = float(rng.choice([1.0, 1.2, 1.8, 3.0]))
+        eta = rng.uniform(0.0, 4.0)
+        r = spectral_radius(eta, s, batch, kappa)
+        if abs(r - 1) > 1e-9:
+            assert (r < 1) == is_stable(eta, s, batch, kappa), (s, batch, kappa, eta, r)
+        lim = st.stability_limit(s, batch, kappa)
+        for e in np.linspace(0, lim, 12)[1:-1]:
+            assert spectral_radius(e, s, batch, kappa) < 1
+        assert spectral_radius(lim * (1 + 1e-6), s, batch, kappa) >= 1 - 1e-9
+
+
+def test_rademacher_single_mode_limit_is_x_below_two():
+    # kappa = 1, B = 1, d = 1: M' = (1 - x)^2 M + x^2 sigma2 is stable for x < 2 although a = 1 - 2x < -1
+    assert st.stability_limit(np.array([0.8]), 1, 1.0) == pytest.approx(2.5)
