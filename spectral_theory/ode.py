@@ -149,16 +149,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
 
 from .engine import ChainState
 from .errors import InstabilityError, SpecError
 from .result import ModelResult, ModeProfile, Result
 from .schedules import Constant, Piecewise, StepDecay
 from .spec import Model, Scenario
-from .stability import stability_limit
+from .stability import is_stable, stability_limit
 
-__all__ = ["run_ode", "ode_error_bound", "ODE_ERROR_CONSTANT", "Timeline", "weighted_stability_limit"]
+__all__ = ["run_ode", "ode_error_bound", "ODE_ERROR_CONSTANT", "Timeline"]
 
 #: Stated constant of the ODE-vs-recursion bound (module docstring):
 #: ``max_t |E_ode - E_exact| <= ODE_ERROR_CONSTANT * max(eta s) * max_t E_exact``.
@@ -332,44 +331,6 @@ class Timeline:
                 mids = self.mids[k0:k1]
                 vals = self.lrs[k0:k1]
                 yield lo, hi, (lambda tau, m=mids, v=vals: float(np.interp(tau, m, v)))
-
-
-# ----------------------------------------------------------------------------
-# stability with weighted modes
-
-
-def weighted_stability_limit(speeds: np.ndarray, weights: np.ndarray, batch: int, kappa: float) -> float:
-    """Largest stable constant step when mode ``i`` stands for ``weights[i]`` modes.
-
-    Same conditions as :func:`spectral_theory.stability.stability_limit`, with the
-    kernel norm ``sum_i w_i x_i / (B (2 - q x_i))``.
-    """
-    s = np.asarray(speeds, dtype=float)
-    w = np.asarray(weights, dtype=float)
-    mask = s > 0
-    s, w = s[mask], w[mask]
-    if s.size == 0:
-        return math.inf
-    q = (batch + kappa - 2.0) / batch
-    bound = 2.0
-    if q > 0:
-        bound = min(bound, 2.0 / q)
-    if q < 0.5:
-        bound = min(bound, 2.0 / (1.0 + math.sqrt(1.0 - 2.0 * q)))
-    eta_bound = bound / float(s.max())
-
-    def knorm(eta: float) -> float:
-        x = eta * s
-        den = batch * (2.0 - q * x)
-        if np.any(den <= 0):
-            return math.inf
-        return float(np.sum(w * x / den))
-
-    below = eta_bound * (1.0 - 1e-13)
-    if knorm(below) < 1.0:
-        return eta_bound
-    return float(brentq(lambda e: knorm(e) - 1.0, 0.0, below, xtol=1e-300,
-                        rtol=4 * np.finfo(float).eps, maxiter=500))
 
 
 def ode_error_bound(scenario: Scenario, result: Result) -> dict[str, float]:
@@ -722,10 +683,13 @@ def run_ode(
         alpha = float(model.alpha)
         c = 1.0 - alpha
         q = 1.0 + (kappa - 2.0) / model.batch
-        limit = (weighted_stability_limit(s, w, model.batch, kappa) if weighted
-                 else stability_limit(s, model.batch, kappa))
+        weights = w if weighted else None
+        limit = stability_limit(s, model.batch, kappa, weights)
         tl = Timeline.from_model(model, jump_tol)
-        bad = np.flatnonzero(~(tl.lrs < limit))
+        # steps below the limit are stable; beyond it, only B = 1 with kappa < 1.5 has stable windows
+        beyond = np.flatnonzero(~(tl.lrs < limit))
+        bad = np.array([j for j in beyond if not is_stable(float(tl.lrs[j]), s, model.batch, kappa, weights)],
+                       dtype=np.int64)
         if bad.size:
             j = int(bad[0])
             t0 = int(tl.step_start[j])

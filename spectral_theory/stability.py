@@ -62,14 +62,24 @@ def _q(batch: int, kappa: float) -> float:
     return (batch + kappa - 2.0) / batch
 
 
-def kernel_norm(eta: float, speeds: np.ndarray, batch: int, kappa: float) -> float:
-    """``sum_i b_i / (1 - a_i)`` over moving modes (inf where some ``a_i >= 1``)."""
-    x = eta * speeds[speeds > 0]
+def _moving(speeds: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Speeds and multiplicities of the modes that move (``s_i > 0``)."""
+    s = np.asarray(speeds, dtype=float)
+    w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=float)
+    mask = s > 0
+    return s[mask], w[mask]
+
+
+def kernel_norm(eta: float, speeds: np.ndarray, batch: int, kappa: float,
+                weights: np.ndarray | None = None) -> float:
+    """``sum_i w_i b_i / (1 - a_i)`` over moving modes (inf where some ``a_i >= 1``)."""
+    s, w = _moving(speeds, weights)
+    x = eta * s
     q = _q(batch, kappa)
     denom = batch * (2.0 - q * x)
     if np.any(denom <= 0):
         return math.inf
-    return float(np.sum(x / denom))
+    return float(np.sum(w * x / denom))
 
 
 def _upper_bound(batch: int, kappa: float) -> float:
@@ -89,47 +99,50 @@ def _low_window(batch: int, kappa: float) -> tuple[float, float] | None:
     return lo, hi
 
 
-def _lower_ok(eta: float, moving: np.ndarray, batch: int, kappa: float) -> bool:
-    """Condition 3: the bottom eigenvalue of the second-moment map is above -1."""
+def _lower_ok(eta: float, moving: np.ndarray, weights: np.ndarray, batch: int, kappa: float) -> bool:
+    """Condition 3: the bottom eigenvalue of the second-moment map is above -1
+    (``weights``: how many identical modes each entry stands for)."""
     x = eta * moving
     a = 1.0 - 2.0 * x + _q(batch, kappa) * x * x
     low = a <= -1.0
-    n_low = int(low.sum())
+    n_low = float(weights[low].sum())
     if n_low == 0:
         return True
-    if n_low >= 2:
+    if n_low > 1:
         return False
     with np.errstate(divide="ignore"):
-        g = float(np.sum((x * x / batch) / (-1.0 - a)))
+        g = float(np.sum(weights * (x * x / batch) / (-1.0 - a)))
     return g > 1.0 or math.isinf(g)
 
 
-def is_stable(eta: float, speeds: np.ndarray, batch: int, kappa: float) -> bool:
-    """Exact stability test of one constant step (conditions 1-3 of the module docstring)."""
-    speeds = np.asarray(speeds, dtype=float)
-    moving = speeds[speeds > 0]
+def is_stable(eta: float, speeds: np.ndarray, batch: int, kappa: float,
+              weights: np.ndarray | None = None) -> bool:
+    """Exact stability test of one constant step (conditions 1-3 of the module docstring);
+    ``weights[i]``: the number of identical modes entry ``i`` stands for (default 1)."""
+    moving, w = _moving(speeds, weights)
     if moving.size == 0 or eta <= 0:
         return True
     if eta * moving.max() >= _upper_bound(batch, kappa):
         return False
-    if kernel_norm(eta, moving, batch, kappa) >= 1.0:
+    if kernel_norm(eta, moving, batch, kappa, w) >= 1.0:
         return False
-    return _lower_ok(eta, moving, batch, kappa)
+    return _lower_ok(eta, moving, w, batch, kappa)
 
 
-def stability_limit(speeds: np.ndarray, batch: int, kappa: float) -> float:
-    """End of the stable interval of constant steps ``(0, eta_max)`` (batch-mean convention)."""
-    speeds = np.asarray(speeds, dtype=float)
-    moving = speeds[speeds > 0]
+def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
+                    weights: np.ndarray | None = None) -> float:
+    """End of the stable interval of constant steps ``(0, eta_max)`` (batch-mean convention);
+    ``weights[i]``: the number of identical modes entry ``i`` stands for (default 1)."""
+    moving, w = _moving(speeds, weights)
     if moving.size == 0:
         return math.inf
     smax = float(moving.max())
     eta_bound = _upper_bound(batch, kappa) / smax
     below = eta_bound * (1.0 - 1e-13)
-    if kernel_norm(below, moving, batch, kappa) < 1.0:
+    if kernel_norm(below, moving, batch, kappa, w) < 1.0:
         limit = eta_bound
     else:
-        limit = float(brentq(lambda e: kernel_norm(e, moving, batch, kappa) - 1.0, 0.0, below,
+        limit = float(brentq(lambda e: kernel_norm(e, moving, batch, kappa, w) - 1.0, 0.0, below,
                              xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500))
     window = _low_window(batch, kappa)
     if window is None:
@@ -142,16 +155,16 @@ def stability_limit(speeds: np.ndarray, batch: int, kappa: float) -> float:
     for left, right in zip(edges[:-1], edges[1:], strict=True):
         mid = 0.5 * (left + right)
         x = mid * moving
-        n_low = int(np.sum(1.0 - 2.0 * x + _q(batch, kappa) * x * x <= -1.0))
-        if n_low >= 2:
+        n_low = float(w[1.0 - 2.0 * x + _q(batch, kappa) * x * x <= -1.0].sum())
+        if n_low > 1:
             return float(left)
-        if n_low == 1:
+        if n_low > 0:
             grid = np.linspace(left, right, 65)[1:-1]
-            bad = [e for e in grid if not _lower_ok(e, moving, batch, kappa)]
+            bad = [e for e in grid if not _lower_ok(e, moving, w, batch, kappa)]
             if bad:
                 first = bad[0]
                 prev = max([e for e in grid if e < first], default=left)
-                f = lambda e: (0.0 if _lower_ok(e, moving, batch, kappa) else 1.0) - 0.5  # noqa: E731
+                f = lambda e: (0.0 if _lower_ok(e, moving, w, batch, kappa) else 1.0) - 0.5  # noqa: E731
                 # bisection on the predicate between the last good and the first bad grid point
                 a_, b_ = prev, first
                 for _ in range(200):
