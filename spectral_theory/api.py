@@ -41,6 +41,10 @@ class Solver:
         """``None`` if this solver answers the scenario (exactly, if ``exact``), else why not."""
         return None
 
+    def cost(self, scenario: Scenario, **options: Any) -> float:
+        """Rough work estimate (mode-operations), used by ``method="auto"``."""
+        return float(scenario.problem.d * sum(m.steps for m in scenario.models) * len(scenario.models))
+
     def solve(self, scenario: Scenario, *, at: dict[str, np.ndarray], **options: Any) -> Result:
         reason = self.supports(scenario)
         if reason is not None:
@@ -66,14 +70,71 @@ class ExactSolver(Solver):
                          on_unstable=on_unstable, cache=cache)
 
 
-METHODS: dict[str, Solver] = {"exact": ExactSolver()}
+class ODESolver(Solver):
+    """Continuous-time deterministic equivalent (``tau = sum of steps``) on an adaptive
+    log grid, any schedule. Not exact: it drops terms of relative order ``eta s`` per step
+    (bound ``|dE| <= 0.5 max(eta s) max_t E``, :mod:`spectral_theory.ode`). Options:
+    ``rtol``, ``atol``, ``jump_tol``."""
+
+    name = "ode"
+    exact = False
+
+    def _solve(self, scenario, *, at, **options):
+        from .ode import run_ode
+
+        return run_ode(scenario, at=at, **options)
 
 
-def _choose(scenario: Scenario) -> tuple[Solver, str]:
+class ContinuumSolver(Solver):
+    """The ODE on quadrature nodes over the spectral measure: cost independent of ``d``
+    (``d=None``: d = infinity). Power-law spectrum and target, capacities (no explicit
+    speeds). Node sums match the full-d sums to ~1e-9 (:mod:`spectral_theory.continuum`).
+    Options: ``d``, ``node_options`` and the ODE's."""
+
+    name = "continuum"
+    exact = False
+
+    def supports(self, scenario):
+        from .spec import PowerLawSpectrum, PowerLawTarget
+
+        p = scenario.problem
+        if not isinstance(p.spectrum, PowerLawSpectrum) or not isinstance(p.target, PowerLawTarget):
+            return "needs a power-law spectrum and a power-law target"
+        if any(m.speeds is not None for m in scenario.models):
+            return "explicit per-mode speeds cannot be mapped to continuum nodes"
+        return None
+
+    def _solve(self, scenario, *, at, **options):
+        from .continuum import run_continuum
+
+        return run_continuum(scenario, at=at, **options)
+
+
+METHODS: dict[str, Solver] = {"exact": ExactSolver(), "ode": ODESolver(), "continuum": ContinuumSolver()}
+
+
+def _choose(scenario: Scenario, options: dict[str, Any]) -> tuple[Solver, str]:
+    """The cheapest registered exact method that supports the request."""
+    best, best_cost, why = None, float("inf"), ""
     for name, solver in METHODS.items():
-        if solver.exact and solver.supports(scenario) is None:
-            return solver, f"auto: {name} (first exact method that supports the scenario)"
-    raise SpecError("method", "auto", "no registered method supports this scenario")  # pragma: no cover
+        if not solver.exact:
+            continue
+        reason = solver.supports(scenario, **options) if _takes_options(solver) else solver.supports(scenario)
+        if reason is not None:
+            why += f"; {name} declined: {reason}"
+            continue
+        cost = solver.cost(scenario, **options)
+        if cost < best_cost:
+            best, best_cost = solver, cost
+    if best is None:  # pragma: no cover - exact always supports
+        raise SpecError("method", "auto", "no registered exact method supports this scenario")
+    return best, f"auto: {best.name} (cheapest exact method, ~{best_cost:.3g} mode-operations{why})"
+
+
+def _takes_options(solver: Solver) -> bool:
+    import inspect
+
+    return len(inspect.signature(solver.supports).parameters) > 1
 
 
 def predict(
@@ -85,6 +146,7 @@ def predict(
     every_step: bool = False,
     on_unstable: str = "raise",
     cache: Any = None,
+    **options: Any,
 ) -> Result:
     """Predicted excess-risk curves of every model of the scenario's chain.
 
@@ -92,29 +154,37 @@ def predict(
     ----------
     at : steps at which each model's excess risk is reported (each model's own
         step count, 0 = initialisation); default: the scenario's ``output``.
-    method : ``"auto"`` or a key of ``METHODS``; the result's ``method`` and
-        ``diagnostics["method_choice"]`` say what ran.
+    method : ``"auto"`` (the cheapest exact method that supports the request) or a key of
+        ``METHODS``: ``"exact"`` (step by step, any schedule), ``"ode"`` (continuous-time
+        deterministic equivalent, approximate), ``"continuum"`` (ODE on quadrature nodes,
+        cost independent of d), and ``"renewal"`` where available; the result's ``method``
+        and ``diagnostics["method_choice"]`` say what ran.
     record_modes : also return per-mode second moments at every reported step.
     every_step : also return the excess risk at every step (``ModelResult.curve``).
     on_unstable : ``"raise"`` (default) raises :class:`InstabilityError` with the
         largest stable step when a step size is at or beyond the stability limit;
         ``"warn"`` integrates anyway (the recursion stays exact) and records a warning.
     cache : a :class:`~spectral_theory.engine.PrefixCache` shared between calls, so that
-        scenarios whose chains start with the same models train them once (sweeps, maps).
+        scenarios whose chains start with the same models train them once (sweeps, maps;
+        exact method).
+    options : method-specific keywords (e.g. ``rtol`` for ``"ode"``, ``d=None`` for
+        ``"continuum"``), passed to the solver.
     """
     if not isinstance(scenario, Scenario):
         raise SpecError("scenario", scenario, "must be a Scenario object")
     if on_unstable not in ("raise", "warn"):
         raise SpecError("on_unstable", on_unstable, "must be 'raise' or 'warn'")
     if method == "auto":
-        solver, why = _choose(scenario)
+        solver, why = _choose(scenario, {"record_modes": record_modes, "every_step": every_step})
     elif method in METHODS:
         solver, why = METHODS[method], f"forced: {method}"
     else:
         raise SpecError("method", method, f"must be 'auto' or one of {sorted(METHODS)}")
     opts: dict[str, Any] = {"record_modes": record_modes, "every_step": every_step,
-                            "on_unstable": on_unstable}
+                            "on_unstable": on_unstable, **options}
     if cache is not None:
+        if solver.name != "exact":
+            raise SpecError("cache", "PrefixCache", "is used by the exact method only")
         opts["cache"] = cache
     res = solver.solve(scenario, at=resolve_at(scenario, at), **opts)
     res.diagnostics["method_choice"] = why

@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="predicted curves (theory)")
     _common(p)
     p.add_argument("--method", default="auto", choices=("auto", *sorted(METHODS)),
-                   help="solver (default: auto, which reports its choice)")
+                   help="solver (default: auto, the cheapest exact one; it reports its choice)")
+    p.add_argument("--rtol", type=float, help="ode/continuum: local error tolerance (default 1e-6)")
+    p.add_argument("--d", dest="continuum_d", help="continuum: number of modes, or 'inf' (default: the problem's d)")
     p = sub.add_parser("simulate", help="Monte Carlo SGD, same output shape with standard errors")
     _common(p)
     p.add_argument("--reps", type=int, default=1000, help="replicates (default 1000)")
@@ -215,7 +217,20 @@ def main(argv: list[str] | None = None) -> int:
         on_unstable = "warn" if args.allow_unstable else "raise"
         at = _parse_at(args.at)
         if args.command == "run":
-            res = predict(scenario, at=at, method=args.method, on_unstable=on_unstable)
+            options = {}
+            if args.rtol is not None:
+                options["rtol"] = args.rtol
+            if args.continuum_d is not None:
+                if args.method != "continuum":
+                    raise SpecError("--d", args.continuum_d, "is an option of --method continuum")
+                if args.continuum_d.lower() in ("inf", "infinity"):
+                    options["d"] = None
+                else:
+                    try:
+                        options["d"] = int(args.continuum_d)
+                    except ValueError:
+                        raise SpecError("--d", args.continuum_d, "must be a positive integer or 'inf'") from None
+            res = predict(scenario, at=at, method=args.method, on_unstable=on_unstable, **options)
         else:
             res = simulate(scenario, at=at, reps=args.reps, seed=args.seed,
                            progress=args.progress, on_unstable=on_unstable)
