@@ -325,6 +325,7 @@ def evaluate(
     seed: int = 0,
     cache: PrefixCache | None = None,
     progress: bool | None = False,
+    solver: str = "auto",
 ) -> TransferReport:
     """Train every model the comparison needs and compute its metrics.
 
@@ -332,6 +333,7 @@ def evaluate(
     ``"simulate"`` (Monte Carlo with ``reps`` replicates and ``seed``; each
     lineage gets its own seed ``seed + k``; oracle over the reported steps).
     Every model also reports its last step, whatever the spec's output says.
+    ``solver``: the theory method (:func:`spectral_theory.predict`'s ``method``).
     """
     if method not in ("theory", "simulate"):
         raise SpecError("method", method, "must be 'theory' or 'simulate'")
@@ -339,7 +341,7 @@ def evaluate(
     for k, (lname, scn) in enumerate(spec.lineages().items()):
         at = _with_final(scn)
         if method == "theory":
-            results[lname] = predict(scn, at=at, every_step=True, cache=cache)
+            results[lname] = predict(scn, at=at, every_step=True, cache=cache, method=solver)
         else:
             results[lname] = simulate(scn, at=at, reps=reps, seed=seed + k, progress=progress)
     theta2 = spec.problem.theta2
