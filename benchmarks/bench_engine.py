@@ -47,7 +47,7 @@ def throughput(quick: bool) -> None:
         row = []
         for chain in (False, True):
             sc = _scenario(d, T, chain)
-            sec = best_of(lambda sc=sc: st.predict(sc))
+            sec = best_of(lambda sc=sc: st.predict(sc, method="exact"))
             work = d * T * len(sc.models)
             row.append(work / sec)
         print(f"{d:>9d} {T:>7d} {row[0]:>14.3e} {row[1]:>17.3e}")
@@ -57,7 +57,7 @@ def mc_equal_accuracy(quick: bool) -> None:
     d, T, pilot = (100, 1000, 400) if not quick else (50, 300, 200)
     sc = _scenario(d, T, chain=False)
     t0 = time.perf_counter()
-    th = st.predict(sc)
+    th = st.predict(sc, method="exact")
     t_theory = time.perf_counter() - t0
     t0 = time.perf_counter()
     mc = st.simulate(sc, reps=pilot, seed=0, progress=False)
