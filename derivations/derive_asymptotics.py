@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from spectral_theory.symbolic import asymptotics  # noqa: E402
+from spectral_theory.symbolic.outputs import write_outputs  # noqa: E402
 
 
 def outputs(root: Path = ROOT) -> dict[Path, str]:
@@ -37,25 +38,7 @@ def main(argv: list[str] | None = None, *, root: Path = ROOT) -> int:
         help="do not write; exit 1 if the output on disk differs from what would be generated",
     )
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in outputs(root).items():
-        rel = path.relative_to(root)
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            print(f"up to date: {rel}")
-            continue
-        if args.check:
-            stale.append(rel)
-            print(f"STALE: {rel} differs from the generator's output", file=sys.stderr)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-            print(f"wrote: {rel}")
-    if stale:
-        print("run: python derivations/derive_asymptotics.py", file=sys.stderr)
-        return 1
-    return 0
+    return write_outputs(outputs(root), root, check=args.check, regenerate="python derivations/derive_asymptotics.py")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from spectral_theory.symbolic import derive  # noqa: E402
+from spectral_theory.symbolic.outputs import write_outputs  # noqa: E402
 
 
 def outputs() -> dict[Path, str]:
@@ -49,25 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     for D in (2, 3, 4):
         derive._matches_theory_md(D)
 
-    stale = []
-    for path, text in outputs().items():
-        rel = path.relative_to(ROOT)
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            print(f"up to date: {rel}")
-            continue
-        if args.check:
-            stale.append(rel)
-            print(f"STALE: {rel} differs from the generator's output", file=sys.stderr)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-            print(f"wrote: {rel}")
-    if stale:
-        print("run: python derivations/derive_recursions.py", file=sys.stderr)
-        return 1
-    return 0
+    return write_outputs(outputs(), ROOT, check=args.check, regenerate="python derivations/derive_recursions.py")
 
 
 if __name__ == "__main__":

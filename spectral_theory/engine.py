@@ -22,7 +22,9 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +34,8 @@ from .result import ModelResult, ModeProfile, Result
 from .spec import Scenario
 from .stability import is_stable, stability_limit
 
-__all__ = ["ChainState", "PrefixCache", "run_exact", "model_stability_limit"]
+__all__ = ["ChainState", "PrefixCache", "run_exact", "model_stability_limit", "train_chain",
+           "pairwise_disagreement", "model_result"]
 
 
 def model_stability_limit(scenario: Scenario, index: int) -> float:
@@ -100,6 +103,71 @@ class PrefixCache:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def train_chain(
+    scenario: Scenario,
+    at: dict[str, np.ndarray],
+    train: Callable[[ChainState, int, np.ndarray], ModelResult],
+    *,
+    cache: PrefixCache | None,
+    record_modes: bool,
+    every_step: bool,
+) -> tuple[dict[str, ModelResult], ChainState]:
+    """Train the chain model by model with ``train(state, index, checkpoints)``, taking the
+    models whose chain prefix is in ``cache`` from it. Shared by the step and renewal solvers."""
+    state = ChainState(theta2=np.array(scenario.problem.theta2, dtype=float), mu=[], M={})
+    results: dict[str, ModelResult] = {}
+    for gi, model in enumerate(scenario.models):
+        key = None
+        if cache is not None:
+            key = PrefixCache.key(scenario, gi, at[model.name], record_modes, every_step)
+            hit = cache.entries.get(key)
+            if hit is not None:
+                cache.hits += 1
+                state.mu, state.M = list(hit[0]), dict(hit[1])
+                results[model.name] = hit[2]
+                continue
+            cache.misses += 1
+        results[model.name] = train(state, gi, np.asarray(at[model.name], dtype=np.int64))
+        if cache is not None:
+            cache.entries[key] = (list(state.mu), dict(state.M), results[model.name])
+    return results, state
+
+
+def pairwise_disagreement(state: ChainState, names: list[str],
+                          weights: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+    """Final ``E||phi_g - phi_h||^2`` for every pair (``weights``: mode multiplicities)."""
+    def total(v: np.ndarray) -> float:
+        return _nonneg(float(v.sum() if weights is None else v @ weights))
+
+    return {names[g]: {names[h]: total(state.disagreement_modes(g, h)) for h in range(len(names))}
+            for g in range(len(names))}
+
+
+def model_result(model: Any, ckpt: np.ndarray, risk: np.ndarray, state: ChainState, g: int, *,
+                 disagreement: np.ndarray | None, mode_curves: np.ndarray | None,
+                 curve: np.ndarray | None, limit: float, max_lr: float) -> ModelResult:
+    """The :class:`ModelResult` of model ``g`` from its checkpoint risks ``risk`` (shape
+    ``(len(ckpt), 2)``: bias and variance rows) and its final per-mode state."""
+    risk = _nonneg(risk)
+    Mgg = state.M[(g, g)]
+    return ModelResult(
+        name=model.name,
+        steps=ckpt,
+        excess_risk=risk.sum(axis=1),
+        bias=risk[:, 0].copy(),
+        variance=risk[:, 1].copy(),
+        teacher=model.teacher,
+        disagreement=None if disagreement is None else _nonneg(disagreement),
+        modes=ModeProfile(second_moment=_nonneg(Mgg.sum(axis=0)), bias=_nonneg(Mgg[0]),
+                          variance=_nonneg(Mgg[1]), first_moment=state.mu[g].copy(),
+                          theta2=state.theta2),
+        mode_curves=None if mode_curves is None else _nonneg(mode_curves),
+        curve=curve,
+        stability_limit=limit,
+        max_lr=max_lr,
+    )
+
+
 def run_exact(
     scenario: Scenario,
     *,
@@ -114,38 +182,21 @@ def run_exact(
     ``cache``: a :class:`PrefixCache` shared between calls; models whose chain
     prefix was already trained are taken from it instead of being trained again.
     """
-    prob = scenario.problem
-    lam = prob.eigenvalues
-    theta2 = np.array(prob.theta2, dtype=float)
-    state = ChainState(theta2=theta2, mu=[], M={})
-    results: dict[str, ModelResult] = {}
     warn_msgs: list[str] = []
-    mode_steps = 0
+    d = scenario.problem.d
     t_start = time.perf_counter()
 
-    for gi, model in enumerate(scenario.models):
-        key = None
-        if cache is not None:
-            key = PrefixCache.key(scenario, gi, at[model.name], record_modes, every_step)
-            hit = cache.entries.get(key)
-            if hit is not None:
-                cache.hits += 1
-                state.mu, state.M = list(hit[0]), dict(hit[1])
-                results[model.name] = hit[2]
-                continue
-            cache.misses += 1
-        results[model.name] = _train_model(state, scenario, gi, np.asarray(at[model.name], dtype=np.int64),
-                                           record_modes=record_modes, every_step=every_step,
-                                           on_unstable=on_unstable, warn_msgs=warn_msgs)
-        mode_steps += model.steps * lam.size
-        if cache is not None:
-            cache.entries[key] = (list(state.mu), dict(state.M), results[model.name])
+    trained = []
 
-    names = [m.name for m in scenario.models]
-    disagreement = {
-        names[g]: {names[h]: _nonneg(state.disagreement_modes(g, h).sum()) for h in range(len(names))}
-        for g in range(len(names))
-    }
+    def train(state: ChainState, gi: int, ckpt: np.ndarray) -> ModelResult:
+        trained.append(scenario.models[gi].steps)
+        return _train_model(state, scenario, gi, ckpt, record_modes=record_modes, every_step=every_step,
+                            on_unstable=on_unstable, warn_msgs=warn_msgs)
+
+    results, state = train_chain(scenario, at, train, cache=cache, record_modes=record_modes,
+                                 every_step=every_step)
+    mode_steps = d * sum(trained)
+    disagreement = pairwise_disagreement(state, [m.name for m in scenario.models])
     elapsed = time.perf_counter() - t_start
     return Result(
         method="exact",
@@ -168,7 +219,6 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     model = scenario.models[gi]
     prob = scenario.problem
     lam = prob.eigenvalues
-    theta2 = state.theta2
     kappa = prob.kappa
     sigma2 = prob.noise
     g = state.add_model()
@@ -210,11 +260,11 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
         if curve is not None:
             curve[t] = Mgg.sum()
         while k < n_ck and ckpt[k] == t:
-            risk[k] = _nonneg(Mgg.sum(axis=1))
+            risk[k] = Mgg.sum(axis=1)
             if disagree is not None:
-                disagree[k] = _nonneg(state.disagreement_modes(g, p).sum())
+                disagree[k] = state.disagreement_modes(g, p).sum()
             if mode_curves is not None:
-                mode_curves[k] = _nonneg(Mgg.sum(axis=0))
+                mode_curves[k] = Mgg.sum(axis=0)
             k += 1
 
     record(0)
@@ -252,20 +302,5 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
             raise InstabilityError(model.name, t, lr, limit,
                                    detail="the moments overflowed to a non-finite value")
 
-    Mgg = state.M[(g, g)]
-    return ModelResult(
-        name=model.name,
-        steps=ckpt,
-        excess_risk=risk.sum(axis=1),
-        bias=risk[:, 0].copy(),
-        variance=risk[:, 1].copy(),
-        teacher=model.teacher,
-        disagreement=disagree,
-        modes=ModeProfile(second_moment=_nonneg(Mgg.sum(axis=0)), bias=_nonneg(Mgg[0]),
-                          variance=_nonneg(Mgg[1]), first_moment=state.mu[g].copy(),
-                          theta2=theta2),
-        mode_curves=mode_curves,
-        curve=curve,
-        stability_limit=limit,
-        max_lr=max_lr,
-    )
+    return model_result(model, ckpt, risk, state, g, disagreement=disagree, mode_curves=mode_curves,
+                        curve=curve, limit=limit, max_lr=max_lr)

@@ -132,9 +132,9 @@ from functools import cached_property
 
 import numpy as np
 
-from .engine import ChainState, PrefixCache
+from .engine import ChainState, PrefixCache, model_result, pairwise_disagreement, train_chain
 from .errors import InstabilityError, SpecError
-from .result import ModelResult, ModeProfile, Result
+from .result import ModelResult, Result
 from .schedules import Constant, Piecewise, Schedule, StepDecay
 from .spec import Scenario
 from .stability import is_stable, stability_limit
@@ -856,11 +856,6 @@ def _min_factor(speeds: np.ndarray, lr: float, q: float) -> tuple[float, float]:
     return float(a[i]), float(xs[i])
 
 
-def _nonneg(x):
-    """Reported second moments and disagreements are >= 0 exactly: clip round-off (as the engine)."""
-    return np.maximum(x, 0.0) if isinstance(x, np.ndarray) else max(float(x), 0.0)
-
-
 def supports(scenario: Scenario) -> str | None:
     """``None`` if :func:`run_fast` solves ``scenario`` exactly, else the reason why not."""
     if not isinstance(scenario, Scenario):
@@ -921,38 +916,17 @@ def run_fast(
                     f"the renewal solver serves every_step only up to {MAX_EVERY_STEP} steps per "
                     f"model (model {m.name!r} has {m.steps}); pass the steps wanted in 'at', or "
                     "use method 'exact'")
-    prob = scenario.problem
-    theta2 = np.array(prob.theta2, dtype=float)
-    state = ChainState(theta2=theta2, mu=[], M={})
-    results: dict[str, ModelResult] = {}
     warn_msgs: list[str] = []
     counters = _Counters()
     t_start = time.perf_counter()
 
-    for gi, model in enumerate(scenario.models):
-        key = None
-        if cache is not None:
-            key = PrefixCache.key(scenario, gi, at[model.name], record_modes, every_step)
-            hit = cache.entries.get(key)
-            if hit is not None:
-                cache.hits += 1
-                state.mu, state.M = list(hit[0]), dict(hit[1])
-                results[model.name] = hit[2]
-                continue
-            cache.misses += 1
-        results[model.name] = _train_model(
-            state, scenario, gi, np.asarray(at[model.name], dtype=np.int64),
-            record_modes=record_modes, every_step=every_step, on_unstable=on_unstable,
-            warn_msgs=warn_msgs, counters=counters, fmm=_fmm)
-        if cache is not None:
-            cache.entries[key] = (list(state.mu), dict(state.M), results[model.name])
+    def train(state: ChainState, gi: int, ckpt: np.ndarray) -> ModelResult:
+        return _train_model(state, scenario, gi, ckpt, record_modes=record_modes, every_step=every_step,
+                            on_unstable=on_unstable, warn_msgs=warn_msgs, counters=counters, fmm=_fmm)
 
-    names = [m.name for m in scenario.models]
-    disagreement = {
-        names[g]: {names[h]: _nonneg(float(state.disagreement_modes(g, h).sum()))
-                   for h in range(len(names))}
-        for g in range(len(names))
-    }
+    results, state = train_chain(scenario, at, train, cache=cache, record_modes=record_modes,
+                                 every_step=every_step)
+    disagreement = pairwise_disagreement(state, [m.name for m in scenario.models])
     elapsed = time.perf_counter() - t_start
     return Result(
         method=METHOD_NAME,
@@ -984,7 +958,6 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     model = scenario.models[gi]
     prob = scenario.problem
     lam = prob.eigenvalues
-    theta2 = state.theta2
     kappa = prob.kappa
     d = lam.size
     g = state.add_model()
@@ -1107,19 +1080,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
         if full is not None:
             full[0] = Mgg0
     pos = np.searchsorted(times, ckpt)
-    risk = _nonneg(risk_src[:, pos])
-    return ModelResult(
-        name=model.name,
-        steps=ckpt,
-        excess_risk=risk.sum(axis=0),
-        bias=risk[0].copy(),
-        variance=risk[1].copy(),
-        teacher=model.teacher,
-        disagreement=_nonneg(dis[pos]) if dis is not None else None,
-        modes=ModeProfile(second_moment=_nonneg(Mgg.sum(axis=0)), bias=_nonneg(Mgg[0]),
-                          variance=_nonneg(Mgg[1]), first_moment=mu_g.copy(), theta2=theta2),
-        mode_curves=_nonneg(full.sum(axis=1)[pos]) if full is not None else None,
-        curve=risk_src.sum(axis=0) if every_step else None,
-        stability_limit=limit,
-        max_lr=max_lr,
-    )
+    return model_result(model, ckpt, risk_src[:, pos].T, state, g,
+                        disagreement=dis[pos] if dis is not None else None,
+                        mode_curves=full.sum(axis=1)[pos] if full is not None else None,
+                        curve=risk_src.sum(axis=0) if every_step else None, limit=limit, max_lr=max_lr)

@@ -150,9 +150,9 @@ from typing import Any
 
 import numpy as np
 
-from .engine import ChainState
+from .engine import ChainState, model_result, pairwise_disagreement
 from .errors import InstabilityError, SpecError
-from .result import ModelResult, ModeProfile, Result
+from .result import ModelResult, Result
 from .schedules import Constant, Piecewise, StepDecay
 from .spec import Model, Scenario
 from .stability import is_stable, stability_limit
@@ -754,29 +754,12 @@ def run_ode(
         risk = rec.risk[pos]
         curve = rec.risk[np.searchsorted(rec_steps, np.arange(model.steps + 1))].sum(axis=1) \
             if every_step else None
-        Mgg = state.M[(g, g)]
-        results[model.name] = ModelResult(
-            name=model.name,
-            steps=ckpt,
-            excess_risk=risk.sum(axis=1),
-            bias=risk[:, 0].copy(),
-            variance=risk[:, 1].copy(),
-            teacher=model.teacher,
-            disagreement=rec.dis[pos] if rec.dis is not None else None,
-            modes=ModeProfile(second_moment=Mgg.sum(axis=0), bias=Mgg[0].copy(),
-                              variance=Mgg[1].copy(), first_moment=state.mu[g].copy(),
-                              theta2=theta2),
-            mode_curves=rec.modes[pos] if rec.modes is not None else None,
-            curve=curve,
-            stability_limit=limit,
-            max_lr=tl.max_lr,
-        )
+        results[model.name] = model_result(
+            model, ckpt, risk, state, g, disagreement=rec.dis[pos] if rec.dis is not None else None,
+            mode_curves=rec.modes[pos] if rec.modes is not None else None, curve=curve, limit=limit,
+            max_lr=tl.max_lr)
 
-    names = [m.name for m in scenario.models]
-    disagreement = {
-        names[g]: {names[h]: float(state.disagreement_modes(g, h) @ w) for h in range(len(names))}
-        for g in range(len(names))
-    }
+    disagreement = pairwise_disagreement(state, [m.name for m in scenario.models], w)
     elapsed = time.perf_counter() - t_start
     diagnostics: dict[str, Any] = {
         "grid_points": stats_all.accepted,
