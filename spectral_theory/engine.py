@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,7 @@ from . import _generated as gen
 from .errors import InstabilityError
 from .result import ModelResult, ModeProfile, Result
 from .spec import Scenario
-from .stability import is_stable, stability_limit
+from .stability import guard_steps, stability_limit
 
 __all__ = ["ChainState", "PrefixCache", "run_exact", "model_stability_limit", "train_chain",
            "pairwise_disagreement", "model_result"]
@@ -213,6 +212,12 @@ def run_exact(
     )
 
 
+def _phase_starts(phases: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """``(lr, first step)`` of each constant phase."""
+    starts = np.concatenate([[0], np.cumsum([n for _, n in phases])[:-1]]).astype(int) if phases else []
+    return [(lr, int(t0)) for (lr, _), t0 in zip(phases, starts, strict=True)]
+
+
 def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarray, *, record_modes: bool,
                  every_step: bool, on_unstable: str, warn_msgs: list[str]) -> ModelResult:
     """Train model ``gi`` of the chain (models ``0..gi-1`` are in ``state``) and report its curves."""
@@ -232,20 +237,10 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     inv_b = 1.0 / model.batch
     noise = np.array([[0.0], [alpha * alpha * sigma2]])
     others = [h for h in range(g)]
-    limit = stability_limit(s, model.batch, kappa)
     phases = model.phases()
     max_lr = max((lr for lr, _ in phases), default=0.0)
-    t0 = 0
-    for lr, n in phases:
-        if not is_stable(lr, s, model.batch, kappa):
-            if on_unstable == "raise":
-                raise InstabilityError(model.name, t0, lr, limit)
-            msg = (f"model {model.name!r}: step size {lr:.6g} from step {t0} is beyond the "
-                   f"stability limit {limit:.6g}")
-            warn_msgs.append(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
-            break
-        t0 += n
+    limit = guard_steps(model.name, _phase_starts(phases), s, model.batch, kappa, on_unstable=on_unstable,
+                        warn_msgs=warn_msgs)
 
     n_ck = ckpt.size
     risk = np.empty((n_ck, 2))

@@ -125,19 +125,25 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from contextlib import nullcontext as _nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from .engine import ChainState, PrefixCache, model_result, pairwise_disagreement, train_chain
+from .engine import (
+    ChainState,
+    PrefixCache,
+    _phase_starts,
+    model_result,
+    pairwise_disagreement,
+    train_chain,
+)
 from .errors import InstabilityError, SpecError
 from .result import ModelResult, Result
 from .schedules import Constant, Piecewise, Schedule, StepDecay
 from .spec import Scenario
-from .stability import is_stable, stability_limit
+from .stability import guard_steps, is_stable
 
 __all__ = ["run_fast", "supports", "contour_error", "ContourSpec", "CONTOURS", "METHOD_NAME"]
 
@@ -970,23 +976,13 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     inv_b = 1.0 / model.batch
     q = (model.batch + kappa - 2.0) / model.batch
     sig = np.array([0.0, alpha * alpha * prob.noise])
-    limit = stability_limit(s, model.batch, kappa)
     phases = _phases(model)
     assert not isinstance(phases, str)
     max_lr = max((lr for lr, _ in phases), default=0.0)
-    # every step below the limit is stable; above it, is_stable is the exact test
+    limit = guard_steps(model.name, _phase_starts(phases), s, model.batch, kappa, on_unstable=on_unstable,
+                        warn_msgs=warn_msgs)
+    # with on_unstable="warn" unstable phases are integrated on a contour shifted past the growing pole
     stable = {lr: lr < limit or is_stable(lr, s, model.batch, kappa) for lr, _ in phases}
-    t0 = 0
-    for lr, n in phases:
-        if not stable[lr]:
-            if on_unstable == "raise":
-                raise InstabilityError(model.name, t0, lr, limit)
-            msg = (f"model {model.name!r}: step size {lr:.6g} from step {t0} is beyond the "
-                   f"stability limit {limit:.6g}")
-            warn_msgs.append(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=4)
-            break
-        t0 += n
 
     times = np.unique(ckpt)
     if every_step:

@@ -20,7 +20,7 @@ import numpy as np
 from .errors import InstabilityError, SpecError
 from .result import ModelResult, ModeProfile, Result
 from .spec import Features, Scenario
-from .stability import is_stable, stability_limit
+from .stability import guard_steps
 
 __all__ = ["run_monte_carlo", "sample_latent"]
 
@@ -95,17 +95,8 @@ def run_monte_carlo(
     speeds = [m.speed_profile(lam) for m in models]
     etas = [m.step_sizes() for m in models]
     warn_msgs: list[str] = []
-    limits = []
-    for m, s, eta in zip(models, speeds, etas, strict=True):
-        lim = stability_limit(s, m.batch, prob.kappa)
-        limits.append(lim)
-        unstable = [v for v in np.unique(eta) if not is_stable(float(v), s, m.batch, prob.kappa)]
-        bad = np.flatnonzero(np.isin(eta, unstable))
-        if bad.size:
-            if on_unstable == "raise":
-                raise InstabilityError(m.name, int(bad[0]), float(eta[bad[0]]), lim)
-            warn_msgs.append(f"model {m.name!r}: step size {eta[bad[0]]:.6g} from step {bad[0]} "
-                             f"is beyond the stability limit {lim:.6g}")
+    limits = [guard_steps(m.name, zip(eta, range(eta.size), strict=True), s, m.batch, prob.kappa, on_unstable=on_unstable,
+                          warn_msgs=warn_msgs) for m, s, eta in zip(models, speeds, etas, strict=True)]
 
     max_batch = max(m.batch for m in models)
     block = max(1, min(reps, _BLOCK_ELEMENTS // max(1, max_batch * d)))

@@ -144,7 +144,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,7 +154,7 @@ from .errors import InstabilityError, SpecError
 from .result import ModelResult, Result
 from .schedules import Constant, Piecewise, StepDecay
 from .spec import Model, Scenario
-from .stability import is_stable, stability_limit
+from .stability import guard_steps
 
 __all__ = ["run_ode", "ode_error_bound", "ODE_ERROR_CONSTANT", "Timeline"]
 
@@ -684,21 +683,9 @@ def run_ode(
         c = 1.0 - alpha
         q = 1.0 + (kappa - 2.0) / model.batch
         weights = w if weighted else None
-        limit = stability_limit(s, model.batch, kappa, weights)
         tl = Timeline.from_model(model, jump_tol)
-        # steps below the limit are stable; beyond it, only B = 1 with kappa < 1.5 has stable windows
-        beyond = np.flatnonzero(~(tl.lrs < limit))
-        bad = np.array([j for j in beyond if not is_stable(float(tl.lrs[j]), s, model.batch, kappa, weights)],
-                       dtype=np.int64)
-        if bad.size:
-            j = int(bad[0])
-            t0 = int(tl.step_start[j])
-            if on_unstable == "raise":
-                raise InstabilityError(model.name, t0, float(tl.lrs[j]), limit)
-            msg = (f"model {model.name!r}: step size {tl.lrs[j]:.6g} from step {t0} is beyond the "
-                   f"stability limit {limit:.6g}")
-            warn_msgs.append(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        limit = guard_steps(model.name, zip(tl.lrs, tl.step_start[:-1], strict=True), s, model.batch, kappa,
+                            on_unstable=on_unstable, warn_msgs=warn_msgs, weights=weights)
         max_xs[model.name] = tl.max_lr * (float(s.max()) if s.size else 0.0)
 
         g = state.add_model()

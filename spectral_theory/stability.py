@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-__all__ = ["StabilityReport", "kernel_norm", "is_stable", "stability_limit", "check_step"]
+__all__ = ["StabilityReport", "kernel_norm", "is_stable", "stability_limit", "check_step", "guard_steps"]
 
 
 @dataclass(frozen=True)
@@ -195,3 +195,36 @@ def check_step(eta: float, speeds: np.ndarray, batch: int, kappa: float,
     knorm = kernel_norm(eta, moving, batch, kappa)
     return StabilityReport(eta=float(eta), limit=float(limit), kernel_norm=knorm,
                            max_mode_factor=factor, stable=is_stable(eta, speeds, batch, kappa))
+
+
+def guard_steps(name: str, steps, speeds: np.ndarray, batch: int, kappa: float, *, on_unstable: str,
+                warn_msgs: list[str], weights: np.ndarray | None = None) -> float:
+    """Check a model's step sizes before it is trained; return its stability limit.
+
+    ``steps``: ``(lr, first step)`` pairs in training order. At the first unstable one,
+    ``on_unstable="raise"`` raises :class:`InstabilityError` (naming the step, the step
+    size and the limit); ``"warn"`` records a message in ``warn_msgs`` and warns.
+    Steps below the limit are stable; beyond it :func:`is_stable` decides (stable windows
+    exist only for ``B = 1``, ``kappa < 1.5``).
+    """
+    import warnings
+
+    from .errors import InstabilityError
+
+    limit = stability_limit(speeds, batch, kappa, weights)
+    checked: dict[float, bool] = {}
+    for lr, start in steps:
+        lr = float(lr)
+        if lr < limit:
+            continue
+        if lr not in checked:
+            checked[lr] = is_stable(lr, speeds, batch, kappa, weights)
+        if not checked[lr]:
+            if on_unstable == "raise":
+                raise InstabilityError(name, int(start), lr, limit)
+            msg = (f"model {name!r}: step size {lr:.6g} from step {int(start)} is beyond the "
+                   f"stability limit {limit:.6g}")
+            warn_msgs.append(msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=4)
+            break
+    return limit
