@@ -22,13 +22,28 @@ from .errors import SpecError
 from .result import Result
 from .spec import Output, Scenario
 
-__all__ = ["Solver", "ExactSolver", "METHODS", "predict", "simulate", "resolve_at"]
+__all__ = ["Solver", "ExactSolver", "METHODS", "predict", "simulate", "resolve_at", "dropped_steps"]
 
 
 def resolve_at(scenario: Scenario, at: Sequence[int] | None) -> dict[str, np.ndarray]:
     """Reported steps per model: ``at`` (clipped to each model's steps) or the scenario's output."""
-    out = scenario.output if at is None else Output(at=tuple(at), points=scenario.output.points)
+    if at is None:
+        out = scenario.output
+    else:
+        try:
+            out = Output(at=tuple(at), points=scenario.output.points)
+        except SpecError as err:
+            raise SpecError(err.field.replace("output.at", "at"), err.value, err.allowed) from None
     return {m.name: out.steps_for(m.steps) for m in scenario.models}
+
+
+def dropped_steps(scenario: Scenario, at: Sequence[int] | None) -> dict[str, list[int]]:
+    """Requested steps past each model's training, which that model does not report."""
+    steps = scenario.output.at if at is None else at
+    if steps is None:
+        return {}
+    out = {m.name: sorted({int(t) for t in steps if int(t) > m.steps}) for m in scenario.models}
+    return {k: v for k, v in out.items() if v}
 
 
 class Solver:
@@ -36,6 +51,7 @@ class Solver:
 
     name = "base"
     exact = True
+    options: frozenset[str] = frozenset({"record_modes", "every_step", "on_unstable"})
 
     def supports(self, scenario: Scenario, **options: Any) -> str | None:
         """``None`` if this solver answers the request (exactly, if ``exact``), else why not."""
@@ -46,6 +62,10 @@ class Solver:
         return float(scenario.problem.d * sum(m.steps for m in scenario.models) * len(scenario.models))
 
     def solve(self, scenario: Scenario, *, at: dict[str, np.ndarray], **options: Any) -> Result:
+        for key in options:
+            if key not in self.options:
+                raise SpecError(key, options[key], f"is not an option of method {self.name!r}; "
+                                                   f"its options are {sorted(self.options)}")
         reason = self.supports(scenario, every_step=options.get("every_step", False),
                                record_modes=options.get("record_modes", False))
         if reason is not None:
@@ -64,6 +84,7 @@ class ExactSolver(Solver):
     """Step-by-step integration of the exact recursion: O(G d) per step, any schedule."""
 
     name = "exact"
+    options = Solver.options | {"cache"}
 
     def _solve(self, scenario, *, at, record_modes=False, every_step=False, on_unstable="raise",
                cache=None):
@@ -79,6 +100,7 @@ class ODESolver(Solver):
 
     name = "ode"
     exact = False
+    options = Solver.options | {"rtol", "atol", "jump_tol", "modes", "max_points"}
 
     def _solve(self, scenario, *, at, **options):
         from .ode import run_ode
@@ -94,6 +116,7 @@ class ContinuumSolver(Solver):
 
     name = "continuum"
     exact = False
+    options = ODESolver.options - {"modes"} | {"d", "node_options"}
 
     def supports(self, scenario, **options):
         from .spec import PowerLawSpectrum, PowerLawTarget
@@ -119,6 +142,7 @@ class RenewalSolver(Solver):
 
     name = "renewal"
     exact = True
+    options = Solver.options | {"cache"}
 
     def supports(self, scenario, *, every_step=False, record_modes=False):
         from . import fast
@@ -221,6 +245,9 @@ def predict(
         opts["cache"] = cache
     res = solver.solve(scenario, at=resolve_at(scenario, at), **opts)
     res.diagnostics["method_choice"] = why
+    dropped = dropped_steps(scenario, at)
+    if dropped:
+        res.diagnostics["steps_not_reported"] = dropped
     return res
 
 
@@ -244,5 +271,9 @@ def simulate(
         raise SpecError("scenario", scenario, "must be a Scenario object")
     if on_unstable not in ("raise", "warn"):
         raise SpecError("on_unstable", on_unstable, "must be 'raise' or 'warn'")
-    return run_monte_carlo(scenario, at=resolve_at(scenario, at), reps=reps, seed=seed,
-                           progress=progress, on_unstable=on_unstable)
+    res = run_monte_carlo(scenario, at=resolve_at(scenario, at), reps=reps, seed=seed,
+                          progress=progress, on_unstable=on_unstable)
+    dropped = dropped_steps(scenario, at)
+    if dropped:
+        res.diagnostics["steps_not_reported"] = dropped
+    return res

@@ -206,11 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         scenario = load_scenario(args.scenario)
         if args.command == "stability":
             from .engine import model_stability_limit
+            from .stability import is_stable
 
             for i, m in enumerate(scenario.models):
                 lim = model_stability_limit(scenario, i)
-                mx = max((lr for lr, _ in m.phases()), default=0.0)
-                verdict = "stable" if mx < lim else "UNSTABLE"
+                s = m.speed_profile(scenario.problem.eigenvalues)
+                lrs = {lr for lr, _ in m.phases()}
+                mx = max(lrs, default=0.0)
+                ok = all(is_stable(lr, s, m.batch, scenario.problem.kappa) for lr in lrs)
+                verdict = "stable" if ok else "UNSTABLE"
                 sys.stdout.write(f"{m.name}: largest stable constant step {lim:.6g} "
                                  f"(batch-mean); largest step used {mx:.6g}: {verdict}\n")
             return 0
@@ -219,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             options = {}
             if args.rtol is not None:
+                if args.method not in ("ode", "continuum"):
+                    raise SpecError("--rtol", args.rtol, "is an option of --method ode or continuum")
                 options["rtol"] = args.rtol
             if args.continuum_d is not None:
                 if args.method != "continuum":
@@ -234,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             res = simulate(scenario, at=at, reps=args.reps, seed=args.seed,
                            progress=args.progress, on_unstable=on_unstable)
+        for name, steps in res.diagnostics.get("steps_not_reported", {}).items():
+            sys.stderr.write(f"spectral-theory: note: model {name!r} trains fewer steps than {steps[0]}; "
+                             f"steps {steps} are not reported for it\n")
         _write(_render(res, args.format, not args.no_modes), args.out)
         return 0
     except (SpecError, InstabilityError) as err:

@@ -359,6 +359,8 @@ def continuum_nodes(scenario: Scenario, *, d: Any = "problem", **options: Any) -
             raise SpecError(f"{m.field_name}.speeds", "<array>",
                             "explicit per-mode speeds cannot be mapped to continuum nodes; use capacity")
     dd = prob.d if d == "problem" else d
+    if dd is not None and (isinstance(dd, bool) or not isinstance(dd, (int, np.integer)) or dd < 1):
+        raise SpecError("d", d, "must be 'problem', a positive integer, or None (d = infinity)")
     breaks = tuple(sorted({m.capacity for m in scenario.models if m.capacity is not None}))
     if dd is not None:
         for m in scenario.models:

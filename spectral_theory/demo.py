@@ -46,7 +46,8 @@ def demo_text() -> str:
     pgr = (f["weak_teacher"] - f["w2s_student"]) / (f["weak_teacher"] - f["strong_ceiling"])
     lines.append(f"weak-to-strong: E_weak = {f['weak_teacher']:.5g}, E_w2s = {f['w2s_student']:.5g}, "
                  f"E_ceiling = {f['strong_ceiling']:.5g}, PGR = {pgr:.4g}")
-    lines.append("(excess risk sum_i (phi_i - theta_i)^2, not halved; exact recursion, no sampling)")
+    lines.append(f"(excess risk sum_i (phi_i - theta_i)^2, not halved; theory by the {res.method!r} "
+                 "method, no sampling)")
     return "\n".join(lines) + "\n"
 
 

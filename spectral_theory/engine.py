@@ -86,7 +86,9 @@ class PrefixCache:
     The state after training models ``0..g`` depends only on the problem and on
     those models' specs, so it is keyed by them (plus the reporting options of
     model ``g`` for its curves). Frozen models' moments are never modified in
-    place, so a cached state is reused through a shallow copy. ``hits`` and
+    place, so a cached state is reused through a shallow copy; a cached model's
+    :class:`ModelResult` is shared by every result that takes it (treat results as
+    read-only). Keys include the method, so solvers never share entries. ``hits`` and
     ``misses`` count models taken from the cache and models trained.
     """
 
@@ -96,8 +98,10 @@ class PrefixCache:
     misses: int = 0
 
     @staticmethod
-    def key(scenario: Scenario, g: int, at: np.ndarray, record_modes: bool, every_step: bool) -> str:
-        blob = json.dumps([scenario.problem.describe(), [m.describe() for m in scenario.models[:g + 1]],
+    def key(scenario: Scenario, g: int, at: np.ndarray, record_modes: bool, every_step: bool,
+            method: str) -> str:
+        blob = json.dumps([method, scenario.problem.describe(),
+                           [m.describe() for m in scenario.models[:g + 1]],
                            [int(t) for t in at], record_modes, every_step], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -110,6 +114,7 @@ def train_chain(
     cache: PrefixCache | None,
     record_modes: bool,
     every_step: bool,
+    method: str,
 ) -> tuple[dict[str, ModelResult], ChainState]:
     """Train the chain model by model with ``train(state, index, checkpoints)``, taking the
     models whose chain prefix is in ``cache`` from it. Shared by the step and renewal solvers."""
@@ -118,7 +123,7 @@ def train_chain(
     for gi, model in enumerate(scenario.models):
         key = None
         if cache is not None:
-            key = PrefixCache.key(scenario, gi, at[model.name], record_modes, every_step)
+            key = PrefixCache.key(scenario, gi, at[model.name], record_modes, every_step, method)
             hit = cache.entries.get(key)
             if hit is not None:
                 cache.hits += 1
@@ -193,7 +198,7 @@ def run_exact(
                             on_unstable=on_unstable, warn_msgs=warn_msgs)
 
     results, state = train_chain(scenario, at, train, cache=cache, record_modes=record_modes,
-                                 every_step=every_step)
+                                 every_step=every_step, method="exact")
     mode_steps = d * sum(trained)
     disagreement = pairwise_disagreement(state, [m.name for m in scenario.models])
     elapsed = time.perf_counter() - t_start

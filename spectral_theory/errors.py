@@ -27,11 +27,14 @@ class InstabilityError(ArithmeticError):
     largest stable constant step for that model, batch-mean convention).
     """
 
-    def __init__(self, model: str, step: int, lr: float, limit: float, detail: str = ""):
+    def __init__(self, model: str, step: int, lr: float, limit: float, detail: str = "",
+                 tau: float | None = None):
         self.model = model
         self.step = step
         self.lr = lr
         self.limit = limit
+        self.detail = detail
+        self.detail_tau = tau  # continuous-time solvers: where (in tau = sum of steps) it failed
         msg = (
             f"models[{model!r}]: step size {lr:.6g} at step {step} is unstable; "
             f"the largest stable constant step for this model is {limit:.6g} "

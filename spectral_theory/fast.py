@@ -83,10 +83,9 @@ directly. The transposed scheme (local expansions) gives the per-mode
 per-mode states, plus ``O(nodes x bins x FMM_TERMS)``; below ``FMM_MIN`` the
 sums are direct, ``O(nodes d)``. Nothing depends on the number of steps
 except through the number of phases and the log-spread of the checkpoints.
-Measured (benchmarks/bench_fast.py, one core): d = 10^5, T = 10^8, 200
-checkpoints: constant step 0.08 s, step decay (27 phases) 0.46 s; cost
-ratio T = 10^8 / 10^4: 1.6 and 1.9; ~7000x faster than ``run_exact`` at
-d = 10^4, T = 10^6.
+Measured figures (d = 10^5, T = 10^8: well under a second; cost nearly flat in
+T; thousands of times faster than ``run_exact`` at d = 10^4, T = 10^6) are in
+benchmarks/README.md, from ``python benchmarks/bench_fast.py``.
 
 Error control
 -------------
@@ -931,7 +930,7 @@ def run_fast(
                             on_unstable=on_unstable, warn_msgs=warn_msgs, counters=counters, fmm=_fmm)
 
     results, state = train_chain(scenario, at, train, cache=cache, record_modes=record_modes,
-                                 every_step=every_step)
+                                 every_step=every_step, method=METHOD_NAME)
     disagreement = pairwise_disagreement(state, [m.name for m in scenario.models])
     elapsed = time.perf_counter() - t_start
     return Result(

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from .engine import _phase_starts
 from .errors import InstabilityError, SpecError
 from .result import ModelResult, ModeProfile, Result
 from .spec import Features, Scenario
@@ -95,8 +96,8 @@ def run_monte_carlo(
     speeds = [m.speed_profile(lam) for m in models]
     etas = [m.step_sizes() for m in models]
     warn_msgs: list[str] = []
-    limits = [guard_steps(m.name, zip(eta, range(eta.size), strict=True), s, m.batch, prob.kappa, on_unstable=on_unstable,
-                          warn_msgs=warn_msgs) for m, s, eta in zip(models, speeds, etas, strict=True)]
+    limits = [guard_steps(m.name, _phase_starts(m.phases()), s, m.batch, prob.kappa, on_unstable=on_unstable,
+                          warn_msgs=warn_msgs) for m, s in zip(models, speeds, strict=True)]
 
     max_batch = max(m.batch for m in models)
     block = max(1, min(reps, _BLOCK_ELEMENTS // max(1, max_batch * d)))

@@ -419,7 +419,7 @@ class _Coupled:
             sk += float(Kc @ wc)
         den = 1.0 - sk
         if not den > 0:
-            raise InstabilityError(name, -1, eta_b, math.nan,
+            raise InstabilityError(name, -1, eta_b, math.nan, tau=tau,
                                    detail=f"the ODE's rank-one coupling exceeds 1 at tau = {tau:.6g} "
                                           "(kernel norm >= 1)")
         Rb = (pw + self.nu * sk) / den
@@ -541,7 +541,7 @@ def _integrate(sys: _Coupled, U0: np.ndarray, timeline: Timeline, ck_tau: np.nda
                 errs = e_rows / (rtol * size + atol * np.maximum(scale_max, size) + tiny)
                 err = float(np.max(errs))
                 if not np.isfinite(err) or not np.all(np.isfinite(size)):
-                    raise InstabilityError(name, -1, eta_b, math.nan,
+                    raise InstabilityError(name, -1, eta_b, math.nan, tau=tau,
                                            detail=f"the ODE solution overflowed at tau = {tau:.6g}")
                 fac = 0.9 * err ** (-1.0 / (deg + 1.0)) if err > 0 else 4.0
                 if err <= 1.0:
@@ -715,8 +715,15 @@ def run_ode(
         rec = _Recorder(tau=rec_tau, w=w, s=s, c=c, W0p=W0[p] if p is not None else None,
                         Mpp=Mpp, n_modes=n if record_modes else 0)
         stats = _Stats()
-        U_T = _integrate(sys, U0, tl, rec_tau, rec, rtol=rtol, atol=atol, name=model.name,
-                         stats=stats, max_points=max_points)
+        try:
+            U_T = _integrate(sys, U0, tl, rec_tau, rec, rtol=rtol, atol=atol, name=model.name,
+                             stats=stats, max_points=max_points)
+        except InstabilityError as err:
+            # _integrate knows tau, not the step: name the first step at or past that tau
+            tau_fail = float(err.detail_tau) if err.detail_tau is not None else math.inf
+            step = int(np.searchsorted(tl.tau_of_steps(np.arange(model.steps + 1)), tau_fail))
+            raise InstabilityError(model.name, min(step, model.steps), err.lr, limit,
+                                   detail=err.detail) from None
         grid[model.name] = stats.accepted
         stats_all.accepted += stats.accepted
         stats_all.rejected += stats.rejected

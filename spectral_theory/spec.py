@@ -444,10 +444,6 @@ class Model:
         scale = self.batch if self.lr_convention == "sum" else 1
         return [(lr * scale, n) for lr, n in self.schedule.phases(self.steps)]
 
-    @property
-    def hard(self) -> bool:
-        return self.teacher is None or self.alpha == 1.0
-
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name, "steps": self.steps, "batch": self.batch,

@@ -347,7 +347,8 @@ def evaluate(
     theta2 = spec.problem.theta2
     summaries = {name: _summary(r, name, theta2) for r in results.values() for name in r.models}
     metrics, profiles = _METRICS[spec.kind](spec, results, summaries)
-    return TransferReport(kind=spec.kind, method="exact" if method == "theory" else "monte_carlo",
+    methods = sorted({r.method for r in results.values()})
+    return TransferReport(kind=spec.kind, method="+".join(methods),
                           spec=spec, models=summaries, metrics=metrics, profiles=profiles, results=results)
 
 

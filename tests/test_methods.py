@@ -78,3 +78,36 @@ def test_cli_method_flags(capsys):
     assert "continuum" in capsys.readouterr().out
     assert main(["run", "examples/distillation.toml", "--method", "exact", "--d", "inf"]) == 2
     assert "--d" in capsys.readouterr().err
+
+
+def test_options_belong_to_their_method():
+    sc = chain(d=20, T=100)
+    with pytest.raises(st.SpecError, match="rtol: got 0.001; is not an option of method 'exact'"):
+        st.predict(sc, method="exact", rtol=1e-3)
+    st.predict(sc, method="ode", rtol=1e-3)  # accepted there
+    with pytest.raises(st.SpecError, match=r"^at\[1\]: got -5"):
+        st.predict(sc, at=[0, -5])
+    with pytest.raises(st.SpecError, match=r"^d: got 0"):
+        st.predict(sc, method="continuum", d=0)
+
+
+def test_cache_entries_are_per_method():
+    from spectral_theory.engine import PrefixCache
+
+    sc = chain(d=30, T=200)
+    cache = PrefixCache()
+    st.predict(sc, method="exact", cache=cache)
+    st.predict(sc, method="renewal", cache=cache)
+    assert cache.hits == 0 and cache.misses == 4
+    st.predict(sc, method="renewal", cache=cache)
+    assert cache.hits == 2
+
+
+def test_steps_past_training_are_reported_as_not_reported(capsys):
+    sc = chain(d=20, T=100)
+    r = st.predict(sc, at=[0, 10, 80, 150])
+    assert r.diagnostics["steps_not_reported"] == {"t": [150], "s": [80, 150]}
+    assert main(["run", "examples/chain.json", "--at", "0,10,500"]) == 0
+    assert "not reported" in capsys.readouterr().err
+    assert main(["run", "examples/chain.json", "--rtol", "1e-3"]) == 2
+    assert "--rtol" in capsys.readouterr().err
