@@ -61,6 +61,31 @@ class ChainState:
             return np.zeros(self.theta2.size)
         return (self.pair(g, g) - 2.0 * self.pair(g, h) + self.pair(h, h)).sum(axis=0)
 
+    def residual(self, g: int, p: int | None, c: float):
+        """Moments of the residual ``v = e_g - c e_p`` of model ``g`` (``p``: its parent, or
+        None with ``c = 0``): ``U = E[v^2]`` per mode, ``W[h] = E[v e_h]`` for every model
+        ``h < g`` and the first-moment multiplier ``mu_v``. ``v`` follows the hard-label
+        recursion (with noise ``alpha^2 sigma2``); ``W`` and ``mu_v`` decay by ``1 - x`` per step."""
+        if p is None or c == 0.0:
+            return (self.pair(g, g).copy(), {h: self.pair(h, g).copy() for h in range(g)},
+                    self.mu[g].copy())
+        U = self.pair(g, g) - 2.0 * c * self.pair(p, g) + (c * c) * self.pair(p, p)
+        W = {h: self.pair(h, g) - c * self.pair(p, h) for h in range(g)}
+        return U, W, self.mu[g] - c * self.mu[p]
+
+    def set_from_residual(self, g: int, p: int | None, c: float, U, W, mu_v) -> None:
+        """Inverse of :meth:`residual`: ``M_gg = U + 2c W_p + c^2 M_pp``,
+        ``M_gh = W_h + c M_ph``, ``mu_g = mu_v + c mu_p``."""
+        if p is None or c == 0.0:
+            self.M[(g, g)], self.mu[g] = U, mu_v
+            for h, w in W.items():
+                self.M[(h, g)] = w
+            return
+        self.M[(g, g)] = U + 2.0 * c * W[p] + (c * c) * self.pair(p, p)
+        self.mu[g] = mu_v + c * self.mu[p]
+        for h, w in W.items():
+            self.M[(h, g)] = w + c * self.pair(p, h)
+
     def add_model(self) -> int:
         """Initialise a new model at ``phi = 0`` and return its index."""
         g = len(self.mu)

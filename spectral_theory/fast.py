@@ -996,18 +996,9 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     # residual state of g (see the module docstring)
     Mgg0 = state.M[(g, g)]
     Mgp0 = state.pair(p, g) if p is not None else None
-    if p is not None:
-        Mpp = state.M[(p, p)]
-        mu_p = state.mu[p]
-        U = Mgg0 - 2.0 * c * Mgp0 + (c * c) * Mpp if c != 0.0 else Mgg0.copy()
-        sum_mpp = Mpp.sum(axis=1)
-    else:
-        Mpp = mu_p = None
-        U = Mgg0.copy()
-        sum_mpp = np.zeros(2)
-    W = {h: (state.pair(h, g) - c * state.pair(p, h)) if c != 0.0 else state.pair(h, g).copy()
-         for h in range(g)}
-    mu_v = state.mu[g] - c * mu_p if c != 0.0 else state.mu[g].copy()
+    Mpp = state.M[(p, p)] if p is not None else None
+    sum_mpp = Mpp.sum(axis=1) if p is not None else np.zeros(2)
+    U, W, mu_v = state.residual(g, p, c)
 
     if nt and times[0] == 0:
         rU[:, 0] = U.sum(axis=1)
@@ -1047,19 +1038,8 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
         tg += n
 
     # assemble g's moments (an untrained model keeps its initialisation exactly)
-    if not phases:
-        Mgg = Mgg0
-        mu_g = state.mu[g]
-    elif c != 0.0:
-        Mgg = U + 2.0 * c * W[p] + (c * c) * Mpp
-        mu_g = mu_v + c * mu_p
-    else:
-        Mgg = U
-        mu_g = mu_v
-    state.M[(g, g)] = Mgg
-    state.mu[g] = mu_g
-    for h in range(g if phases else 0):
-        state.M[(h, g)] = W[h] + c * state.pair(p, h) if c != 0.0 else W[h]
+    if phases:
+        state.set_from_residual(g, p, c, U, W, mu_v)
 
     risk_src = rU + 2.0 * c * sWp + (c * c) * sum_mpp[:, None]  # (2, nt)
     dis = full = None

@@ -689,19 +689,11 @@ def run_ode(
         max_xs[model.name] = tl.max_lr * (float(s.max()) if s.size else 0.0)
 
         g = state.add_model()
-        assert g == gi
+        if g != gi:  # pragma: no cover - internal invariant
+            raise RuntimeError(f"chain state holds {g} models, expected {gi}")
         others = list(range(g))
-        Mgg0 = state.M[(g, g)]
-        if p is not None:
-            Mpp = state.M[(p, p)]
-            W0 = {h: state.M[(h, g)] - c * state.pair(p, h) for h in others}
-            U0 = Mgg0 - 2.0 * c * state.M[(p, g)] + c * c * Mpp
-            m0 = state.mu[g] - c * state.mu[p]
-        else:
-            Mpp = None
-            W0 = {h: state.M[(h, g)].copy() for h in others}
-            U0 = Mgg0.copy()
-            m0 = state.mu[g].copy()
+        Mpp = state.M[(p, p)] if p is not None else None
+        U0, W0, m0 = state.residual(g, p, c)
         nu = np.array([0.0, alpha * alpha * sigma2])
         sys = _Coupled(s=s, w=w, q=q, inv_b=1.0 / model.batch, nu=nu)
 
@@ -730,15 +722,7 @@ def run_ode(
 
         # final state
         decay = np.exp(-s * tl.total_tau)
-        for h in others:
-            Wh = W0[h] * decay
-            state.M[(h, g)] = Wh + c * state.pair(p, h) if p is not None else Wh
-        if p is not None:
-            state.M[(g, g)] = U_T + 2.0 * c * W0[p] * decay + c * c * Mpp
-            state.mu[g] = m0 * decay + c * state.mu[p]
-        else:
-            state.M[(g, g)] = U_T
-            state.mu[g] = m0 * decay
+        state.set_from_residual(g, p, c, U_T, {h: W0[h] * decay for h in others}, m0 * decay)
         if not np.all(np.isfinite(state.M[(g, g)])):
             raise InstabilityError(model.name, model.steps, tl.max_lr, limit,
                                    detail="the moments overflowed to a non-finite value")
