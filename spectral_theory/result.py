@@ -192,8 +192,14 @@ class Result:
         for r in rows:
             cells.append([_fmt(r[c]) for c in cols])
         widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-        lines = [f"# {self.method}" + (f", {self.reps} replicates, seed {self.seed}" if self.reps else "")
-                 + "; excess risk sum_i (phi_i - theta_i)^2 (not halved)"]
+        head_line = (f"# {self.method}" + (f", {self.reps} replicates, seed {self.seed}" if self.reps else "")
+                     + "; excess risk sum_i (phi_i - theta_i)^2 (not halved)")
+        spec = self.scenario.problem.describe() if self.scenario is not None else None
+        if spec and spec["spectrum"]["kind"] == "powerlaw":
+            head_line += f"; lambda_i = i^-a with a = {spec['spectrum']['a']:g}"
+            if spec["target"]["kind"] == "powerlaw":
+                head_line += f", theta_i^2 = i^-b with b = {spec['target']['b']:g}"
+        lines = [head_line]
         for k, row in enumerate(cells):
             lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
             if k == 0:
