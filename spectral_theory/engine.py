@@ -86,9 +86,12 @@ class ChainState:
         for h, w in W.items():
             self.M[(h, g)] = w + c * self.pair(p, h)
 
-    def add_model(self) -> int:
-        """Initialise a new model at ``phi = 0`` and return its index."""
+    def add_model(self, expect: int | None = None) -> int:
+        """Initialise a new model at ``phi = 0`` and return its index (``expect``: the index
+        the caller's chain gives it; a mismatch is an internal error)."""
         g = len(self.mu)
+        if expect is not None and g != expect:  # pragma: no cover - internal invariant
+            raise RuntimeError(f"chain state holds {g} models, expected {expect}")
         zero = np.zeros_like(self.theta2)
         for h in range(g):
             # E[e_g(0) e_h] = E[-theta e_h] = -mu_h theta^2 (bias source); 0 (variance source)
@@ -256,9 +259,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     lam = prob.eigenvalues
     kappa = prob.kappa
     sigma2 = prob.noise
-    g = state.add_model()
-    if g != gi:  # pragma: no cover - internal invariant
-        raise RuntimeError(f"chain state holds {g} models, expected {gi}")
+    g = state.add_model(expect=gi)
     s = model.speed_profile(lam)
     p = scenario.index(model.teacher) if model.teacher is not None else None
     alpha = float(model.alpha)

@@ -965,9 +965,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     lam = prob.eigenvalues
     kappa = prob.kappa
     d = lam.size
-    g = state.add_model()
-    if g != gi:  # pragma: no cover - internal invariant
-        raise RuntimeError(f"chain state holds {g} models, expected {gi}")
+    g = state.add_model(expect=gi)
     s = model.speed_profile(lam)
     p = scenario.index(model.teacher) if model.teacher is not None else None
     alpha = float(model.alpha)

@@ -688,9 +688,7 @@ def run_ode(
                             on_unstable=on_unstable, warn_msgs=warn_msgs, weights=weights)
         max_xs[model.name] = tl.max_lr * (float(s.max()) if s.size else 0.0)
 
-        g = state.add_model()
-        if g != gi:  # pragma: no cover - internal invariant
-            raise RuntimeError(f"chain state holds {g} models, expected {gi}")
+        g = state.add_model(expect=gi)
         others = list(range(g))
         Mpp = state.M[(p, p)] if p is not None else None
         U0, W0, m0 = state.residual(g, p, c)
