@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--x", required=True, help="PARAM=V1,V2,... e.g. teacher.capacity=50,100,200")
     p.add_argument("--y", required=True, help="PARAM=V1,V2,... e.g. student.capacity=20,50")
     p.add_argument("--metric", help="default: kd_gain / pgr / final_over_first")
+    p.add_argument("--workers", type=int, default=1, help="processes computing rows in parallel (default 1)")
     p.add_argument("--format", choices=("json", "csv"), default="csv")
     p.add_argument("--out")
     p = sub.add_parser("demo", help="worked examples: basic (default), horizon, denoising, hurts")
@@ -200,7 +201,16 @@ def main(argv: list[str] | None = None) -> int:
             from .transfer import transfer_map
 
             spec = _transfer(args, args.kind)
-            mp = transfer_map(spec, _parse_values(args.x), _parse_values(args.y), metric=args.metric)
+            if args.workers < 1:
+                raise SpecError("--workers", args.workers, "must be an integer >= 1")
+            if args.workers == 1:
+                mp = transfer_map(spec, _parse_values(args.x), _parse_values(args.y), metric=args.metric)
+            else:
+                from concurrent.futures import ProcessPoolExecutor
+
+                with ProcessPoolExecutor(max_workers=args.workers) as pool:
+                    mp = transfer_map(spec, _parse_values(args.x), _parse_values(args.y), metric=args.metric,
+                                      executor=pool)
             _write(mp.to_csv() if args.format == "csv" else json.dumps(mp.to_dict(), indent=2) + "\n", args.out)
             return 0
         scenario = load_scenario(args.scenario)

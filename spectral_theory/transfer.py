@@ -609,26 +609,47 @@ class TransferMap:
         return "\n".join(lines) + "\n"
 
 
+def _map_row(spec, xp: str, xv: Any, yp: str, ys: Sequence, metric: str,
+             cache: PrefixCache | None) -> tuple[list[float], int, int]:
+    """One row of a map (fixed x): values over ``ys``, and the cache's hits and misses."""
+    cache = cache if cache is not None else PrefixCache()
+    h0, m0 = cache.hits, cache.misses
+    sx = _set_param(spec, xp, xv)
+    row = []
+    for yv in ys:
+        rep = evaluate(_set_param(sx, yp, yv), cache=cache)
+        if metric not in rep.metrics:
+            raise SpecError("metric", metric, f"must be one of {sorted(rep.metrics)}")
+        row.append(float(rep.metrics[metric]))
+    return row, cache.hits - h0, cache.misses - m0
+
+
 def transfer_map(spec: Distillation | WeakToStrong | Chain, x: tuple[str, Sequence], y: tuple[str, Sequence],
-                 *, metric: str | None = None, cache: PrefixCache | None = None) -> TransferMap:
+                 *, metric: str | None = None, cache: PrefixCache | None = None,
+                 executor: Any = None) -> TransferMap:
     """A metric (default: ``kd_gain`` for distillation, ``pgr`` for weak-to-strong,
     ``final_over_first`` for chains) over a grid of two parameters (see ``_set_param``).
 
     Work shared by grid points (a teacher shared by a row, a hard-label student
     shared by a column) is done once, through a shared :class:`PrefixCache`.
+    ``executor``: anything with ``submit(fn, *args)`` returning futures with ``result()``
+    (a :class:`concurrent.futures.ProcessPoolExecutor`, or a ``dask.distributed.Client``
+    with the ``sweeps`` extra) computes the rows in parallel, each with its own cache
+    (work is then shared within a row only).
     """
     metric = metric or {"kd": "kd_gain", "w2s": "pgr", "chain": "final_over_first"}[spec.kind]
-    cache = cache if cache is not None else PrefixCache()
     (xp, xs), (yp, ys) = x, y
-    vals = np.empty((len(xs), len(ys)))
-    for i, xv in enumerate(xs):
-        sx = _set_param(spec, xp, xv)
-        for j, yv in enumerate(ys):
-            rep = evaluate(_set_param(sx, yp, yv), cache=cache)
-            if metric not in rep.metrics:
-                raise SpecError("metric", metric, f"must be one of {sorted(rep.metrics)}")
-            vals[i, j] = float(rep.metrics[metric])
-    return TransferMap(xp, yp, list(xs), list(ys), metric, vals, cache.hits, cache.misses)
+    if executor is None:
+        cache = cache if cache is not None else PrefixCache()
+        rows = [_map_row(spec, xp, xv, yp, ys, metric, cache) for xv in xs]
+    else:
+        if cache is not None:
+            raise SpecError("cache", "PrefixCache", "cannot be shared with an executor's workers")
+        futures = [executor.submit(_map_row, spec, xp, xv, yp, list(ys), metric, None) for xv in xs]
+        rows = [f.result() for f in futures]
+    vals = np.array([r[0] for r in rows], dtype=float).reshape(len(xs), len(ys))
+    return TransferMap(xp, yp, list(xs), list(ys), metric, vals, sum(r[1] for r in rows),
+                       sum(r[2] for r in rows))
 
 
 # ----------------------------------------------------------------------------

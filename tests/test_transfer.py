@@ -240,3 +240,18 @@ def test_demonstrations_show_their_claim(name):
     else:
         assert rep["kd_gain"] < 1 and rep["horizon_expansion"] < 0
     assert name in demonstration_text(name)
+
+
+def test_map_rows_in_parallel_match_serial():
+    from concurrent.futures import ProcessPoolExecutor
+
+    spec = kd_spec()
+    serial = st.transfer_map(spec, ("teacher.capacity", [10, 40]), ("student.capacity", [5, 20]))
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        par = st.transfer_map(spec, ("teacher.capacity", [10, 40]), ("student.capacity", [5, 20]),
+                              executor=pool)
+    np.testing.assert_array_equal(par.values, serial.values)
+    # each row trains its teacher once and its own hard students: 2 x (1 + 2 + 2)
+    assert par.cache_misses == 10
+    with pytest.raises(st.SpecError, match="cache"):
+        st.transfer_map(spec, ("alpha", [0.0]), ("student.capacity", [5]), executor=pool, cache=PrefixCache())
