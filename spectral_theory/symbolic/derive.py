@@ -515,6 +515,20 @@ def _divide_by_theta(expr: sp.Expr, setting: Setting, i: int = 1) -> sp.Expr:
 
 
 @functools.cache
+def _one_step(st: Setting, labels: str, i: int):
+    """One SGD step of mode ``i`` of model g on ``labels`` ("mixed" or "hard"):
+    ``({G: k -> g^(k)}, e_g,i', E[g^2] (same sample), E[g g'] (distinct samples))``,
+    where ``g^(k) = z_{k,i} r_k`` is one sample's gradient component and
+    ``e_g,i' = e_g,i - eta s_i G`` with ``G`` the batch mean."""
+    G = sp.Symbol("G_1")
+
+    def grad(k: int) -> sp.Expr:
+        return st.z(k, i) * sample_residual(st, k, labels)
+
+    e_new = st.e("g", i) - eta * st.s(i) * G
+    return {G: grad}, e_new, expectation(grad(0) ** 2, st), expectation(grad(0) * grad(1), st)
+
+
 def derive_student_recursion(D: int = 3) -> StudentRecursion:
     """Derive the mixed-label student's mode-1 recursions at dimension D.
 
@@ -537,16 +551,7 @@ def derive_student_recursion(D: int = 3) -> StudentRecursion:
     _require(not (residual.free_symbols & {st.theta(j) for j in st.modes}), "theta survives")
     checks.append("theta cancels from the residual: r = z.(e_g - c e_p) - alpha eps")
 
-    G = sp.Symbol("G_1")
-
-    def grad(k: int) -> sp.Expr:
-        return st.z(k, i) * sample_residual(st, k, "mixed")
-
-    grads = {G: grad}
-    e_new = st.e("g", i) - eta * st.s(i) * G
-
-    same = expectation(grad(0) ** 2, st)
-    distinct = expectation(grad(0) * grad(1), st)
+    grads, e_new, same, distinct = _one_step(st, "mixed", i)
     batch_second = sp.expand((B * same + B * (B - 1) * distinct) / B**2)
 
     raw_second = _to_step_variable(batch_expectation(e_new**2, grads, st), st)
@@ -648,15 +653,7 @@ def derive_hard_recursion(D: int = 3) -> HardRecursion:
     _require(sp.expand(residual - expected) == 0, "hard residual is not z.e - eps")
     checks.append("theta cancels from the residual: r = z.e - eps")
 
-    G = sp.Symbol("G_1")
-
-    def grad(k: int) -> sp.Expr:
-        return st.z(k, i) * sample_residual(st, k, "hard")
-
-    grads = {G: grad}
-    e_new = st.e("g", i) - eta * st.s(i) * G
-    same = expectation(grad(0) ** 2, st)
-    distinct = expectation(grad(0) * grad(1), st)
+    grads, e_new, same, distinct = _one_step(st, "hard", i)
     raw_second = _to_step_variable(batch_expectation(e_new**2, grads, st), st)
     raw_mean = _to_step_variable(batch_expectation(e_new, grads, st), st)
     _require(m3 not in raw_second.free_symbols | raw_mean.free_symbols, "m3 survives")
