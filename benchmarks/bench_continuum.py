@@ -28,9 +28,9 @@ import time
 import numpy as np
 
 import spectral_theory as st
-from spectral_theory.continuum import run_continuum
-from spectral_theory.engine import run_exact
-from spectral_theory.ode import ODE_ERROR_CONSTANT, run_ode
+from spectral_theory.solvers.continuum import run_continuum
+from spectral_theory.solvers.exact import run_exact
+from spectral_theory.solvers.ode import ODE_ERROR_CONSTANT, run_ode
 from spectral_theory.spec import log_steps
 
 

@@ -1,4 +1,4 @@
-"""How the contour table ``spectral_theory.fast.CONTOURS`` was found, and a check of it.
+"""How the contour table ``spectral_theory.solvers.renewal.CONTOURS`` was found, and a check of it.
 
     python derivations/contour_search.py --check                 # re-measure every tabulated contour
     python derivations/contour_search.py --lam 100 --n 44        # search parameters for one window
@@ -6,14 +6,14 @@
 Each tabulated contour is a hyperbola ``s(u) = mu (1 + sin(i u - alpha))`` with
 ``n`` trapezoid nodes ``u_k = (k + 1/2) h``, ``h = hn / n``, ``mu = mun n``,
 serving the times ``t in [1, lam]`` (scaled by ``1/t0`` for a window
-``[t0, lam t0]``). Its design criterion is :func:`spectral_theory.fast.contour_error`:
+``[t0, lam t0]``). Its design criterion is :func:`spectral_theory.solvers.renewal.contour_error`:
 the largest weighted error ``|Q_t[1/(s + rho)] - e^(-rho t)| (1 + rho t)`` over
 log-spaced ``t`` in the window and decay rates ``rho in {0} U [1e-6, 1e5]``.
 
 The search minimises that criterion over ``(alpha, hn, log mun)`` by Nelder-Mead
 from three starting points, and adds 4 nodes until the target is met. The
 criterion is checked, not trusted: ``--check`` re-measures each row (also a test
-in ``tests/test_fast.py``), whatever the search that produced it.
+in ``tests/test_renewal.py``), whatever the search that produced it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from spectral_theory.fast import CONTOURS, ContourSpec, contour_error  # noqa: E402
+from spectral_theory.solvers.renewal import CONTOURS, ContourSpec, contour_error  # noqa: E402
 
 
 def criterion(params: np.ndarray, n: int, lam: float) -> float:

@@ -9,60 +9,46 @@ Quick start::
     student = st.Model("student", steps=2000, schedule=0.5, capacity=20, teacher="teacher")
     res = st.predict(st.Scenario(prob, (teacher, student)))
     res["student"].excess_risk
+
+The specification is ``docs/theory.md``. Names are imported on first use, so that
+``import spectral_theory`` (and the command line's ``--help``) stays fast.
 """
 
-from . import conventions
-from .api import METHODS, predict, simulate
-from .errors import InstabilityError, SpecError
-from .io import load_scenario, scenario_from_dict
-from .result import CONVENTIONS, ModelResult, ModeProfile, Result
-from .schedules import (
-    ArraySchedule,
-    Constant,
-    Geometric,
-    Piecewise,
-    Polynomial,
-    Schedule,
-    StepDecay,
-    WarmupDecay,
-    halving_every,
-)
-from .spec import (
-    ArraySpectrum,
-    ArrayTarget,
-    ExponentialSpectrum,
-    Features,
-    Model,
-    Output,
-    PowerLawSpectrum,
-    PowerLawTarget,
-    Problem,
-    Scenario,
-    Spectrum,
-    Target,
-)
-from .stability import check_step, stability_limit
-from .transfer import (
-    Chain,
-    Distillation,
-    TransferReport,
-    WeakToStrong,
-    evaluate,
-    spectral_horizon,
-    transfer_map,
-    tune_alpha,
-    tune_lr,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Chain", "Distillation", "TransferReport", "WeakToStrong", "evaluate", "spectral_horizon",
-    "transfer_map", "tune_alpha", "tune_lr",
-    "ArraySchedule", "ArraySpectrum", "ArrayTarget", "CONVENTIONS", "Constant",
-    "ExponentialSpectrum", "Features", "Geometric", "InstabilityError", "METHODS", "Model",
-    "ModeProfile", "ModelResult", "Output", "Piecewise", "Polynomial", "PowerLawSpectrum",
-    "PowerLawTarget", "Problem", "Result", "Scenario", "Schedule", "SpecError", "Spectrum",
-    "StepDecay", "Target", "WarmupDecay", "check_step", "conventions", "halving_every",
-    "load_scenario", "predict", "scenario_from_dict", "simulate", "stability_limit",
-]
+#: public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("METHODS", "predict", "simulate"), "api"),
+    **dict.fromkeys(("InstabilityError", "SpecError"), "errors"),
+    **dict.fromkeys(("CONVENTIONS", "ModelResult", "ModeProfile", "Result"), "result"),
+    **dict.fromkeys(("ArraySchedule", "Constant", "Geometric", "Piecewise", "Polynomial", "Schedule",
+                     "StepDecay", "WarmupDecay", "halving_every", "ArraySpectrum", "ArrayTarget",
+                     "ExponentialSpectrum", "Features", "Model", "Output", "PowerLawSpectrum",
+                     "PowerLawTarget", "Problem", "Scenario", "Spectrum", "Target", "load_scenario",
+                     "scenario_from_dict"), "spec"),
+    **dict.fromkeys(("check_step", "stability_limit"), "stability"),
+    **dict.fromkeys(("Chain", "Distillation", "TransferReport", "WeakToStrong", "Tuning", "TransferMap",
+                     "evaluate", "spectral_horizon", "transfer_map", "tune_alpha", "tune_lr"), "transfer"),
+}
+_MODULES = ("conventions", "analysis", "solvers", "spec", "symbolic", "transfer", "stability")
+
+__all__ = sorted([*_EXPORTS, "conventions"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

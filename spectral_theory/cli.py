@@ -10,8 +10,8 @@ from pathlib import Path
 
 from .api import METHODS, predict, simulate
 from .errors import InstabilityError, SpecError
-from .io import load_scenario
 from .result import Result
+from .spec import load_scenario
 
 __all__ = ["main"]
 
@@ -148,7 +148,7 @@ def _parse_values(text: str) -> tuple[str, list]:
 
 
 def _transfer(args, kind: str | None):
-    from .io import read_scenario_file
+    from .spec import read_scenario_file
     from .transfer import transfer_from_dict
 
     data = read_scenario_file(args.scenario)
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("kd", "w2s", "chain"):
             from .transfer import evaluate
 
-            rep = evaluate(_transfer(args, args.command), method="simulate" if args.simulate else "theory",
-                           reps=args.reps, seed=args.seed)
+            rep = evaluate(_transfer(args, args.command), simulate=args.simulate, reps=args.reps,
+                           seed=args.seed)
             _write(rep.to_json(modes=not args.no_modes) + "\n" if args.format == "json" else rep.table(),
                    args.out)
             return 0
@@ -184,15 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = _transfer(args, args.kind)
             fn = tune_alpha if args.param == "alpha" else tune_lr
             tun = fn(spec, grid=args.grid, objective=args.objective)
-            d = tun.to_dict()
-            if args.format == "json":
-                text = json.dumps(d, indent=2) + "\n"
-            else:
-                xs = d["alphas"] if args.param == "alpha" else d["lrs"]
-                text = f"# {spec.kind}: student {args.objective} risk over {args.param}\n"
-                text += "".join(f"{x:>12.6g} {r:>14.8g}\n" for x, r in zip(xs, d["risks"], strict=True))
-                best = d["best_alpha"] if args.param == "alpha" else d["best_lr"]
-                text += f"best {args.param} = {best:.6g}, risk {d['best_risk']:.8g}\n"
+            text = json.dumps(tun.to_dict(), indent=2) + "\n" if args.format == "json" else tun.table()
             _write(text, args.out)
             return 0
         if args.command == "map":
@@ -215,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         scenario = load_scenario(args.scenario)
         if args.command == "stability":
-            from .engine import model_stability_limit
+            from .solvers.base import model_stability_limit
             from .stability import is_stable
 
             for i, m in enumerate(scenario.models):

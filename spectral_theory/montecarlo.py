@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 
-from .engine import _phase_starts
 from .errors import InstabilityError, SpecError
 from .result import ModelResult, ModeProfile, Result
 from .spec import Features, Scenario
@@ -96,7 +95,7 @@ def run_monte_carlo(
     speeds = [m.speed_profile(lam) for m in models]
     etas = [m.step_sizes() for m in models]
     warn_msgs: list[str] = []
-    limits = [guard_steps(m.name, _phase_starts(m.phases()), s, m.batch, prob.kappa, on_unstable=on_unstable,
+    limits = [guard_steps(m.name, m.phase_starts(), s, m.batch, prob.kappa, on_unstable=on_unstable,
                           warn_msgs=warn_msgs) for m, s in zip(models, speeds, strict=True)]
 
     max_batch = max(m.batch for m in models)

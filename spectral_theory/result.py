@@ -54,13 +54,13 @@ class ModeProfile:
             return np.where(t > 0, self.second_moment / np.where(t > 0, t, 1.0), np.nan)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"second_moment": _list(self.second_moment)}
+        out: dict[str, Any] = {"second_moment": as_list(self.second_moment)}
         for k in ("second_moment_se", "bias", "variance", "first_moment"):
             v = getattr(self, k)
             if v is not None:
-                out[k] = _list(v)
+                out[k] = as_list(v)
         if self.theta2 is not None:
-            out["normalised"] = _list(self.normalised)
+            out["normalised"] = as_list(self.normalised)
         return out
 
 
@@ -96,22 +96,22 @@ class ModelResult:
 
     def to_dict(self, *, modes: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": [int(t) for t in self.steps],
-                               "excess_risk": _list(self.excess_risk)}
+                               "excess_risk": as_list(self.excess_risk)}
         for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se"):
             v = getattr(self, k)
             if v is not None:
-                out[k] = _list(v)
+                out[k] = as_list(v)
         if self.teacher is not None:
             out["teacher"] = self.teacher
         if self.stability_limit is not None:
             out["stability_limit"] = _num(self.stability_limit)
             out["max_lr"] = _num(self.max_lr)
         if self.curve is not None:
-            out["curve"] = _list(self.curve)
+            out["curve"] = as_list(self.curve)
         if modes and self.modes is not None:
             out["modes"] = self.modes.to_dict()
         if modes and self.mode_curves is not None:
-            out["mode_curves"] = [_list(r) for r in self.mode_curves]
+            out["mode_curves"] = [as_list(r) for r in self.mode_curves]
         return out
 
 
@@ -147,7 +147,7 @@ class Result:
                                    for g, row in self.disagreement.items()}
         if self.scenario is not None:
             out["scenario"] = self.scenario.describe()
-        out["diagnostics"] = _jsonable(self.diagnostics)
+        out["diagnostics"] = jsonable(self.diagnostics)
         return out
 
     def to_json(self, *, modes: bool = True, indent: int | None = 2) -> str:
@@ -224,17 +224,17 @@ def _num(v: Any) -> float | None | str:
     return v
 
 
-def _list(a: Any) -> list:
+def as_list(a: Any) -> list:
     return [_num(v) for v in np.asarray(a, dtype=float).ravel()]
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _list(obj)
+        return as_list(obj)
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):

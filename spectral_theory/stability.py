@@ -41,7 +41,21 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-__all__ = ["StabilityReport", "kernel_norm", "is_stable", "stability_limit", "check_step", "guard_steps"]
+__all__ = ["StabilityReport", "kernel_norm", "is_stable", "stability_limit", "check_step", "guard_steps",
+           "ON_UNSTABLE", "DEFAULT_ON_UNSTABLE", "check_on_unstable"]
+
+#: What a solver or the simulator does with a step size beyond the stability limit.
+ON_UNSTABLE = ("raise", "warn")
+DEFAULT_ON_UNSTABLE = "raise"
+
+
+def check_on_unstable(value: str) -> str:
+    """``value`` if it is one of :data:`ON_UNSTABLE`, else a :class:`SpecError` naming them."""
+    if value not in ON_UNSTABLE:
+        from .errors import SpecError
+
+        raise SpecError("on_unstable", value, f"must be one of {list(ON_UNSTABLE)}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 import spectral_theory as st
-from spectral_theory import asymptotics as A
-from spectral_theory.rates import fit_loglog_slope
+from spectral_theory.analysis import asymptotics as A
+from spectral_theory.analysis.rates import fit_loglog_slope
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,24 +54,24 @@ def _ev(expr, values, digits=30):
 def test_document_is_up_to_date(sym, derived):
     on_disk = (ROOT / sym.DOCUMENT_PATH).read_text(encoding="utf-8")
     assert sym.generate_document() == on_disk, (
-        "derivations/asymptotics.md is stale: run python derivations/derive_asymptotics.py")
+        "derivations/asymptotics.md is stale: run python derivations/generate.py")
 
 
 def test_derive_script_check_flag(tmp_path, derived):
     sys.path.insert(0, str(ROOT / "derivations"))
     try:
-        import derive_asymptotics
+        import generate
     finally:
         sys.path.pop(0)
-    assert derive_asymptotics.main(["--check"]) == 0
+    assert generate.main(["--check", "--only", "asymptotics"]) == 0
     # a stale copy is detected and rewritten
     (tmp_path / "derivations").mkdir()
     stale = tmp_path / "derivations" / "asymptotics.md"
     stale.write_text("old\n", encoding="utf-8")
-    assert derive_asymptotics.main(["--check"], root=tmp_path) == 1
+    assert generate.main(["--check", "--only", "asymptotics"], root=tmp_path) == 1
     assert stale.read_text(encoding="utf-8") == "old\n"
-    assert derive_asymptotics.main([], root=tmp_path) == 0
-    assert derive_asymptotics.main(["--check"], root=tmp_path) == 0
+    assert generate.main(["--only", "asymptotics"], root=tmp_path) == 0
+    assert generate.main(["--check", "--only", "asymptotics"], root=tmp_path) == 0
 
 
 def test_forcing_equals_theory_md(sym, derived):
@@ -156,7 +156,7 @@ def test_floor_horizon_and_optimum_match_sympy(sym, derived):
 
 
 def test_numeric_layer_does_not_import_sympy():
-    code = ("import sys; import spectral_theory.asymptotics, spectral_theory.rates; "
+    code = ("import sys; import spectral_theory.analysis.asymptotics, spectral_theory.analysis.rates; "
             "assert 'sympy' not in sys.modules, 'sympy imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

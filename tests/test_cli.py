@@ -13,7 +13,7 @@ import pytest
 
 import spectral_theory as st
 from spectral_theory.cli import main
-from spectral_theory.io import load_scenario, scenario_from_dict
+from spectral_theory.spec import load_scenario, scenario_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "distillation.toml"

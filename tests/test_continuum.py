@@ -21,7 +21,8 @@ import pytest
 from scipy.integrate import quad
 
 import spectral_theory as st
-from spectral_theory.continuum import (
+from spectral_theory.errors import SpecError
+from spectral_theory.solvers.continuum import (
     ModeNodes,
     continuum_nodes,
     density_nodes,
@@ -29,8 +30,7 @@ from spectral_theory.continuum import (
     powerlaw_nodes,
     run_continuum,
 )
-from spectral_theory.errors import SpecError
-from spectral_theory.ode import run_ode
+from spectral_theory.solvers.ode import run_ode
 from spectral_theory.spec import log_steps
 from spectral_theory.stability import stability_limit
 

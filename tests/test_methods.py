@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import spectral_theory as st
-from spectral_theory.api import CHEAP
 from spectral_theory.cli import main
-from spectral_theory.ode import ode_error_bound
+from spectral_theory.solvers import CHEAP
+from spectral_theory.solvers.ode import ode_error_bound
 
 
 def chain(d=300, T=4000, features="gaussian", lr=0.2):
@@ -23,7 +23,7 @@ def test_auto_choices_are_reported():
     r = st.predict(small)
     assert r.method == "exact" and r.diagnostics["method_choice"].startswith("auto: exact")
     big = chain(d=3000, T=20000)
-    assert st.METHODS["exact"].cost(big) > CHEAP
+    assert st.METHODS["exact"]().cost(big) > CHEAP
     r = st.predict(big)
     assert r.method == "renewal" and "cheapest exact" in r.diagnostics["method_choice"]
     # renewal declines Rademacher latents at a step where a per-mode factor is <= 0
@@ -64,7 +64,7 @@ def test_continuum_infinite_d_is_above_finite_d():
     fin = st.predict(sc, method="continuum")
     inf = st.predict(sc, method="continuum", d=None)
     assert np.all(inf["t"].excess_risk >= fin["t"].excess_risk - 1e-12)
-    assert st.METHODS["continuum"].supports(
+    assert st.METHODS["continuum"]().supports(
         st.Scenario(st.Problem(st.ArraySpectrum([1.0, 0.5]), st.ArrayTarget([1.0, 1.0])),
                     (st.Model("m", steps=3),))) is not None
 
@@ -92,7 +92,7 @@ def test_options_belong_to_their_method():
 
 
 def test_cache_entries_are_per_method():
-    from spectral_theory.engine import PrefixCache
+    from spectral_theory.solvers import PrefixCache
 
     sc = chain(d=30, T=200)
     cache = PrefixCache()

@@ -22,9 +22,9 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import spectral_theory as st
-from spectral_theory.engine import run_exact
 from spectral_theory.errors import InstabilityError, SpecError
-from spectral_theory.ode import ODE_ERROR_CONSTANT, Timeline, ode_error_bound, run_ode
+from spectral_theory.solvers.exact import run_exact
+from spectral_theory.solvers.ode import ODE_ERROR_CONSTANT, Timeline, ode_error_bound, run_ode
 from spectral_theory.spec import log_steps
 
 

@@ -32,8 +32,14 @@ import numpy as np
 import pytest
 
 import spectral_theory as st
-from spectral_theory import asymptotics as A
-from spectral_theory.rates import RateCheck, SlopeFit, check_rate, fit_loglog_slope, rate_table
+from spectral_theory.analysis import asymptotics as A
+from spectral_theory.analysis.rates import (
+    RateCheck,
+    SlopeFit,
+    check_rate,
+    fit_loglog_slope,
+    rate_table,
+)
 
 BAND = 0.05
 BAND_UNIFORM = 0.025

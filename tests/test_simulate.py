@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spectral_theory as st
-from spectral_theory.checks import check_against_simulation, sign_test
+from spectral_theory.analysis.checks import check_against_simulation, sign_test
 from spectral_theory.montecarlo import sample_latent
 
 

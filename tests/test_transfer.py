@@ -7,7 +7,7 @@ import pytest
 
 import spectral_theory as st
 from spectral_theory.cli import main
-from spectral_theory.engine import PrefixCache
+from spectral_theory.solvers import PrefixCache
 from spectral_theory.transfer import spectral_horizon, transfer_from_dict
 
 
@@ -126,7 +126,7 @@ def test_tune_alpha_beats_a_fine_grid():
 def test_tune_lr_within_stability_limit():
     spec = kd_spec()
     tun = st.tune_lr(spec, grid=9)
-    assert 0 < tun.best_lr < tun.stability_limit
+    assert 0 < tun.best < tun.stability_limit and tun.param == "lr"
     assert tun.best_risk <= tun.risks.min() + 1e-15
     lim = st.stability_limit(spec.student.speed_profile(spec.problem.eigenvalues), 1, 3.0)
     assert tun.stability_limit == pytest.approx(lim)
@@ -214,14 +214,14 @@ def test_cli_json_carries_metrics_and_modes(tmp_path, capsys):
     assert main(["map", str(scn), "--x", "teacher.capacity=20,60", "--y", "alpha=0,0.5"]) == 0
     assert capsys.readouterr().out.count("\n") == 5
     assert main(["tune", str(scn), "--param", "alpha", "--grid", "5", "--format", "json"]) == 0
-    assert 0 <= json.loads(capsys.readouterr().out)["best_alpha"] <= 1
+    assert 0 <= json.loads(capsys.readouterr().out)["best"] <= 1
 
 
 def test_monte_carlo_report_kd_gain_within_se():
     spec = st.Distillation(prob(d=20), teacher=st.Model("T", steps=200, schedule=0.2),
                            student=st.Model("S", steps=100, schedule=0.3, capacity=10), alpha=0.0)
     th = st.evaluate(spec)
-    mc = st.evaluate(spec, method="simulate", reps=2000, seed=4)
+    mc = st.evaluate(spec, simulate=True, reps=2000, seed=4)
     assert mc.method == "monte_carlo" and mc.models["kd_student"].oracle_over == "reported steps"
     assert abs(mc["kd_gain"] - th["kd_gain"]) <= 4 * mc["kd_gain_se"]
 

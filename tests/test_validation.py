@@ -5,7 +5,7 @@ The long tier runs with ``pytest -m slow`` or ``python -m validation --tier long
 
 import pytest
 
-from spectral_theory.checks import check_against_simulation, sign_test
+from spectral_theory.analysis.checks import check_against_simulation, sign_test
 from validation.suite import LONG, QUICK, TIERS, TRANSFER_LONG, TRANSFER_SPECS
 
 QUICK_ALL = TIERS["quick"]

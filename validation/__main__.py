@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from spectral_theory.checks import check_against_simulation, sign_test
+from spectral_theory.analysis.checks import check_against_simulation, sign_test
 
 from .suite import TIERS
 

@@ -1,9 +1,9 @@
-"""Symbolic asymptotics of the constant-step renewal equation (THEORY.md section 4).
+"""Symbolic asymptotics of the constant-step renewal equation (``docs/theory.md`` §6-7).
 
 This module is the sympy half of the asymptotics layer. The numerical half,
 :mod:`spectral_theory.asymptotics`, evaluates the closed forms derived here
 with mpmath/scipy and never imports sympy; ``tests/test_asymptotics.py``
-compares the two. ``derivations/derive_asymptotics.py`` writes the document
+compares the two. ``derivations/generate.py`` writes the document
 ``derivations/asymptotics.md`` from :func:`generate_document`.
 
 Setting. A single model on hard labels, constant step ``eta`` (batch mean),
@@ -23,7 +23,7 @@ model ``s = lambda`` (capacity ``k``: the sums stop at ``k``). Continuous time
 
 Every result is a :class:`Derived` record: a sympy expression, its LaTeX, the
 assumptions and how it was obtained. Derivation steps that can be checked are
-checked here (``_require``) and raise :class:`AsymptoticsError` on failure.
+checked here (``require``) and raise :class:`~spectral_theory.symbolic.common.DerivationError` on failure.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.integrals.manualintegrate import manualintegrate
 
+from .common import document_header, require
+
 __all__ = [
-    "AsymptoticsError",
     "Derived",
     "SYMBOLS",
     "powerlaw_mode_integral",
@@ -77,15 +78,6 @@ SYMBOLS = {
 }
 
 
-class AsymptoticsError(AssertionError):
-    """A step of the asymptotic derivation failed its check."""
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise AsymptoticsError(message)
-
-
 def _is_zero(expr: sp.Expr) -> bool:
     """Exact zero test: rational normal form first (fast), ``simplify`` as a fallback."""
     e = sp.cancel(sp.together(sp.expand(expr)))
@@ -117,7 +109,7 @@ def _solve_linear(eq: sp.Expr, var: sp.Symbol) -> sp.Expr:
     """Root of ``eq = 0``, which must be affine in ``var``."""
     eq = sp.expand(eq)
     slope = sp.diff(eq, var)
-    _require(not slope.has(var), f"equation is not linear in {var}")
+    require(not slope.has(var), f"equation is not linear in {var}")
     return sp.cancel(-eq.subs(var, 0) / slope)
 
 
@@ -165,7 +157,7 @@ def _d_to_infinity(expr: sp.Expr) -> sp.Expr:
     out = expr.subs(d, sp.oo).replace(
         lambda e: isinstance(e, sp.uppergamma) and e.args[1] == 0,
         lambda e: sp.gamma(e.args[0]))  # Gamma(s, 0) = Gamma(s) for s > 0 (b > 1, a > 1/2)
-    _require(not out.has(d) and not out.has(sp.oo) and not out.has(sp.zoo) and not out.has(sp.nan),
+    require(not out.has(d) and not out.has(sp.oo) and not out.has(sp.zoo) and not out.has(sp.nan),
              "d -> oo limit of a closed form")
     return out
 
@@ -208,7 +200,7 @@ def _tail_integral() -> sp.Expr:
 
 
 def theory_md_forcing() -> sp.Expr:
-    """THEORY.md section 4's incomplete-gamma expression, typed as written there."""
+    """The incomplete-gamma expression of ``docs/theory.md`` §7, typed as written there."""
     return (1 / a) * (2 * tau) ** (-(b - 1) / a) * (
         sp.uppergamma((b - 1) / a, 2 * tau * d ** (-a)) - sp.uppergamma((b - 1) / a, 2 * tau)
     )
@@ -230,25 +222,25 @@ def powerlaw_mode_integral() -> dict[str, Derived]:
     integral = sp.Integral(integrand, (x, 1, d))
     # change of variables x = X(u) with u = 2 tau x^-a: int_1^d f dx = int_{u(1)}^{u(d)} f(X) X' du
     X = (2 * tau / u) ** (1 / a)
-    _require(sp.simplify(sp.powdenest(2 * tau * X ** (-a), force=True) - u) == 0,
+    require(sp.simplify(sp.powdenest(2 * tau * X ** (-a), force=True) - u) == 0,
              "X(u) inverts u = 2 tau x^-a")
     g = integrand.subs(x, X) * sp.diff(X, u)
     lo, hi = 2 * tau, 2 * tau * d ** (-a)  # images of x = 1 and x = d
     const = sp.simplify(sp.powsimp(sp.powdenest(g / (u ** (s - 1) * sp.exp(-u)), force=True),
                                    force=True))
-    _require(not const.has(u), "the substituted integrand does not factor as C * u^(s-1) e^-u")
+    require(not const.has(u), "the substituted integrand does not factor as C * u^(s-1) e^-u")
     anti = sp.simplify(sp.powsimp(manualintegrate(u ** (s - 1) * sp.exp(-u), u), force=True))
-    _require(_is_zero(sp.diff(anti, u) - u ** (s - 1) * sp.exp(-u)),
+    require(_is_zero(sp.diff(anti, u) - u ** (s - 1) * sp.exp(-u)),
              "antiderivative of u^(s-1) e^-u fails differentiation")
     value = sp.expand(const * (anti.subs(u, hi) - anti.subs(u, lo)))
     # canonical form (1/a) (2 tau)^-s [Gamma(s, 2 tau d^-a) - Gamma(s, 2 tau)]
     canon = (2 * tau) ** (-s) / a * _gdiff(s, 2 * tau * d ** (-a), 2 * tau)
-    _require(_is_zero(sp.powsimp(sp.expand(value - canon), force=True)),
+    require(_is_zero(sp.powsimp(sp.expand(value - canon), force=True)),
              "sympy's integral differs from the canonical incomplete-gamma form")
     # and against direct numerical quadrature of the original integral
     for pt in ({a: sp.Rational(3, 2), s: sp.Rational(2, 3), tau: 3, d: 40},):
         direct = sp.Integral(integrand.subs(pt), (x, 1, pt[d])).evalf(20)
-        _require(abs(direct - sp.N(canon.subs(pt), 20)) < 1e-15,
+        require(abs(direct - sp.N(canon.subs(pt), 20)) < 1e-15,
                  "incomplete-gamma form disagrees with numerical quadrature")
     # in terms of p: s = (p - 1)/a
     sp_ = (p - 1) / a
@@ -295,26 +287,26 @@ def _mode_sum(weight_exp: sp.Expr, time: sp.Expr) -> sp.Expr:
 def forcing() -> dict[str, Derived]:
     """Forcing ``f(tau) = sum_i i^-b exp(-2 tau i^-a)`` and its large-tau behaviour."""
     f = _mode_sum(b, tau)
-    _require(_is_zero(sp.expand(f - theory_md_forcing())),
-             "the derived forcing differs from THEORY.md's incomplete-gamma formula")
+    require(_is_zero(sp.expand(f - theory_md_forcing())),
+             "the derived forcing differs from the incomplete-gamma formula of docs/theory.md §7")
     sb = (b - 1) / a
     f_inf = _d_to_infinity(f)
     lead = sp.gamma(sb) * (2 * tau) ** (-sb) / a
-    _require(_leading_ratio_is_one(f_inf, lead, tau), "leading term of the forcing is not "
+    require(_leading_ratio_is_one(f_inf, lead, tau), "leading term of the forcing is not "
              "Gamma(s)(2tau)^-s/a")
     # finite-d correction: Gamma(s) - Gamma(s, y) = gamma(s, y) ~ y^s/s  (y = 2 tau d^-a -> 0)
     yy = sp.Symbol("yy", positive=True)
     # gamma(s, y) = int_0^y u^(s-1) e^-u du with e^-u = 1 - u + O(u^2), integrated termwise
     e_ser = sp.series(sp.exp(-u), u, 0, 2).removeO()
     low_series = sp.integrate(sp.expand(u ** (s - 1) * e_ser), (u, 0, yy), conds="none")
-    _require(_is_zero(sp.diff(sp.lowergamma(s, yy), yy) - yy ** (s - 1) * sp.exp(-yy)),
+    require(_is_zero(sp.diff(sp.lowergamma(s, yy), yy) - yy ** (s - 1) * sp.exp(-yy)),
              "d/dy lowergamma(s, y) = y^(s-1) e^-y")
-    _require(_is_zero(sp.expand(low_series) - yy**s / s + yy ** (s + 1) / (s + 1)),
+    require(_is_zero(sp.expand(low_series) - yy**s / s + yy ** (s + 1) / (s + 1)),
              "lowergamma(s, y) = y^s/s - y^(s+1)/(s+1) + O(y^(s+2))")
     corr = sp.simplify(sp.powsimp(
         -((2 * tau) ** (-s) / a * (2 * tau * d ** (-a)) ** s / s).subs(s, sb), force=True))
     tail = -_tail_integral().subs(k, d)
-    _require(_numeric_zero(corr - tail, [{a: sp.Rational(3, 2), b: 2, d: 7, tau: 3},
+    require(_numeric_zero(corr - tail, [{a: sp.Rational(3, 2), b: 2, d: 7, tau: 3},
                                          {a: 2, b: sp.Rational(7, 2), d: 11, tau: 1}]),
              "finite-d correction is not minus the missing tail mass d^(1-b)/(b-1)")
     return {
@@ -323,7 +315,7 @@ def forcing() -> dict[str, Derived]:
             sp.Eq(sp.Function("f")(tau), f, evaluate=False),
             "lambda_i = i^-a, theta_i^2 = i^-b, a_i^t ~ exp(-2 eta lambda_i t), tau = eta t, "
             "sum -> integral",
-            "mode_sum with p = b", ("identical to THEORY.md section 4's expression",),
+            "mode_sum with p = b", ("identical to the expression of `docs/theory.md` §7",),
         ),
         "forcing_d_inf": Derived(
             "forcing_d_inf", "Forcing, d = oo",
@@ -352,7 +344,7 @@ def kernel() -> dict[str, Derived]:
     kn = eta ** 2 / B * _mode_sum(2 * a, eta * n)
     sk = (2 * a - 1) / a
     lead = eta ** 2 / B * sp.gamma(sk) * (2 * eta * n) ** (-sk) / a
-    _require(_leading_ratio_is_one(_d_to_infinity(kn), lead, n), "leading term of the kernel")
+    require(_leading_ratio_is_one(_d_to_infinity(kn), lead, n), "leading term of the kernel")
     return {
         "kernel": Derived(
             "kernel", "Renewal kernel (continuous-mode form)",
@@ -380,7 +372,7 @@ def rates() -> dict[str, Derived]:
     """
     sf = (b - 1) / a
     sk = 2 - 1 / a
-    _require(sp.simplify(sk - (2 * a - 1) / a) == 0, "kernel exponent")
+    require(sp.simplify(sk - (2 * a - 1) / a) == 0, "kernel exponent")
     rate = -sp.Min(sf, sk)
     # the kernel term only matters if F(1) is finite (sf > 1) and sk < sf; sk > 1 for a > 1
     t = sp.Symbol("t", positive=True)
@@ -388,11 +380,11 @@ def rates() -> dict[str, Derived]:
     F1 = sp.Symbol("F_1", positive=True)
     two_term = sp.Function("f")(t) / (1 - K_) + sp.Function("k")(t) * F1 / (1 - K_) ** 2
     crossover = sp.solve(sp.Eq(sf, sk), b)
-    _require(len(crossover) == 1 and sp.simplify(crossover[0] - 2 * a) == 0,
+    require(len(crossover) == 1 and sp.simplify(crossover[0] - 2 * a) == 0,
              "the two exponents cross at b = 2a")
     return {
         "forcing_rate": Derived(
-            "forcing_rate", "Rate of the forcing (THEORY.md's bias rate)",
+            "forcing_rate", "Rate of the forcing (the bias rate of `docs/theory.md` §7)",
             sp.Eq(sp.Symbol("rate_f"), -sf, evaluate=False), "b > 1", "exponent of forcing_leading",
         ),
         "kernel_rate": Derived(
@@ -454,33 +446,33 @@ def stability(order: int = 3) -> dict[str, Derived]:
     ai = 1 - 2 * xx + q * xx**2
     bi = xx**2 / B
     term = sp.factor(sp.simplify(bi / (1 - ai)))
-    _require(_is_zero(term - xx / (B * (2 - q * xx))), "b/(1-a) = x/(B(2 - q x))")
+    require(_is_zero(term - xx / (B * (2 - q * xx))), "b/(1-a) = x/(B(2 - q x))")
     gauss_b1 = term.subs(q, (B + kappa - 2) / B).subs({B: 1, kappa: 3})
-    _require(_is_zero(gauss_b1 - xx / (2 * (1 - xx))),
-             "B = 1, kappa = 3 does not reduce to THEORY.md's x/(2(1-x))")
+    require(_is_zero(gauss_b1 - xx / (2 * (1 - xx))),
+             "B = 1, kappa = 3 does not reduce to x/(2(1-x)) (docs/theory.md §5)")
     # series in x: x/(B(2 - q x)) = sum_m q^(m-1) x^m / (2^m B)
     M = order + 1
     ser = sp.series(term, xx, 0, M + 1).removeO()
     for m in range(1, M + 1):
-        _require(_is_zero(ser.coeff(xx, m) - q ** (m - 1) / (2**m * B)), "series coefficient")
+        require(_is_zero(ser.coeff(xx, m) - q ** (m - 1) / (2**m * B)), "series coefficient")
     S = sp.symbols(f"S1:{M + 1}", positive=True)
     coeffs = [q ** (m - 1) * S[m - 1] / (2**m * B) for m in range(1, M + 1)]
     K_series = sum(c * eta**m for m, c in enumerate(coeffs, start=1))
     rev = _reversion(coeffs, order)
     eta_series = sum(rev)
     eta0 = rev[0]
-    _require(_is_zero(eta0 - 2 * B / S[0]), "leading stability limit 2B/S1")
+    require(_is_zero(eta0 - 2 * B / S[0]), "leading stability limit 2B/S1")
     # exact condition and the one-mode-exact closed form
     lam1, R1 = sp.symbols("lambda_1 R_1", positive=True)  # R1 = S1 - lambda_1
     e = sp.Symbol("eta", positive=True)
     one_mode = e * lam1 / (B * (2 - q * e * lam1)) + e * R1 / (2 * B) - 1
     numer = sp.Poly(sp.numer(sp.together(one_mode)), e)
-    _require(numer.degree() == 2, "one-mode condition is a quadratic in eta")
+    require(numer.degree() == 2, "one-mode condition is a quadratic in eta")
     c2, c1, c0 = numer.all_coeffs()
     disc = sp.factor(sp.expand(c1**2 - 4 * c2 * c0))
     roots = [sp.factor(c1 / (-2 * c2)) + sg * sp.sqrt(disc) / (2 * c2) for sg in (-1, 1)]
     for r_ in roots:
-        _require(abs(sp.N(one_mode.subs(e, r_).subs({B: 2, lam1: 1, R1: 3, q: sp.Rational(3, 2)}),
+        require(abs(sp.N(one_mode.subs(e, r_).subs({B: 2, lam1: 1, R1: 3, q: sp.Rational(3, 2)}),
                           30)) < 1e-20, "quadratic root")
     # the physical root is the smaller one (tends to 2B/S1 as q -> 0)
     root = None
@@ -489,7 +481,7 @@ def stability(order: int = 3) -> dict[str, Derived]:
         small_q = sp.N(r_.subs(pt).subs(q, sp.Rational(1, 10**12)), 30)
         if abs(small_q - sp.N((2 * B / (lam1 + R1)).subs(pt), 30)) < 1e-9:
             root = r_
-    _require(root is not None, "one-mode-exact root with the right q -> 0 limit")
+    require(root is not None, "one-mode-exact root with the right q -> 0 limit")
     exact = sp.Eq(sp.Sum(eta * i ** (-a) / (B * (2 - q * eta * i ** (-a))), (i, 1, d)), 1)
     return {
         "kernel_l1_term": Derived(
@@ -556,7 +548,7 @@ def final_value() -> dict[str, Derived]:
     const = sigma2 * z / (z - 1)
     eqz = R - (Fz + Kz / z * (R + const))
     slope = sp.diff(eqz, R)
-    _require(not slope.has(R), "z-transform equation is linear in R")
+    require(not slope.has(R), "z-transform equation is linear in R")
     Rz = -eqz.subs(R, 0) / slope
     # final value theorem: lim_{z->1} (z-1) R(z); each term of (z-1) R is regular at z = 1
     terms = sp.Add.make_args(sp.expand(-eqz.subs(R, 0)))
@@ -564,13 +556,13 @@ def final_value() -> dict[str, Derived]:
     K = b1 / (1 - a1) + b2 / (1 - a2)
     expected = (finf + K * sigma2) / (1 - K)
     mode_syms = [a1, a2, b1, b2, th1, th2, finf, sigma2]
-    _require(_rational_identity(fv, expected, mode_syms),
+    require(_rational_identity(fv, expected, mode_syms),
              "final value differs from (f_inf + K sigma2)/(1 - K)")
     # time domain: per-mode steady state M_i = b_i (r + sigma2)/(1 - a_i), r = sum M_i + f_inf
     rr = sp.Symbol("r")
     ss = _solve_linear(rr - (finf + b1 * (rr + sigma2) / (1 - a1) + b2 * (rr + sigma2) / (1 - a2)),
                        rr)
-    _require(_rational_identity(ss, expected, mode_syms), "time-domain steady state")
+    require(_rational_identity(ss, expected, mode_syms), "time-domain steady state")
     # the z-transform reproduces the recursion for the first steps (exact rationals)
     vals = {a1: sp.Rational(1, 3), a2: sp.Rational(4, 5), b1: sp.Rational(1, 7),
             b2: sp.Rational(1, 11), th1: 2, th2: 3, finf: sp.Rational(1, 2), sigma2: sp.Rational(1, 4)}
@@ -579,7 +571,7 @@ def final_value() -> dict[str, Derived]:
     M1, M2 = vals[th1], vals[th2]
     for t in range(6):
         r_t = M1 + M2 + vals[finf]
-        _require(Rw.coeff(w, t) - r_t == 0, f"z-transform vs recursion at t = {t}")
+        require(Rw.coeff(w, t) - r_t == 0, f"z-transform vs recursion at t = {t}")
         M1 = vals[a1] * M1 + vals[b1] * (r_t + vals[sigma2])
         M2 = vals[a2] * M2 + vals[b2] * (r_t + vals[sigma2])
     Ksym = sp.Symbol("K", positive=True)
@@ -638,7 +630,7 @@ def variance() -> dict[str, Derived]:
     tail = eta / (2 * B) * _mode_sum(a, tau)
     sv = (a - 1) / a
     tail_lead = eta / (2 * B) * sp.gamma(sv) * (2 * tau) ** (-sv) / a
-    _require(_leading_ratio_is_one(_d_to_infinity(tail), tail_lead, tau),
+    require(_leading_ratio_is_one(_d_to_infinity(tail), tail_lead, tau),
              "leading term of the variance deficit")
     return {
         "variance_curve": Derived(
@@ -673,22 +665,22 @@ def horizon() -> dict[str, Derived]:
     """Spectral horizon: ``k* = #{i : eta N s_i >= 1}`` and the half-error horizon."""
     ii = sp.Symbol("i", positive=True)
     sol = sp.solve(sp.Eq(eta * N * ii ** (-a), 1), ii)
-    _require(len(sol) == 1, "horizon equation")
+    require(len(sol) == 1, "horizon equation")
     kstar = sp.floor(sp.powsimp(sol[0], force=True))
     # exp(-2 eta N i^-a) = 1/2  <=>  2 eta N i^-a = log 2
-    _require(sp.simplify(sp.exp(-sp.log(2)) - sp.Rational(1, 2)) == 0, "log form of 1/2")
+    require(sp.simplify(sp.exp(-sp.log(2)) - sp.Rational(1, 2)) == 0, "log form of 1/2")
     half = sp.solve(sp.Eq(2 * eta * N * ii ** (-a), sp.log(2)), ii)
-    _require(len(half) == 1, "half-error horizon")
+    require(len(half) == 1, "half-error horizon")
     khalf = sp.floor(sp.powsimp(sp.simplify(half[0]), force=True))
     ratio = sp.simplify(sp.powsimp(half[0] / sol[0], force=True))
     return {
         "horizon": Derived(
-            "horizon", "Spectral horizon (THEORY.md section 4)",
+            "horizon", "Spectral horizon (`docs/theory.md` §7)",
             sp.Eq(sp.Symbol("k_star"), kstar, evaluate=False),
             "s_i = i^-a; capped at the capacity / d", "solve eta N i^-a = 1",
         ),
         "horizon_half": Derived(
-            "horizon_half", "Half-error horizon (THEORY.md section 5: M_i/theta_i^2 <= 1/2)",
+            "horizon_half", "Half-error horizon (`docs/theory.md` §8: M_i/theta_i^2 <= 1/2)",
             sp.Eq(sp.Symbol("k_half"), khalf, evaluate=False),
             "noiseless, bias-only normalised error exp(-2 eta N lambda_i) (continuous time)",
             "solve exp(-2 eta N i^-a) = 1/2",
@@ -729,18 +721,18 @@ def compute_optimal() -> dict[str, Derived]:
     dL = sp.expand(sp.diff(L, k) * k ** (be + 1))
     Kp = sp.Symbol("K_p", positive=True)
     dLK = sp.powsimp(sp.expand_power_base(dL, force=True), force=True).subs(k ** (al + be), Kp)
-    _require(not dLK.has(k), "stationarity is linear in k^(alpha+beta)")
+    require(not dLK.has(k), "stationarity is linear in k^(alpha+beta)")
     kopt = sp.powsimp(sp.powdenest(_solve_linear(dLK, Kp) ** (1 / (al + be)), force=True),
                       force=True)
-    _require(abs(sp.N(sp.diff(L, k).subs(k, kopt).subs(
+    require(abs(sp.N(sp.diff(L, k).subs(k, kopt).subs(
         {Acoef: 2, Dcoef: 3, al: sp.Rational(1, 2), be: 1, eta: sp.Rational(1, 3), C: 1000}), 30))
         < 1e-25, "k_opt is a stationary point of L")
     # exponent of C in k*: d log k*/d log C
     pk = sp.expand(C * sp.diff(sp.expand_log(sp.log(kopt), force=True), C))
-    _require(_is_zero(pk - al / (al + be)), "k* exponent alpha/(alpha+beta)")
+    require(_is_zero(pk - al / (al + be)), "k* exponent alpha/(alpha+beta)")
     subs = {al: (b - 1) / a, be: b - 1}
     pk_s = sp.factor(pk.subs(subs))
-    _require(_is_zero(pk_s - 1 / (a + 1)), "k* ~ C^(1/(a+1))")
+    require(_is_zero(pk_s - 1 / (a + 1)), "k* ~ C^(1/(a+1))")
     pN = sp.factor(1 - pk_s)
     pL = sp.factor(-(b - 1) * pk_s)
     A_ = sp.gamma((b - 1) / a) * 2 ** (-(b - 1) / a) / a
@@ -748,7 +740,7 @@ def compute_optimal() -> dict[str, Derived]:
     k_add_raw = kopt.subs(subs).subs({Acoef: A_, Dcoef: D_})
     sb_ = (b - 1) / a
     k_add = (a / sp.gamma(1 + sb_)) ** (a / ((b - 1) * (a + 1))) * (2 * eta * C) ** (1 / (a + 1))
-    _require(_numeric_zero(k_add_raw - k_add, [{a: sp.Rational(3, 2), b: 2, eta: sp.Rational(1, 3),
+    require(_numeric_zero(k_add_raw - k_add, [{a: sp.Rational(3, 2), b: 2, eta: sp.Rational(1, 3),
                                                 C: 10**4}, {a: 2, b: sp.Rational(7, 2), eta: 1,
                                                             C: 77}], tol=1e-15),
              "displayed k_opt equals the solved one")
@@ -759,14 +751,14 @@ def compute_optimal() -> dict[str, Derived]:
     bias_k = _mode_sum(b, eta * N).subs(d, k) + _tail_integral()
     scaled = k ** (1 - b) * h.subs(y, 2 * eta * N * k ** (-a))
     resid = bias_k - scaled + (2 * eta * N) ** (-sb) / a * sp.uppergamma(sb, 2 * eta * N)
-    _require(_numeric_zero(resid, [{a: sp.Rational(3, 2), b: 2, eta: sp.Rational(1, 2), N: 40,
+    require(_numeric_zero(resid, [{a: sp.Rational(3, 2), b: 2, eta: sp.Rational(1, 2), N: 40,
                                     k: 7}], tol=1e-15), "scaling form L = k^(1-b) h(y)")
     bp = (b - 1) / (a + 1)
     phi = y**bp * h
     stationarity = sp.diff(phi, y) / y ** (bp - 1)
     # readable form: (beta' - s)/a y^-s Gamma(s, y) + 1/(a+1) - e^-y/a
     readable = (bp - sb) / a * y ** (-sb) * sp.uppergamma(sb, y) + 1 / (a + 1) - sp.exp(-y) / a
-    _require(_numeric_zero(stationarity - readable,
+    require(_numeric_zero(stationarity - readable,
                            [{a: sp.Rational(3, 2), b: 2, y: sp.Rational(3, 4)},
                             {a: 2, b: sp.Rational(7, 2), y: 2}], tol=1e-18),
              "readable stationarity condition")
@@ -876,13 +868,9 @@ def generate_document() -> str:
     res = all_results()
     L: list[str] = []
     add = L.append
-    add("<!-- GENERATED by derivations/derive_asymptotics.py -- DO NOT EDIT. -->")
-    add("")
-    add("# Asymptotics of the constant-step renewal equation")
-    add("")
-    add(
-        "Generated by `python derivations/derive_asymptotics.py` from "
-        "`spectral_theory/symbolic/asymptotics.py`; every expression is computed by sympy. "
+    L.extend(document_header(
+        "Asymptotics of the constant-step renewal equation", "spectral_theory/symbolic/asymptotics.py",
+        "Every expression is computed by sympy. "
         "Problem: $\\lambda_i = i^{-a}$, $\\theta_i^2 = i^{-b}$ (spectral-theory exponent letters), "
         "constant batch-mean step $\\eta$, batch $B$, kurtosis $\\kappa$, hard labels, noise "
         "$\\sigma^2$, speeds $s = \\lambda$ (capacity $k$: $s_i = 0$ for $i > k$). Risk is the "
@@ -891,8 +879,7 @@ def generate_document() -> str:
         "integrals. The renewal equation is "
         "$r_t = f_t + \\sum_{u<t} k_{t-1-u}(r_u + \\sigma^2)$ with "
         "$f_t = \\sum_i \\theta_i^2 a_i^t$, $k_n = \\sum_i b_i a_i^n$, "
-        "$a_i = 1 - 2x_i + q x_i^2$, $b_i = x_i^2/B$, $x_i = \\eta s_i$, $q = (B + \\kappa - 2)/B$."
-    )
+        "$a_i = 1 - 2x_i + q x_i^2$, $b_i = x_i^2/B$, $x_i = \\eta s_i$, $q = (B + \\kappa - 2)/B$."))
     add("")
     for title, keys in _SECTIONS:
         add(f"## {title}")

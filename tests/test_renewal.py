@@ -1,4 +1,4 @@
-"""The renewal (contour) solver ``spectral_theory.fast`` against the exact engine.
+"""The renewal (contour) solver ``spectral_theory.solvers.renewal`` against the exact engine.
 
 Every comparison is at relative 1e-8 (the solver's target; it measures ~1e-11):
 ``|fast - exact| <= 1e-8 * max(|exact|, floor)``. The floors only matter where
@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
 
 import spectral_theory as st
-from spectral_theory import fast
 from spectral_theory.api import resolve_at
-from spectral_theory.engine import PrefixCache, run_exact
 from spectral_theory.errors import InstabilityError, SpecError
-from spectral_theory.schedules import Piecewise, Polynomial, StepDecay, WarmupDecay, halving_every
+from spectral_theory.solvers import PrefixCache, renewal
+from spectral_theory.solvers.exact import run_exact
+from spectral_theory.spec import Piecewise, Polynomial, StepDecay, WarmupDecay, halving_every
 from spectral_theory.stability import stability_limit
 
 RTOL = 1e-8
@@ -47,8 +47,8 @@ def _check(x, y, what, floor):
 def compare(sc: st.Scenario, at=None, **kw) -> tuple[st.Result, st.Result]:
     """Run both solvers and compare every field they report."""
     A = resolve_at(sc, at)
-    ex = run_exact(sc, at=A, **{k: v for k, v in kw.items() if k != "_fmm"})
-    fa = fast.run_fast(sc, at=A, **kw)
+    ex = run_exact(sc, at=A, **{k: v for k, v in kw.items() if k != "fmm"})
+    fa = renewal.run_renewal(sc, at=A, **kw)
     scale = float(np.sum(sc.problem.theta2)) + sc.problem.noise
     rfloor = FLOOR * scale
     for name, me in ex.models.items():
@@ -85,7 +85,7 @@ def problem(d=200, a=1.5, b=2.0, noise=0.1, features="gaussian"):
 
 def checkpoints(T, extra=()):
     """0, 1, small steps around T_DIRECT, log-spaced steps, the final step."""
-    pts = {0, 1, 2, 3, 5, fast.T_DIRECT - 1, fast.T_DIRECT, fast.T_DIRECT + 1, 40, T, *extra}
+    pts = {0, 1, 2, 3, 5, renewal.T_DIRECT - 1, renewal.T_DIRECT, renewal.T_DIRECT + 1, 40, T, *extra}
     pts |= set(np.unique(np.round(np.geomspace(1, T, 30)).astype(int)).tolist())
     return sorted(t for t in pts if 0 <= t <= T)
 
@@ -142,7 +142,7 @@ def test_batch_and_summed_step_convention():
 def test_kurtosis(features, lr):
     T = 3000
     sc = st.Scenario(problem(d=120, features=features), (st.Model("m", steps=T, schedule=lr),))
-    assert fast.supports(sc) is None
+    assert renewal.supports(sc) is None
     compare(sc, checkpoints(T))
 
 
@@ -150,10 +150,10 @@ def test_negative_mode_factor_is_declined_with_a_reason():
     # Rademacher latents (kappa = 1), B = 1: a = 1 - 2x is negative for x > 1/2
     prob = problem(d=50, features="rademacher")
     sc = st.Scenario(prob, (st.Model("m", steps=100, schedule=0.6),))
-    reason = fast.supports(sc)
+    reason = renewal.supports(sc)
     assert reason is not None and "a_i" in reason and "'m'" in reason
     with pytest.raises(SpecError, match="cannot solve"):
-        fast.run_fast(sc, at=resolve_at(sc, None))
+        renewal.run_renewal(sc, at=resolve_at(sc, None))
 
 
 def test_single_mode_and_zero_steps():
@@ -175,7 +175,7 @@ def test_explicit_speeds_with_zeros_and_equal_values():
     # unsorted speeds (the multipole path sorts them) and equal factors
     shuffled = np.random.default_rng(0).permutation(speeds)
     sc = st.Scenario(prob, (st.Model("m", steps=2500, schedule=0.4, speeds=shuffled),))
-    compare(sc, checkpoints(2500), _fmm=True)
+    compare(sc, checkpoints(2500), fmm=True)
 
 
 def test_frozen_model():
@@ -228,9 +228,9 @@ def test_record_modes_and_every_step():
 
 
 def test_every_step_limit():
-    sc = st.Scenario(problem(d=10), (st.Model("m", steps=fast.MAX_EVERY_STEP + 1, schedule=0.1),))
+    sc = st.Scenario(problem(d=10), (st.Model("m", steps=renewal.MAX_EVERY_STEP + 1, schedule=0.1),))
     with pytest.raises(SpecError, match="every_step"):
-        fast.run_fast(sc, at={"m": np.array([0])}, every_step=True)
+        renewal.run_renewal(sc, at={"m": np.array([0])}, every_step=True)
 
 
 def test_prefix_cache():
@@ -239,8 +239,8 @@ def test_prefix_cache():
                                      st.Model("s", steps=T, schedule=0.2, teacher="t")))
     A = resolve_at(sc, None)
     cache = PrefixCache()
-    r1 = fast.run_fast(sc, at=A, cache=cache)
-    r2 = fast.run_fast(sc, at=A, cache=cache)
+    r1 = renewal.run_renewal(sc, at=A, cache=cache)
+    r2 = renewal.run_renewal(sc, at=A, cache=cache)
     assert cache.hits == 2 and cache.misses == 2
     np.testing.assert_array_equal(r1["s"].excess_risk, r2["s"].excess_risk)
 
@@ -255,7 +255,7 @@ def test_instability_raises_like_the_engine():
                                                                            (100, 200))),))
     A = resolve_at(sc, None)
     with pytest.raises(InstabilityError) as e_fast:
-        fast.run_fast(sc, at=A)
+        renewal.run_renewal(sc, at=A)
     with pytest.raises(InstabilityError) as e_exact:
         run_exact(sc, at=A)
     assert str(e_fast.value) == str(e_exact.value)
@@ -279,18 +279,18 @@ def test_multipole_path_against_the_engine():
     sc = st.Scenario(problem(d=2000), (
         st.Model("t", steps=T, schedule=StepDecay(0.3, 0.5, 1000), capacity=1500),
         st.Model("s", steps=T, schedule=0.2, teacher="t", alpha=0.3)))
-    fa, _ = compare(sc, [0, 1, 7, 20, 300, 999, 1000, 1001, 2500, T], _fmm=True)
+    fa, _ = compare(sc, [0, 1, 7, 20, 300, 999, 1000, 1001, 2500, T], fmm=True)
     assert fa.diagnostics["multipole_setups"] > 0
 
 
 def test_multipole_near_field(monkeypatch):
     # a tiny acceptance ratio sends many (node, bin) pairs to the direct near-field sums
-    monkeypatch.setattr(fast, "FMM_RATIO", 0.002)
+    monkeypatch.setattr(renewal, "FMM_RATIO", 0.002)
     T = 2000
     sc = st.Scenario(problem(d=600, noise=0.3), (
         st.Model("t", steps=T, schedule=StepDecay(0.4, 0.5, 700), capacity=500),
         st.Model("s", steps=T, schedule=0.3, teacher="t", alpha=0.5)))
-    fa, _ = compare(sc, checkpoints(T, [700, 701]), _fmm=True, record_modes=True)
+    fa, _ = compare(sc, checkpoints(T, [700, 701]), fmm=True, record_modes=True)
     assert fa.diagnostics["multipole_near_pairs"] > 0
 
 
@@ -300,8 +300,8 @@ def test_multipole_and_direct_sums_agree_at_scale():
         st.Model("t", steps=T, schedule=StepDecay(0.3, 0.5, T // 4)),
         st.Model("s", steps=T, schedule=0.2, teacher="t", alpha=0.0)))
     A = resolve_at(sc, None)
-    f1 = fast.run_fast(sc, at=A, _fmm=True)
-    f0 = fast.run_fast(sc, at=A, _fmm=False)
+    f1 = renewal.run_renewal(sc, at=A, fmm=True)
+    f0 = renewal.run_renewal(sc, at=A, fmm=False)
     assert f1.diagnostics["multipole_setups"] > 0 and f0.diagnostics["multipole_setups"] == 0
     for name in ("t", "s"):
         for k in ("excess_risk", "bias", "variance"):
@@ -324,28 +324,28 @@ def test_work_does_not_grow_with_the_number_of_steps():
         sc = st.Scenario(problem(d=500), (
             st.Model("t", steps=T, schedule=StepDecay(0.3, 0.5, T // 4), capacity=400),
             st.Model("s", steps=T, schedule=0.2, teacher="t", alpha=0.3, capacity=450)))
-        diag = fast.run_fast(sc, at=resolve_at(sc, at)).diagnostics
+        diag = renewal.run_renewal(sc, at=resolve_at(sc, at)).diagnostics
         work.append((diag["node_modes"], diag["contour_nodes"], diag["direct_steps"],
                      diag["windows"]))
     assert work[0] == work[1] == work[2]
 
 
 def test_contour_table():
-    for spec in fast.CONTOURS:
-        assert fast.contour_error(spec, n_t=12, n_rho=120) <= spec.log10_err + 0.05
+    for spec in renewal.CONTOURS:
+        assert renewal.contour_error(spec, n_t=12, n_rho=120) <= spec.log10_err + 0.05
         assert spec.log10_err <= -12.0
-        assert spec.t_min <= fast.T_DIRECT
+        assert spec.t_min <= renewal.T_DIRECT
         s, _ = spec.nodes()
-        assert np.abs(s.imag).max() / spec.t_min <= fast.IM_MAX + 1e-12
+        assert np.abs(s.imag).max() / spec.t_min <= renewal.IM_MAX + 1e-12
 
 
 def test_supports_reasons():
     ok = st.Scenario(problem(d=20), (st.Model("m", steps=10**9, schedule=0.2),))
-    assert fast.supports(ok) is None
+    assert renewal.supports(ok) is None
     poly = st.Scenario(problem(d=20), (st.Model("m", steps=10**8, schedule=Polynomial(0.2)),))
-    assert "polynomial" in fast.supports(poly)
+    assert "polynomial" in renewal.supports(poly)
     many = st.Scenario(problem(d=20), (st.Model("m", steps=10**6, schedule=StepDecay(0.2, 0.99, 2)),))
-    assert "phases" in fast.supports(many)
+    assert "phases" in renewal.supports(many)
 
 
 # ---------------------------------------------------------------------------- property test
@@ -397,5 +397,5 @@ def chains(draw):
 @given(chains())
 def test_random_chains_match_the_engine(case):
     sc, at = case
-    assert fast.supports(sc) is None
+    assert renewal.supports(sc) is None
     compare(sc, at)

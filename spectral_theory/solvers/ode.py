@@ -149,12 +149,11 @@ from typing import Any
 
 import numpy as np
 
-from .engine import ChainState, model_result, pairwise_disagreement
-from .errors import InstabilityError, SpecError
-from .result import ModelResult, Result
-from .schedules import Constant, Piecewise, StepDecay
-from .spec import Model, Scenario
-from .stability import guard_steps
+from ..errors import InstabilityError, SpecError
+from ..result import ModelResult, Result
+from ..spec import Constant, Model, Piecewise, Scenario, StepDecay
+from ..stability import DEFAULT_ON_UNSTABLE, check_on_unstable, guard_steps
+from .base import ChainState, Solver, model_result, pairwise_disagreement
 
 __all__ = ["run_ode", "ode_error_bound", "ODE_ERROR_CONSTANT", "Timeline"]
 
@@ -625,6 +624,28 @@ def _speeds(model: Model, lam: np.ndarray, lo, hi, weighted: bool) -> np.ndarray
     return s
 
 
+@dataclass(frozen=True)
+class ODESolver(Solver):
+    """Continuous-time deterministic equivalent (``tau = sum of steps``) on an adaptive log grid,
+    any schedule (``docs/solvers/ode.md``). Not exact: it drops terms of relative order
+    ``eta s`` per step (bound ``|dE| <= 0.5 max(eta s) max_t E``, :func:`ode_error_bound`).
+    Options as :func:`run_ode`."""
+
+    rtol: float = 1e-6
+    atol: float = 1e-10
+    jump_tol: float = 1e-2
+    max_points: int = 10_000_000
+    modes: Any = None
+
+    name = "ode"
+    exact = False
+
+    def _solve(self, scenario, *, at, record_modes, every_step, on_unstable, cache):
+        return run_ode(scenario, at=at, record_modes=record_modes, every_step=every_step,
+                       on_unstable=on_unstable, rtol=self.rtol, atol=self.atol, jump_tol=self.jump_tol,
+                       max_points=self.max_points, modes=self.modes)
+
+
 def run_ode(
     scenario: Scenario,
     *,
@@ -633,7 +654,7 @@ def run_ode(
     atol: float = 1e-10,
     record_modes: bool = False,
     every_step: bool = False,
-    on_unstable: str = "raise",
+    on_unstable: str = DEFAULT_ON_UNSTABLE,
     modes: Any = None,
     jump_tol: float = 1e-2,
     max_points: int = 10_000_000,
@@ -654,8 +675,7 @@ def run_ode(
         staircase is smoothed (module docstring).
     on_unstable : ``"raise"`` or ``"warn"`` as in :func:`spectral_theory.predict`.
     """
-    if on_unstable not in ("raise", "warn"):
-        raise SpecError("on_unstable", on_unstable, "must be 'raise' or 'warn'")
+    check_on_unstable(on_unstable)
     if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
         raise SpecError("rtol", rtol, "must be a real number in (0, 1)")
     if not (isinstance(atol, (int, float)) and 0 <= atol < 1):

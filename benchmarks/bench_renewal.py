@@ -1,7 +1,7 @@
 """The renewal (contour) solver ``spectral_theory.fast`` against the exact engine.
 
-    python benchmarks/bench_fast.py            # full run (about a minute on one core)
-    python benchmarks/bench_fast.py --quick    # smaller sizes, a smoke run
+    python benchmarks/bench_renewal.py            # full run (about a minute on one core)
+    python benchmarks/bench_renewal.py --quick    # smaller sizes, a smoke run
 
 Problem: power-law spectrum ``lambda_i = i^-1.5``, target ``theta_i^2 = i^-2``,
 label noise ``sigma2 = 0.1``, Gaussian latents, batch 1, step 0.25 (about half
@@ -38,10 +38,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 import spectral_theory as st  # noqa: E402
-from spectral_theory import fast  # noqa: E402
-from spectral_theory.engine import run_exact  # noqa: E402
-from spectral_theory.schedules import StepDecay, halving_every  # noqa: E402
-from spectral_theory.spec import log_steps  # noqa: E402
+from spectral_theory.solvers import renewal  # noqa: E402
+from spectral_theory.solvers.exact import run_exact  # noqa: E402
+from spectral_theory.spec import (  # noqa: E402
+    StepDecay,
+    halving_every,
+    log_steps,  # noqa: E402
+)
 
 LR = 0.25
 POINTS = 200
@@ -70,7 +73,7 @@ def timed(fn, repeats: int = 3) -> tuple[float, float, object]:
 def run_single(d: int, T: int, kind: str, repeats: int):
     sc = st.Scenario(problem(d), (st.Model("m", steps=T, schedule=schedule(kind, T)),))
     at = {"m": log_steps(T, POINTS)}
-    return timed(lambda: fast.run_fast(sc, at=at), repeats)
+    return timed(lambda: renewal.run_renewal(sc, at=at), repeats)
 
 
 def part_ab(d: int, T_big: int, T_small: int, repeats: int) -> None:
@@ -96,15 +99,15 @@ def part_c(d: int, T: int, T_short: int) -> None:
     sc_short = st.Scenario(problem(d), (st.Model("m", steps=T_short, schedule=LR),))
     at_short = {"m": log_steps(T_short, POINTS)}
     w_ex, c_ex, ex = timed(lambda: run_exact(sc_short, at=at_short), 1)
-    _, _, fa = timed(lambda: fast.run_fast(sc_short, at=at_short), 1)
+    _, _, fa = timed(lambda: renewal.run_renewal(sc_short, at=at_short), 1)
     gap = float(np.max(np.abs(fa["m"].excess_risk - ex["m"].excess_risk) / ex["m"].excess_risk))
     per_step = c_ex / T_short
     sc = st.Scenario(problem(d), (st.Model("m", steps=T, schedule=LR),))
     at = {"m": log_steps(T, POINTS)}
-    w_fa, c_fa, _ = timed(lambda: fast.run_fast(sc, at=at), 3)
+    w_fa, c_fa, _ = timed(lambda: renewal.run_renewal(sc, at=at), 3)
     print(f"run_exact: {T_short} steps in {c_ex:.2f} s cpu ({w_ex:.2f} s wall) -> "
           f"{per_step * T:.1f} s for T = {T:.0e} (linear extrapolation)")
-    print(f"run_fast : T = {T:.0e} in {c_fa:.3f} s cpu ({w_fa:.3f} s wall)")
+    print(f"renewal  : T = {T:.0e} in {c_fa:.3f} s cpu ({w_fa:.3f} s wall)")
     print(f"speed-up : {per_step * T / c_fa:.0f}x (cpu); largest relative gap on the "
           f"{T_short}-step run: {gap:.1e}")
 
@@ -121,7 +124,7 @@ def part_d(d: int, T: int, repeats: int) -> None:
     for name, models in cases.items():
         sc = st.Scenario(prob, models)
         at = {m.name: log_steps(T, POINTS) for m in models}
-        wall, cpu, res = timed(lambda sc=sc, at=at: fast.run_fast(sc, at=at), repeats)
+        wall, cpu, res = timed(lambda sc=sc, at=at: renewal.run_renewal(sc, at=at), repeats)
         s = models[1].name
         print(f"{name:>15}: {wall:.3f} s wall, {cpu:.3f} s cpu; final risk {models[0].name} "
               f"{res[models[0].name].final:.4e}, {s} {res[s].final:.4e}, "

@@ -11,9 +11,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
-from .schedules import SCHEDULE_KINDS, Constant, Schedule
-from .spec import (
+from ..errors import SpecError
+from .problem import (
     ArraySpectrum,
     ArrayTarget,
     ExponentialSpectrum,
@@ -25,6 +24,7 @@ from .spec import (
     Problem,
     Scenario,
 )
+from .schedules import SCHEDULE_KINDS, Constant, Schedule
 
 __all__ = ["load_scenario", "read_scenario_file", "scenario_from_dict", "parse_schedule"]
 

@@ -29,30 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SpecError
+from ..errors import SpecError
+from .validate import finite, integer
 
 __all__ = [
     "Schedule", "Constant", "StepDecay", "Piecewise", "Geometric", "Polynomial",
     "WarmupDecay", "ArraySchedule", "halving_every",
 ]
-
-
-def _pos(field_: str, v: Any, *, allow_zero: bool = False) -> float:
-    allowed = "must be a finite real number " + (">= 0" if allow_zero else "> 0")
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise SpecError(field_, v, allowed)
-    f = float(v)
-    if not math.isfinite(f) or f < 0 or (f == 0 and not allow_zero):
-        raise SpecError(field_, v, allowed)
-    return f
-
-
-def _posint(field_: str, v: Any) -> int:
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        v = int(v)
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise SpecError(field_, v, "must be an integer >= 1")
-    return int(v)
 
 
 def _runs(rates: np.ndarray) -> list[tuple[float, int]]:
@@ -87,7 +70,7 @@ class Constant(Schedule):
     lr: float
 
     def __post_init__(self):
-        object.__setattr__(self, "lr", _pos("schedule.lr", self.lr))
+        object.__setattr__(self, "lr", finite("schedule.lr", self.lr, lo=0, lo_open=True))
 
     def rates(self, steps: int) -> np.ndarray:
         return np.full(steps, self.lr)
@@ -106,10 +89,10 @@ class StepDecay(Schedule):
     every: int
 
     def __post_init__(self):
-        object.__setattr__(self, "lr", _pos("schedule.lr", self.lr))
-        f = _pos("schedule.factor", self.factor)
+        object.__setattr__(self, "lr", finite("schedule.lr", self.lr, lo=0, lo_open=True))
+        f = finite("schedule.factor", self.factor, lo=0, lo_open=True)
         object.__setattr__(self, "factor", f)
-        object.__setattr__(self, "every", _posint("schedule.every", self.every))
+        object.__setattr__(self, "every", integer("schedule.every", self.every, lo=1))
 
     def rates(self, steps: int) -> np.ndarray:
         t = np.arange(steps)
@@ -143,10 +126,10 @@ class Piecewise(Schedule):
     def __post_init__(self):
         if isinstance(self.lrs, (str, bytes)) or not hasattr(self.lrs, "__len__") or not len(self.lrs):
             raise SpecError("schedule.lrs", self.lrs, "must be a non-empty list of step sizes > 0")
-        lrs = tuple(_pos(f"schedule.lrs[{i}]", v) for i, v in enumerate(self.lrs))
+        lrs = tuple(finite(f"schedule.lrs[{i}]", v, lo=0, lo_open=True) for i, v in enumerate(self.lrs))
         if isinstance(self.lengths, (str, bytes)) or not hasattr(self.lengths, "__len__"):
             raise SpecError("schedule.lengths", self.lengths, "must be a list of integers >= 1")
-        lengths = tuple(_posint(f"schedule.lengths[{i}]", v) for i, v in enumerate(self.lengths))
+        lengths = tuple(integer(f"schedule.lengths[{i}]", v, lo=1) for i, v in enumerate(self.lengths))
         if len(lengths) != len(lrs):
             raise SpecError("schedule.lengths", list(lengths),
                             f"must have one length per step size ({len(lrs)} given in lrs)")
@@ -184,8 +167,8 @@ class Geometric(Schedule):
     factor: float
 
     def __post_init__(self):
-        object.__setattr__(self, "lr", _pos("schedule.lr", self.lr))
-        object.__setattr__(self, "factor", _pos("schedule.factor", self.factor))
+        object.__setattr__(self, "lr", finite("schedule.lr", self.lr, lo=0, lo_open=True))
+        object.__setattr__(self, "factor", finite("schedule.factor", self.factor, lo=0, lo_open=True))
 
     def rates(self, steps: int) -> np.ndarray:
         return self.lr * self.factor ** np.arange(steps, dtype=float)
@@ -201,9 +184,9 @@ class Polynomial(Schedule):
     power: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "lr", _pos("schedule.lr", self.lr))
-        object.__setattr__(self, "t0", _pos("schedule.t0", self.t0))
-        object.__setattr__(self, "power", _pos("schedule.power", self.power, allow_zero=True))
+        object.__setattr__(self, "lr", finite("schedule.lr", self.lr, lo=0, lo_open=True))
+        object.__setattr__(self, "t0", finite("schedule.t0", self.t0, lo=0, lo_open=True))
+        object.__setattr__(self, "power", finite("schedule.power", self.power, lo=0))
 
     def rates(self, steps: int) -> np.ndarray:
         t = np.arange(steps, dtype=float)
@@ -221,10 +204,10 @@ class WarmupDecay(Schedule):
     power: float = 0.0
 
     def __post_init__(self):
-        object.__setattr__(self, "lr", _pos("schedule.lr", self.lr))
-        object.__setattr__(self, "warmup", _posint("schedule.warmup", self.warmup))
-        object.__setattr__(self, "t0", _pos("schedule.t0", self.t0))
-        object.__setattr__(self, "power", _pos("schedule.power", self.power, allow_zero=True))
+        object.__setattr__(self, "lr", finite("schedule.lr", self.lr, lo=0, lo_open=True))
+        object.__setattr__(self, "warmup", integer("schedule.warmup", self.warmup, lo=1))
+        object.__setattr__(self, "t0", finite("schedule.t0", self.t0, lo=0, lo_open=True))
+        object.__setattr__(self, "power", finite("schedule.power", self.power, lo=0))
 
     def rates(self, steps: int) -> np.ndarray:
         t = np.arange(steps, dtype=float)

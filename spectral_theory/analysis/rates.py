@@ -116,7 +116,7 @@ class RateCheck:
 def _curve_from(obj: Any, model: str | None, quantity: str) -> tuple[np.ndarray, np.ndarray, str | None]:
     """(steps, values, model name) from a Result, a ModelResult, a (t, y) pair or an every-step array."""
     # local import keeps this module free of the engine's import cost
-    from .result import ModelResult, Result
+    from ..result import ModelResult, Result
 
     if isinstance(obj, Result):
         if model is None:

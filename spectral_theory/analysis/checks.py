@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .api import predict, simulate
-from .spec import Scenario
+from ..api import predict, simulate
+from ..spec import Scenario
 
 __all__ = ["SimulationCheck", "check_against_simulation", "sign_test"]
 

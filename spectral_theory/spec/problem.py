@@ -12,16 +12,16 @@ the field, the value and what is allowed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from .errors import SpecError
+from ..errors import SpecError
 from .schedules import Constant, Schedule
+from .validate import array, finite, integer
 
 __all__ = [
     "Spectrum",
@@ -37,69 +37,6 @@ __all__ = [
     "Output",
     "Scenario",
 ]
-
-
-# ----------------------------------------------------------------------------
-# validation helpers
-
-
-def _finite(field_: str, value: Any, *, lo: float | None = None, lo_open: bool = False,
-            hi: float | None = None, hi_open: bool = False) -> float:
-    """Return ``value`` as float after checking it is a finite real in range."""
-    allowed = "must be a finite real number"
-    parts = []
-    if lo is not None:
-        parts.append(f"{'>' if lo_open else '>='} {lo:g}")
-    if hi is not None:
-        parts.append(f"{'<' if hi_open else '<='} {hi:g}")
-    if parts:
-        allowed += " " + " and ".join(parts)
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise SpecError(field_, value, allowed)
-    v = float(value)
-    if not math.isfinite(v):
-        raise SpecError(field_, value, allowed)
-    if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise SpecError(field_, value, allowed)
-    if hi is not None and (v > hi or (hi_open and v == hi)):
-        raise SpecError(field_, value, allowed)
-    return v
-
-
-def _int(field_: str, value: Any, *, lo: int | None = None, hi: int | None = None) -> int:
-    allowed = "must be an integer"
-    if lo is not None:
-        allowed += f" >= {lo}"
-    if hi is not None:
-        allowed += f" and <= {hi}" if lo is not None else f" <= {hi}"
-    if isinstance(value, bool):
-        raise SpecError(field_, value, allowed)
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        value = int(value)
-    if not isinstance(value, (int, np.integer)):
-        raise SpecError(field_, value, allowed)
-    v = int(value)
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise SpecError(field_, value, allowed)
-    return v
-
-
-def _array(field_: str, values: Any, *, nonneg: bool = True, min_len: int = 1) -> np.ndarray:
-    allowed = "must be a non-empty 1-D array of finite real numbers" + (" >= 0" if nonneg else "")
-    try:
-        arr = np.array(values, dtype=float)
-    except (TypeError, ValueError):
-        raise SpecError(field_, values, allowed) from None
-    if arr.ndim != 1 or arr.size < min_len:
-        raise SpecError(field_, values, allowed)
-    bad = ~np.isfinite(arr)
-    if nonneg:
-        bad |= arr < 0
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise SpecError(f"{field_}[{i}]", float(arr[i]), allowed)
-    arr.setflags(write=False)
-    return arr
 
 
 # ----------------------------------------------------------------------------
@@ -128,9 +65,9 @@ class PowerLawSpectrum(Spectrum):
     scale: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "a", _finite("spectrum.a", self.a, lo=0.0, lo_open=True))
-        object.__setattr__(self, "d", _int("spectrum.d", self.d, lo=1))
-        object.__setattr__(self, "scale", _finite("spectrum.scale", self.scale, lo=0.0, lo_open=True))
+        object.__setattr__(self, "a", finite("spectrum.a", self.a, lo=0.0, lo_open=True))
+        object.__setattr__(self, "d", integer("spectrum.d", self.d, lo=1))
+        object.__setattr__(self, "scale", finite("spectrum.scale", self.scale, lo=0.0, lo_open=True))
 
     @cached_property
     def values(self) -> np.ndarray:
@@ -151,9 +88,9 @@ class ExponentialSpectrum(Spectrum):
     scale: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "rate", _finite("spectrum.rate", self.rate, lo=0.0))
-        object.__setattr__(self, "d", _int("spectrum.d", self.d, lo=1))
-        object.__setattr__(self, "scale", _finite("spectrum.scale", self.scale, lo=0.0, lo_open=True))
+        object.__setattr__(self, "rate", finite("spectrum.rate", self.rate, lo=0.0))
+        object.__setattr__(self, "d", integer("spectrum.d", self.d, lo=1))
+        object.__setattr__(self, "scale", finite("spectrum.scale", self.scale, lo=0.0, lo_open=True))
 
     @cached_property
     def values(self) -> np.ndarray:
@@ -172,7 +109,7 @@ class ArraySpectrum(Spectrum):
     eigenvalues: Any = field(repr=False)
 
     def __post_init__(self):
-        arr = _array("spectrum.values", self.eigenvalues)
+        arr = array("spectrum.values", self.eigenvalues)
         if arr.size > 1 and np.any(np.diff(arr) > 0):
             i = int(np.argmax(np.diff(arr) > 0)) + 1
             raise SpecError(
@@ -216,8 +153,8 @@ class PowerLawTarget(Target):
     scale: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "b", _finite("target.b", self.b))
-        object.__setattr__(self, "scale", _finite("target.scale", self.scale, lo=0.0))
+        object.__setattr__(self, "b", finite("target.b", self.b))
+        object.__setattr__(self, "scale", finite("target.scale", self.scale, lo=0.0))
 
     def theta2(self, d: int) -> np.ndarray:
         return self.scale * np.arange(1, d + 1, dtype=float) ** (-self.b)
@@ -233,7 +170,7 @@ class ArrayTarget(Target):
     values: Any = field(repr=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "values", _array("target.values", self.values))
+        object.__setattr__(self, "values", array("target.values", self.values))
 
     def theta2(self, d: int) -> np.ndarray:
         if self.values.size != d:
@@ -263,15 +200,17 @@ class Features:
     whose variance is 1 and fourth moment kappa.
     """
 
-    kind: str = "gaussian"
+    kind: str | None = None
     kurtosis: float | None = None
 
     def __post_init__(self):
+        if self.kind is None:  # Features(kurtosis=k) or Features(): default law
+            object.__setattr__(self, "kind", "gaussian" if self.kurtosis is None else "kurtosis")
         allowed = "must be one of 'gaussian', 'rademacher', 'uniform', 'kurtosis'"
         if self.kind not in (*_KURTOSIS, "kurtosis"):
             raise SpecError("problem.features", self.kind, allowed)
         if self.kind == "kurtosis":
-            k = _finite("problem.kurtosis", self.kurtosis, lo=1.0)
+            k = finite("problem.kurtosis", self.kurtosis, lo=1.0)
             object.__setattr__(self, "kurtosis", k)
         else:
             if self.kurtosis is not None and float(self.kurtosis) != _KURTOSIS[self.kind]:
@@ -300,6 +239,7 @@ class Problem:
 
     spectrum: Spectrum
     target: Target
+    _: KW_ONLY
     noise: float = 0.0
     features: Features = field(default_factory=Features)
 
@@ -312,7 +252,7 @@ class Problem:
             object.__setattr__(self, "features", Features(self.features))
         if not isinstance(self.features, Features):
             raise SpecError("problem.features", self.features, "must be a Features object")
-        object.__setattr__(self, "noise", _finite("problem.noise", self.noise, lo=0.0))
+        object.__setattr__(self, "noise", finite("problem.noise", self.noise, lo=0.0))
         # resolve the target now so a length mismatch fails at construction
         self.theta2  # noqa: B018
 
@@ -363,6 +303,7 @@ class Model:
     """
 
     name: str
+    _: KW_ONLY
     steps: int
     schedule: Schedule | float = 0.1
     batch: int = 1
@@ -376,11 +317,11 @@ class Model:
         f = f"models[{self.name!r}]" if isinstance(self.name, str) else "models[?]"
         if not isinstance(self.name, str) or not self.name.strip():
             raise SpecError(f"{f}.name", self.name, "must be a non-empty string")
-        object.__setattr__(self, "steps", _int(f"{f}.steps", self.steps, lo=0))
-        object.__setattr__(self, "batch", _int(f"{f}.batch", self.batch, lo=1))
+        object.__setattr__(self, "steps", integer(f"{f}.steps", self.steps, lo=0))
+        object.__setattr__(self, "batch", integer(f"{f}.batch", self.batch, lo=1))
         sched = self.schedule
         if not isinstance(sched, Schedule):
-            sched = Constant(_finite(f"{f}.lr", sched, lo=0.0, lo_open=True))
+            sched = Constant(finite(f"{f}.lr", sched, lo=0.0, lo_open=True))
         object.__setattr__(self, "schedule", sched)
         try:
             sched.check_length(self.steps)
@@ -391,9 +332,9 @@ class Model:
         if self.capacity is not None and self.speeds is not None:
             raise SpecError(f"{f}.speeds", "<array>", "give either capacity or speeds, not both")
         if self.capacity is not None:
-            object.__setattr__(self, "capacity", _int(f"{f}.capacity", self.capacity, lo=1))
+            object.__setattr__(self, "capacity", integer(f"{f}.capacity", self.capacity, lo=1))
         if self.speeds is not None:
-            object.__setattr__(self, "speeds", _array(f"{f}.speeds", self.speeds))
+            object.__setattr__(self, "speeds", array(f"{f}.speeds", self.speeds))
         if self.teacher is None:
             if self.alpha is not None and float(self.alpha) != 1.0:
                 raise SpecError(
@@ -408,7 +349,7 @@ class Model:
             if self.teacher == self.name:
                 raise SpecError(f"{f}.teacher", self.teacher, "a model cannot be its own teacher")
             a = 0.0 if self.alpha is None else self.alpha
-            object.__setattr__(self, "alpha", _finite(f"{f}.alpha", a, lo=0.0, hi=1.0))
+            object.__setattr__(self, "alpha", finite(f"{f}.alpha", a, lo=0.0, hi=1.0))
 
     @property
     def field_name(self) -> str:
@@ -444,6 +385,14 @@ class Model:
         scale = self.batch if self.lr_convention == "sum" else 1
         return [(lr * scale, n) for lr, n in self.schedule.phases(self.steps)]
 
+    def phase_starts(self) -> list[tuple[float, int]]:
+        """``(eta_mean, first step)`` of each constant phase."""
+        out, t = [], 0
+        for lr, n in self.phases():
+            out.append((lr, t))
+            t += n
+        return out
+
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name, "steps": self.steps, "batch": self.batch,
@@ -472,6 +421,7 @@ class Output:
     to each model's last step.
     """
 
+    _: KW_ONLY
     at: tuple[int, ...] | None = None
     points: int = 50
 
@@ -479,11 +429,11 @@ class Output:
         if self.at is not None:
             if isinstance(self.at, (str, bytes)) or not isinstance(self.at, Sequence | np.ndarray):
                 raise SpecError("output.at", self.at, "must be a list of non-negative integers")
-            steps = tuple(_int(f"output.at[{i}]", t, lo=0) for i, t in enumerate(self.at))
+            steps = tuple(integer(f"output.at[{i}]", t, lo=0) for i, t in enumerate(self.at))
             if not steps:
                 raise SpecError("output.at", list(self.at), "must list at least one step")
             object.__setattr__(self, "at", tuple(sorted(set(steps))))
-        object.__setattr__(self, "points", _int("output.points", self.points, lo=2))
+        object.__setattr__(self, "points", integer("output.points", self.points, lo=2))
 
     def steps_for(self, total: int) -> np.ndarray:
         if self.at is not None:
@@ -505,6 +455,7 @@ class Scenario:
 
     problem: Problem
     models: tuple[Model, ...]
+    _: KW_ONLY
     output: Output = field(default_factory=Output)
     name: str = "scenario"
 

@@ -130,21 +130,20 @@ from functools import cached_property
 
 import numpy as np
 
-from .engine import (
+from ..errors import InstabilityError
+from ..result import ModelResult, Result
+from ..spec import Constant, Piecewise, Scenario, Schedule, StepDecay
+from ..stability import DEFAULT_ON_UNSTABLE, guard_steps, is_stable
+from .base import (
     ChainState,
     PrefixCache,
-    _phase_starts,
+    Solver,
     model_result,
     pairwise_disagreement,
     train_chain,
 )
-from .errors import InstabilityError, SpecError
-from .result import ModelResult, Result
-from .schedules import Constant, Piecewise, Schedule, StepDecay
-from .spec import Scenario
-from .stability import guard_steps, is_stable
 
-__all__ = ["run_fast", "supports", "contour_error", "ContourSpec", "CONTOURS", "METHOD_NAME"]
+__all__ = ["RenewalSolver", "run_renewal", "supports", "contour_error", "ContourSpec", "CONTOURS", "METHOD_NAME"]
 
 METHOD_NAME = "renewal"
 
@@ -862,7 +861,7 @@ def _min_factor(speeds: np.ndarray, lr: float, q: float) -> tuple[float, float]:
 
 
 def supports(scenario: Scenario) -> str | None:
-    """``None`` if :func:`run_fast` solves ``scenario`` exactly, else the reason why not."""
+    """``None`` if :class:`RenewalSolver` solves ``scenario`` exactly, else the reason why not."""
     if not isinstance(scenario, Scenario):
         return "not a Scenario"
     prob = scenario.problem
@@ -886,74 +885,95 @@ def supports(scenario: Scenario) -> str | None:
     return None
 
 
-def run_fast(
+@dataclass(frozen=True)
+class RenewalSolver(Solver):
+    """The renewal equation of each constant phase inverted on hyperbolic contours: exact to
+    ~1e-10 relative, cost independent of the number of steps (``docs/solvers/renewal.md``).
+
+    ``fmm``: force the multipole compression of the mode sums on (True) or off (False);
+    default: on from :data:`FMM_MIN` moving modes. ``diagnostics``: ``contour_nodes`` and
+    ``node_modes`` (nodes evaluated, and nodes x moving modes: the work unit), ``windows``,
+    ``direct_steps``, ``phases_direct`` / ``phases_contour``, ``multipole_setups``,
+    ``multipole_near_pairs`` and ``consistency`` (the a-posteriori check of the docs page).
+    """
+
+    fmm: bool | None = None
+
+    name = METHOD_NAME
+    uses_cache = True
+
+    def supports(self, scenario, *, every_step=False, record_modes=False):
+        reason = supports(scenario)
+        if reason is None and every_step:
+            longest = max((m for m in scenario.models), key=lambda m: m.steps)
+            if longest.steps > MAX_EVERY_STEP:
+                reason = (f"every_step is served only up to {MAX_EVERY_STEP} steps per model (model "
+                          f"{longest.name!r} has {longest.steps}); pass the steps wanted in 'at', or "
+                          "use method 'exact'")
+        return reason
+
+    def cost(self, scenario, *, every_step=False):
+        # per phase: ~24 d for the compressed mode sums plus ~60 contour nodes per window;
+        # direct stepping below 16 steps; every_step adds the curve
+        d = scenario.problem.d
+        phases = sum(len(m.phases()) for m in scenario.models)
+        extra = sum(m.steps for m in scenario.models) if every_step else 0
+        return float(len(scenario.models) * phases * d * 150 + 50 * extra)
+
+    def _solve(self, scenario, *, at, record_modes, every_step, on_unstable, cache):
+        warn_msgs: list[str] = []
+        counters = _Counters()
+        t_start = time.perf_counter()
+
+        def train(state: ChainState, gi: int, ckpt: np.ndarray) -> ModelResult:
+            return _train_model(state, scenario, gi, ckpt, record_modes=record_modes, every_step=every_step,
+                                on_unstable=on_unstable, warn_msgs=warn_msgs, counters=counters, fmm=self.fmm)
+
+        results, state = train_chain(scenario, at, train, cache=cache, record_modes=record_modes,
+                                     every_step=every_step, method=METHOD_NAME)
+        disagreement = pairwise_disagreement(state, [m.name for m in scenario.models])
+        elapsed = time.perf_counter() - t_start
+        return Result(
+            method=METHOD_NAME,
+            models=results,
+            scenario=scenario,
+            disagreement=disagreement,
+            diagnostics={
+                "seconds": elapsed,
+                "contour_nodes": counters.nodes,
+                "node_modes": counters.node_modes,
+                "windows": counters.windows,
+                "direct_steps": counters.direct_steps,
+                "direct_mode_steps": counters.direct_mode_steps,
+                "phases_direct": counters.phases_direct,
+                "phases_contour": counters.phases_contour,
+                "multipole_setups": counters.fmm_setups,
+                "multipole_near_pairs": counters.near_pairs,
+                "consistency": counters.consistency,
+                "warnings": warn_msgs,
+            },
+            state=state,
+        )
+
+
+
+
+def run_renewal(
     scenario: Scenario,
     *,
     at: dict[str, np.ndarray],
     record_modes: bool = False,
     every_step: bool = False,
-    on_unstable: str = "raise",
+    on_unstable: str = DEFAULT_ON_UNSTABLE,
     cache: PrefixCache | None = None,
-    _fmm: bool | None = None,
+    fmm: bool | None = None,
 ) -> Result:
-    """Same answer as :func:`spectral_theory.engine.run_exact`, at a cost independent of the steps.
-
-    Same arguments (``cache``: a :class:`~spectral_theory.engine.PrefixCache`,
-    used as the engine uses it). Raises :class:`SpecError` when :func:`supports`
-    declines the scenario, or for ``every_step=True`` on a model longer than
-    :data:`MAX_EVERY_STEP` steps; :class:`InstabilityError` as the engine.
-    ``diagnostics``: ``contour_nodes`` and ``node_modes`` (nodes evaluated, and
-    nodes x moving modes: the work unit, independent of the number of steps for
-    checkpoints placed at fixed fractions of it), ``windows``, ``direct_steps``,
-    ``phases_direct`` / ``phases_contour``, ``multipole_setups``,
-    ``multipole_near_pairs`` and ``consistency`` (see the module docstring).
-    """
-    reason = supports(scenario)
-    if reason is not None:
-        raise SpecError("method", METHOD_NAME, f"cannot solve this scenario: {reason}")
-    if on_unstable not in ("raise", "warn"):
-        raise SpecError("on_unstable", on_unstable, "must be 'raise' or 'warn'")
-    if every_step:
-        for m in scenario.models:
-            if m.steps > MAX_EVERY_STEP:
-                raise SpecError(
-                    "every_step", True,
-                    f"the renewal solver serves every_step only up to {MAX_EVERY_STEP} steps per "
-                    f"model (model {m.name!r} has {m.steps}); pass the steps wanted in 'at', or "
-                    "use method 'exact'")
-    warn_msgs: list[str] = []
-    counters = _Counters()
-    t_start = time.perf_counter()
-
-    def train(state: ChainState, gi: int, ckpt: np.ndarray) -> ModelResult:
-        return _train_model(state, scenario, gi, ckpt, record_modes=record_modes, every_step=every_step,
-                            on_unstable=on_unstable, warn_msgs=warn_msgs, counters=counters, fmm=_fmm)
-
-    results, state = train_chain(scenario, at, train, cache=cache, record_modes=record_modes,
-                                 every_step=every_step, method=METHOD_NAME)
-    disagreement = pairwise_disagreement(state, [m.name for m in scenario.models])
-    elapsed = time.perf_counter() - t_start
-    return Result(
-        method=METHOD_NAME,
-        models=results,
-        scenario=scenario,
-        disagreement=disagreement,
-        diagnostics={
-            "seconds": elapsed,
-            "contour_nodes": counters.nodes,
-            "node_modes": counters.node_modes,
-            "windows": counters.windows,
-            "direct_steps": counters.direct_steps,
-            "direct_mode_steps": counters.direct_mode_steps,
-            "phases_direct": counters.phases_direct,
-            "phases_contour": counters.phases_contour,
-            "multipole_setups": counters.fmm_setups,
-            "multipole_near_pairs": counters.near_pairs,
-            "consistency": counters.consistency,
-            "warnings": warn_msgs,
-        },
-        state=state,
-    )
+    """Same answer as :func:`spectral_theory.solvers.exact.run_exact`, at a cost independent of
+    the number of steps (:class:`RenewalSolver`). Raises :class:`SpecError` when
+    :func:`supports` declines the scenario, or for ``every_step=True`` on a model longer than
+    :data:`MAX_EVERY_STEP` steps; :class:`InstabilityError` as the exact solver."""
+    return RenewalSolver(fmm=fmm).solve(scenario, at=at, record_modes=record_modes,
+                                        every_step=every_step, on_unstable=on_unstable, cache=cache)
 
 
 def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarray, *,
@@ -976,7 +996,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     phases = _phases(model)
     assert not isinstance(phases, str)
     max_lr = max((lr for lr, _ in phases), default=0.0)
-    limit = guard_steps(model.name, _phase_starts(phases), s, model.batch, kappa, on_unstable=on_unstable,
+    limit = guard_steps(model.name, model.phase_starts(), s, model.batch, kappa, on_unstable=on_unstable,
                         warn_msgs=warn_msgs)
     # with on_unstable="warn" unstable phases are integrated on a contour shifted past the growing pole
     stable = {lr: lr < limit or is_stable(lr, s, model.batch, kappa) for lr, _ in phases}
