@@ -39,7 +39,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
 
 __all__ = ["StabilityReport", "kernel_norm", "is_stable", "stability_limit", "check_step", "guard_steps",
            "ON_UNSTABLE", "DEFAULT_ON_UNSTABLE", "check_on_unstable"]
@@ -156,6 +155,8 @@ def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
     if kernel_norm(below, moving, batch, kappa, w) < 1.0:
         limit = eta_bound
     else:
+        from scipy.optimize import brentq
+
         limit = float(brentq(lambda e: kernel_norm(e, moving, batch, kappa, w) - 1.0, 0.0, below,
                              xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500))
     window = _low_window(batch, kappa)
