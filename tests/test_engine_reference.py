@@ -26,18 +26,15 @@ checked to ~1e-14 of that scale instead of relatively.
 from __future__ import annotations
 
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import assert_close as _assert_close
+from hypothesis import given, settings
 from hypothesis import strategies as hst
+from reference import RefModel, d1_closed_form, dense_reference, mp_reference
 
 import spectral_theory as st
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference import RefModel, d1_closed_form, dense_reference, mp_reference  # noqa: E402
 
 RTOL = 1e-10
 TINY = 1e-300
@@ -68,19 +65,7 @@ def _disagreement_floor(r_g: float, r_h: float) -> float:
 
 
 def assert_close(x, y, what, *, rtol=RTOL, floor=TINY):
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    assert x.shape == y.shape, f"{what}: shape {x.shape} != {y.shape}"
-    assert np.all(np.isfinite(x)), f"{what}: non-finite engine value {x}"
-    tol = rtol * np.maximum(np.abs(y), floor)
-    bad = ~(np.abs(x - y) <= tol)
-    if bad.any():
-        i = np.unravel_index(np.argmax(np.where(bad, np.abs(x - y) / np.maximum(np.abs(y), floor), 0)),
-                             x.shape) if x.ndim else ()
-        raise AssertionError(
-            f"{what}: engine {x[i]!r} vs reference {y[i]!r} at {i} "
-            f"(rel {abs(x[i] - y[i]) / max(abs(y[i]), floor):.3g} > {rtol:g})\n"
-            f"engine    = {x!r}\nreference = {y!r}")
+    _assert_close(x, y, what, rtol=rtol, floor=floor)
 
 
 # ----------------------------------------------------------------------------
@@ -579,7 +564,7 @@ def chains(draw):
     return lam, theta2, sigma2, feat, specs, at
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40)
 @given(chains())
 def test_property_random_chains(case):
     lam, theta2, sigma2, feat, specs, at = case

@@ -3,6 +3,7 @@ exact engine within its stated tolerance."""
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES
 
 import spectral_theory as st
 from spectral_theory.cli import main
@@ -70,13 +71,13 @@ def test_continuum_infinite_d_is_above_finite_d():
 
 
 def test_cli_method_flags(capsys):
-    assert main(["run", "examples/distillation.toml", "--method", "renewal", "--at", "0,100,10000",
+    assert main(["run", str(EXAMPLES / "distillation.toml"), "--method", "renewal", "--at", "0,100,10000",
                  "--format", "json", "--no-modes"]) == 0
     out = capsys.readouterr().out
     assert '"method": "renewal"' in out
-    assert main(["run", "examples/distillation.toml", "--method", "continuum", "--d", "inf", "--at", "0,100"]) == 0
+    assert main(["run", str(EXAMPLES / "distillation.toml"), "--method", "continuum", "--d", "inf", "--at", "0,100"]) == 0
     assert "continuum" in capsys.readouterr().out
-    assert main(["run", "examples/distillation.toml", "--method", "exact", "--d", "inf"]) == 2
+    assert main(["run", str(EXAMPLES / "distillation.toml"), "--method", "exact", "--d", "inf"]) == 2
     assert "--d" in capsys.readouterr().err
 
 
@@ -107,7 +108,7 @@ def test_steps_past_training_are_reported_as_not_reported(capsys):
     sc = chain(d=20, T=100)
     r = st.predict(sc, at=[0, 10, 80, 150])
     assert r.diagnostics["steps_not_reported"] == {"t": [150], "s": [80, 150]}
-    assert main(["run", "examples/chain.json", "--at", "0,10,500"]) == 0
+    assert main(["run", str(EXAMPLES / "chain.json"), "--at", "0,10,500"]) == 0
     assert "not reported" in capsys.readouterr().err
-    assert main(["run", "examples/chain.json", "--rtol", "1e-3"]) == 2
+    assert main(["run", str(EXAMPLES / "chain.json"), "--rtol", "1e-3"]) == 2
     assert "--rtol" in capsys.readouterr().err

@@ -49,11 +49,13 @@ def test_seeded_and_same_schema_as_theory():
     assert a["s"].disagreement is not None and a["s"].disagreement_se is not None
 
 
+@pytest.mark.montecarlo
 def test_check_passes_on_small_chain():
     chk = check_against_simulation(small_chain(), reps=3000, seed=1)
     assert chk.passed, chk.table()
 
 
+@pytest.mark.montecarlo
 def test_negative_control_wrong_kurtosis_is_rejected():
     """The criterion has power: theory computed with the wrong kurtosis (3 instead of
     Rademacher's 1) at batch 1 with a large step is rejected by Monte Carlo."""

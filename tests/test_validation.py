@@ -1,6 +1,8 @@
-"""Theory against Monte Carlo: the quick validation tier (THEORY.md section 6).
+"""Theory against Monte Carlo: the quick validation tier (``docs/theory.md`` §9).
 
-The long tier runs with ``pytest -m slow`` or ``python -m validation --tier long``.
+Marked ``montecarlo``: ``pytest -m montecarlo`` runs it as a step of its own, ``pytest -m "not
+montecarlo"`` leaves it out. The long tier runs with ``pytest -m slow`` or
+``python -m validation --tier long``.
 """
 
 import pytest
@@ -8,15 +10,28 @@ import pytest
 from spectral_theory.analysis.checks import check_against_simulation, sign_test
 from validation.suite import LONG, QUICK, TIERS, TRANSFER_LONG, TRANSFER_SPECS
 
+pytestmark = pytest.mark.montecarlo
+
 QUICK_ALL = TIERS["quick"]
 
-_FINAL_Z: dict[str, float] = {}
+
+@pytest.fixture(scope="session")
+def quick_check():
+    """Each quick configuration's check, computed once per session whatever the test order."""
+    done = {}
+
+    def get(config):
+        if config.name not in done:
+            done[config.name] = check_against_simulation(config.build(), reps=config.reps, seed=config.seed,
+                                                         name=config.name)
+        return done[config.name]
+
+    return get
 
 
 @pytest.mark.parametrize("config", QUICK_ALL, ids=[c.name for c in QUICK_ALL])
-def test_quick_tier(config):
-    chk = check_against_simulation(config.build(), reps=config.reps, seed=config.seed, name=config.name)
-    _FINAL_Z[config.name] = chk.final_z
+def test_quick_tier(config, quick_check):
+    chk = quick_check(config)
     assert chk.passed, chk.table()
 
 
@@ -44,12 +59,8 @@ def test_quick_tier_covers_what_it_claims():
         assert {f"{k}/{lname}" for lname in s.lineages()} <= names
 
 
-def test_quick_tier_no_systematic_sign():
-    if len(_FINAL_Z) < len(QUICK_ALL):  # run on its own: compute the final z-scores here
-        for c in QUICK_ALL:
-            if c.name not in _FINAL_Z:
-                _FINAL_Z[c.name] = check_against_simulation(c.build(), reps=c.reps, seed=c.seed).final_z
-    assert sign_test(list(_FINAL_Z.values()))["p_value"] >= 0.01
+def test_quick_tier_no_systematic_sign(quick_check):
+    assert sign_test([quick_check(c).final_z for c in QUICK_ALL])["p_value"] >= 0.01
 
 
 @pytest.mark.slow

@@ -12,7 +12,6 @@ across *configurations* (one number per configuration).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,9 +100,10 @@ def sign_test(z_scores: Sequence[float]) -> dict[str, float]:
     Returns the counts and the p-value of seeing at least that imbalance
     under no systematic sign; a small p-value (say < 0.01) flags a bias.
     """
+    from scipy.stats import binomtest
+
     zs = [z for z in z_scores if z != 0.0]
     n = len(zs)
     pos = sum(1 for z in zs if z > 0)
-    k = max(pos, n - pos)
-    tail = sum(math.comb(n, i) for i in range(k, n + 1)) / 2.0**n if n else 1.0
-    return {"n": n, "positive": pos, "negative": n - pos, "p_value": min(1.0, 2.0 * tail)}
+    p_value = float(binomtest(pos, n, 0.5).pvalue) if n else 1.0
+    return {"n": n, "positive": pos, "negative": n - pos, "p_value": p_value}
