@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import assert_close
+from hypothesis import given, settings
 from hypothesis import strategies as hst
 
 import spectral_theory as st
@@ -31,17 +32,7 @@ FLOOR = 1e-6
 
 
 def _check(x, y, what, floor):
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    assert x.shape == y.shape, f"{what}: shape {x.shape} != {y.shape}"
-    assert np.all(np.isfinite(x)), f"{what}: non-finite value"
-    tol = RTOL * np.maximum(np.abs(y), floor)
-    bad = ~(np.abs(x - y) <= tol)
-    if bad.any():
-        i = int(np.argmax(np.where(bad, np.abs(x - y) / np.maximum(np.abs(y), floor), 0).ravel()))
-        raise AssertionError(f"{what}: {x.ravel()[i]!r} vs exact {y.ravel()[i]!r} "
-                             f"(rel {abs(x.ravel()[i] - y.ravel()[i]) / max(abs(y.ravel()[i]), floor):.2e}, "
-                             f"entry {i} of {x.size})")
+    assert_close(x, y, what, rtol=RTOL, floor=floor)
 
 
 def compare(sc: st.Scenario, at=None, **kw) -> tuple[st.Result, st.Result]:
@@ -393,7 +384,7 @@ def chains(draw):
     return st.Scenario(prob, tuple(models)), sorted({0, 1, 2, 17, 100, 1500, *extra})
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40)
 @given(chains())
 def test_random_chains_match_the_engine(case):
     sc, at = case

@@ -200,7 +200,7 @@ def test_cli_json_carries_metrics_and_modes(tmp_path, capsys):
     scn = tmp_path / "t.toml"
     scn.write_text(SMALL)
     out = tmp_path / "kd.json"
-    assert main(["kd", str(scn), "--format", "json", "--out", str(out)]) == 0
+    assert main(["kd", str(scn), "--format", "json", "--modes", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["kind"] == "kd" and "kd_gain" in data["metrics"] and "horizon_expansion" in data["metrics"]
     assert len(data["models"]["kd_student"]["normalised_error"]) == 60
@@ -217,6 +217,7 @@ def test_cli_json_carries_metrics_and_modes(tmp_path, capsys):
     assert 0 <= json.loads(capsys.readouterr().out)["best"] <= 1
 
 
+@pytest.mark.montecarlo
 def test_monte_carlo_report_kd_gain_within_se():
     spec = st.Distillation(prob(d=20), teacher=st.Model("T", steps=200, schedule=0.2),
                            student=st.Model("S", steps=100, schedule=0.3, capacity=10), alpha=0.0)
