@@ -4,7 +4,7 @@
     python benchmarks/bench_continuum.py --quick    # smaller sizes, a smoke run
 
 Reports (one run, side by side):
-1. the ODE (spectral_theory.ode.run_ode, rtol 1e-6) at T = 10^4, 10^6, 10^8 steps
+1. the ODE (spectral_theory.solvers.ode.run_ode, rtol 1e-6) at T = 10^4, 10^6, 10^8 steps
    for a constant step, step decay (halving every T / log2 T steps) and a
    polynomial decay (T <= 10^6): grid points and seconds, on the full d = 1000
    problem and on d = infinity continuum nodes, showing logarithmic growth in T

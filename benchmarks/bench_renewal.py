@@ -1,4 +1,4 @@
-"""The renewal (contour) solver ``spectral_theory.fast`` against the exact engine.
+"""The renewal (contour) solver ``spectral_theory.solvers.renewal`` against the exact engine.
 
     python benchmarks/bench_renewal.py            # full run (about a minute on one core)
     python benchmarks/bench_renewal.py --quick    # smaller sizes, a smoke run
@@ -11,7 +11,7 @@ one run (best of 3 repeats, wall-clock and process CPU seconds):
 (a) d = 10^5, T = 10^8, constant and step-decay (halving every T / log2 T steps,
     ``schedules.halving_every``) schedules;
 (b) the same at T = 10^4, and the ratio cost(T = 10^8) / cost(T = 10^4);
-(c) speed-up over ``engine.run_exact`` at d = 10^4, T = 10^6 (constant step):
+(c) speed-up over ``solvers.exact.run_exact`` at d = 10^4, T = 10^6 (constant step):
     the engine is timed on a shorter run and extrapolated linearly (its cost is
     exactly linear in T, one O(d) step per step), the fast solver runs the full
     10^6 steps; the two are also compared on the short run (relative gap);

@@ -1,4 +1,4 @@
-"""Exponent conventions for power-law problems (THEORY.md section 1).
+"""Exponent conventions for power-law problems (``docs/theory.md`` §1).
 
 This project: ``lambda_i = i^-a``, ``theta_i^2 = i^-b`` where ``theta_i = sqrt(lambda_i) w*_i``.
 

@@ -1,14 +1,14 @@
 """Independent reference implementations of the exact moment engine.
 
-Written from THEORY.md sections 1-4 only (not from ``spectral_theory.engine``),
+Written from docs/theory.md §1-4 only (not from ``spectral_theory.solvers``),
 to test the package's exact engine. Two implementations:
 
 * :func:`dense_reference` propagates the FULL second-moment matrix
   ``A = E[E E^T]`` of the stacked error vector ``E = [e_1; ...; e_G]`` (size
   ``G d``) of a chain of models, and the mean vector ``E[E]``, in float64,
-  without using the per-mode shortcut of THEORY.md section 4.
+  without using the per-mode shortcut of docs/theory.md §4.
 * :func:`mp_reference` is a plain-Python transcription of the per-mode
-  recursions of THEORY.md section 4 in mpmath at 40 significant digits.
+  recursions of docs/theory.md §4 in mpmath at 40 significant digits.
 
 Both take the problem as plain arrays (``theta2``, ``sigma2``, ``kappa``) and
 the chain as a list of :class:`RefModel` (per-step batch-mean step sizes,
@@ -195,11 +195,11 @@ def dense_reference(theta2, sigma2, kappa, models: Sequence[RefModel], *, split:
 
 
 # ----------------------------------------------------------------------------
-# per-mode recursion of THEORY.md section 4 in mpmath (40 digits)
+# per-mode recursion of docs/theory.md §4 in mpmath (40 digits)
 
 
 def _mp_run(theta2, sigma2, kappa, models):
-    """Plain loops over the THEORY.md section 4 recursions, at mp.dps = 40."""
+    """Plain loops over the docs/theory.md §4 recursions, at mp.dps = 40."""
     with mpmath.workdps(40):
         th2 = [mpmath.mpf(float(x)) for x in theta2]
         d = len(th2)
@@ -289,7 +289,7 @@ def _to_float(x):
 
 
 def mp_reference(theta2, sigma2, kappa, models: Sequence[RefModel], *, split: bool = True):
-    """Per-mode recursion of THEORY.md section 4 at 40 digits, returned as float64.
+    """Per-mode recursion of docs/theory.md §4 at 40 digits, returned as float64.
 
     Same return layout as :func:`dense_reference` (``mean`` is ``mu * theta``).
     The bias/variance split reruns the recursion with ``sigma2 = 0`` and with

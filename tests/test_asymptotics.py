@@ -1,7 +1,7 @@
-"""Tests of the asymptotics layer (THEORY.md section 4, power-law asymptotics).
+"""Tests of the asymptotics layer (``docs/theory.md`` §7, power-law asymptotics).
 
 (a) the symbolic layer: the generated document is up to date, the derived
-    forcing equals THEORY.md's incomplete-gamma formula, the numeric layer
+    forcing equals the incomplete-gamma formula of ``docs/theory.md`` §7, the numeric layer
     evaluates the same closed forms (symbolic -> numeric bridge, STYLE lesson 7),
     and the numeric layer does not import sympy;
 (b) the closed forms against direct numerical sums (numpy, Hurwitz zeta, mpmath);
@@ -320,7 +320,7 @@ def test_constant_step_variance_against_engine(a, eta, batch, features):
 
 
 def test_step_decay_variance_scales_with_learned_modes():
-    """THEORY.md's sigma2 (eta N)^(1/a)/N, for step decay (halve every N/log2 N steps)."""
+    """the annealed-variance law sigma2 (eta N)^(1/a)/N, for step decay (halve every N/log2 N steps)."""
     a, eta = 2.0, 0.3
     prob = st.Problem(st.PowerLawSpectrum(a=a, d=1000), st.PowerLawTarget(b=2.0, scale=0.0), noise=1.0)
     Ns = np.array([2**k for k in range(9, 14)])

@@ -1,4 +1,4 @@
-"""Continuum nodes (spectral_theory.continuum).
+"""Continuum nodes (spectral_theory.solvers.continuum).
 
 * Quadrature of mode sums against exact finite sums (d = 10^4, 10^5) and, for
   d = infinity, against a reference built from an exact head sum and the

@@ -3,13 +3,13 @@
 * a d = 1 closed form (geometric series) for one hard-label model;
 * ``dense_reference``: full Gd x Gd covariance of the stacked errors of a chain,
   derived from the SGD update and the fourth-moment identity, no per-mode shortcut;
-* ``mp_reference``: THEORY.md section 4 per-mode recursions at 40 digits;
+* ``mp_reference``: docs/theory.md §4 per-mode recursions at 40 digits;
 * linearity of the risk in the sources (theta^2, sigma2);
 * a hypothesis property test over random chains.
 
 Only the public API of ``spectral_theory`` is used. Step sizes, speeds and
 spectra fed to the references are computed here from their definitions
-(THEORY.md and the API description), not taken from the package.
+(docs/theory.md and the API description), not taken from the package.
 
 Tolerances. Everything is compared at relative 1e-10:
 ``|x - y| <= 1e-10 * max(|y|, floor)``. The default floor is 1e-300, i.e. a
@@ -307,7 +307,7 @@ def test_engine_exact_where_a_mode_factor_is_below_minus_one():
 
 
 def test_stability_limit_secular_b1_gaussian():
-    """THEORY.md: for B = 1, kappa = 3, s = lambda the limit solves
+    """docs/theory.md §5: for B = 1, kappa = 3, s = lambda the limit solves
     sum_i eta lam_i / (2 (1 - eta lam_i)) = 1."""
     eta = st.stability_limit(LAM, 1, 3.0)
     assert abs(np.sum(eta * LAM / (2 * (1 - eta * LAM))) - 1.0) < 1e-12

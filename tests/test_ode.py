@@ -1,12 +1,12 @@
-"""The deterministic-equivalent ODE solver (spectral_theory.ode).
+"""The deterministic-equivalent ODE solver (spectral_theory.solvers.ode).
 
-Two kinds of checks (STYLE.md lesson 8):
+Two kinds of checks (``docs/design.md``: tolerances that explain themselves):
 
 (a) the integrator against the ODE's own solution, in units of ``rtol``:
     a d = 1 closed form, and an independent ``scipy.integrate.solve_ivp``
     integration of the full moment ODE (M_gg, M_gh, mu written out, no
     U/W reduction) for a chain at small d;
-(b) the ODE against the exact recursion (engine.run_exact), in units of
+(b) the ODE against the exact recursion (solvers.exact.run_exact), in units of
     ``x_max = max eta s``: the stated bound
     ``max_t |E_ode - E_exact| <= 0.5 x_max max_t E_exact``, first-order
     convergence (halving eta and doubling the steps halves the discrepancy),
@@ -106,7 +106,7 @@ class _RefModelODE:
 
 
 def _ref_ode(lam, theta2, sigma2, kappa, models, rtol=1e-10):
-    """Full moment ODE (module docstring of spectral_theory.ode) by solve_ivp, restarted
+    """Full moment ODE (docs/solvers/ode.md) by solve_ivp, restarted
     at every jump of the step-size staircase. ``models``: dicts with ``etas`` (per step),
     ``s``, ``B``, ``parent`` (index or None), ``alpha``, ``at`` (steps)."""
     d = lam.size

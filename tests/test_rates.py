@@ -1,9 +1,9 @@
-"""Rate checks (STYLE.md lesson 8): fitted log-log slopes of exact risk curves vs exponents.
+"""Rate checks (``docs/design.md``: tolerances that explain themselves): fitted log-log slopes of exact risk curves vs exponents.
 
 Curves come from ``spectral_theory.predict`` (the exact recursion) on noiseless
 problems (noise 0: the risk is pure bias) with a constant step. The expected
 exponent is ``bias_rate_exponent(a, b) = -min((b-1)/a, 2 - 1/a)``, which is
-THEORY.md's ``-(b-1)/a`` for every case with ``b <= 2a``.
+the rate ``-(b-1)/a`` of ``docs/theory.md`` §7 for every case with ``b <= 2a``.
 
 Band: 0.05 absolute on the slope. Budget of the known corrections inside each
 window (all computed from the closed forms, see the second assertion):
@@ -79,7 +79,7 @@ def test_bias_rate_of_exact_engine(case, rate_runs):
     x_hi = 2 * eta * hi * d ** (-a)
     assert x_hi ** -expected / math.gamma(-expected) <= 0.045  # finite-d slope shift, window end
     if b <= 2 * a:
-        assert expected == pytest.approx(-(b - 1) / a)  # THEORY.md's rate
+        assert expected == pytest.approx(-(b - 1) / a)  # the rate of docs/theory.md §7
     chk = check_rate(res, expected, window, BAND, note=f"a={a}, b={b}, d={d}, eta={eta}")
     assert chk.passed, str(chk)
     assert chk.stderr < 0.003, str(chk)

@@ -1,4 +1,4 @@
-"""The README's Python examples run as written, in order, in one namespace (STYLE.md lesson 10)."""
+"""The README's Python examples run as written, in order, in one namespace (``docs/design.md``)."""
 
 import re
 from pathlib import Path

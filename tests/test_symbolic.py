@@ -1,10 +1,10 @@
 """Tests of the symbolic layer and of the code it generates.
 
 (a) the committed outputs are byte-identical to what the generator produces;
-(b) the derived recursions equal THEORY.md section 4, typed independently here;
+(b) the derived recursions equal docs/theory.md §4, typed independently here;
 (c) structural facts: m3 drops out, the result does not depend on D, cross-mode
     error products never survive, the fourth-moment identity;
-(d) the generated functions agree with a direct numpy evaluation of THEORY.md,
+(d) the generated functions agree with a direct numpy evaluation of docs/theory.md §4,
     with the literal SGD update (exact enumeration), and with mpmath where the
     arrangement matters (x near 1);
 (e) importing the generated module does not import sympy.
@@ -70,12 +70,12 @@ def test_generation_is_deterministic():
 
 
 # ---------------------------------------------------------------------------
-# (b) equality with THEORY.md section 4 (typed here, independently)
+# (b) equality with docs/theory.md §4 (typed here, independently)
 # ---------------------------------------------------------------------------
 
 
 def _theory_student_D3():
-    """THEORY.md section 4, mode 1 of a mixed-label student, D = 3, in x = eta s_1."""
+    """docs/theory.md §4, mode 1 of a mixed-label student, D = 3, in x = eta s_1."""
     c = 1 - alpha
 
     def U(j):
@@ -252,7 +252,7 @@ def test_generated_matches_theory_md_numerically():
     rng = np.random.default_rng(20240601)
     n = 20_000
     st = _random_state(rng, n)
-    # x <= 1/2 keeps the THEORY.md-form reference itself free of cancellation
+    # x <= 1/2 keeps the docs/theory.md-form reference itself free of cancellation
     # (near x = 1 the generated forms are the more accurate; see the mpmath test)
     x_ = rng.uniform(0.0, 0.5, size=n)
     for c, B_, kappa_, sigma2_ in [(0.0, 1, 3.0, 0.5), (0.3, 4, 1.0, 0.1), (1.0, 64, 1.8, 0.0)]:
@@ -343,7 +343,7 @@ def test_generated_equals_exact_sgd_enumeration():
 
 
 def test_hard_step_accurate_near_x_one():
-    """Where the THEORY.md x-polynomial form cancels, the generated form does not."""
+    """Where the x-polynomial form of docs/theory.md §4 cancels, the generated form does not."""
     mpmath.mp.dps = 50
     M, sum_M, inv_B, kappa_, noise = 1.0, 1.0 + 1e-9, 1e-3, 1.0, 0.0
     for x_ in (1 - 1e-4, 1 - 1e-6, 1.0):

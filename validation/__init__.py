@@ -1,1 +1,1 @@
-"""Monte Carlo validation suite: theory against simulation (THEORY.md section 6)."""
+"""Monte Carlo validation suite: theory against simulation (``docs/theory.md`` §9)."""

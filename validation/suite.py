@@ -6,7 +6,7 @@
   or ``pytest -m slow``.
 
 Each configuration is a function returning a Scenario; seeds are fixed.
-Criterion (THEORY.md section 6): at every reported step
+Criterion (``docs/theory.md`` §9): at every reported step
 ``|theory - MC| <= 4 SE + 1e-12``, and no systematic sign across the tier
 (two-sided sign test on the last model's final z-score of each
 configuration, p >= 0.01).

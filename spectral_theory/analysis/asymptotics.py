@@ -1,4 +1,4 @@
-"""Closed-form asymptotics of constant-step SGD on power-law problems (THEORY.md section 4).
+"""Closed-form asymptotics of constant-step SGD on power-law problems (``docs/theory.md`` §7).
 
 Numerical half of the asymptotics layer: it evaluates, with scipy/mpmath, the
 closed forms derived by :mod:`spectral_theory.symbolic.asymptotics` (see
@@ -226,7 +226,7 @@ def powerlaw_mode_sum_exact(tau: Any, a: float, p: float, d: int | None = None) 
 
 
 def bias_powerlaw(tau: Any, a: float, b: float, d: int | None = None) -> np.ndarray:
-    """Forcing ``f(tau) = sum_i i^-b exp(-2 tau i^-a)`` in closed form (THEORY.md section 4).
+    """Forcing ``f(tau) = sum_i i^-b exp(-2 tau i^-a)`` in closed form (``docs/theory.md`` §7).
 
     ``f(tau) ~ (1/a)(2 tau)^(-(b-1)/a) [Gamma((b-1)/a, 2 tau d^-a) - Gamma((b-1)/a, 2 tau)]``.
     This is the bias of the plain model with the SGD-noise feedback removed
@@ -264,7 +264,7 @@ def kernel_leading(n: Any, eta: float, a: float, *, batch: int = 1) -> np.ndarra
 
 
 def forcing_rate_exponent(a: float, b: float) -> float:
-    """Exponent of the forcing: ``f(tau) ~ tau^(-(b-1)/a)`` (THEORY.md's bias rate)."""
+    """Exponent of the forcing: ``f(tau) ~ tau^(-(b-1)/a)`` (the bias rate of ``docs/theory.md`` §7)."""
     return -(b - 1.0) / a
 
 
@@ -637,7 +637,7 @@ def variance_constant_step(t: Any, eta: float, a: float, sigma2: float, d: int |
 def variance_learned_modes(N: Any, eta: float, a: float, sigma2: float, *, batch: int = 1) -> np.ndarray:
     """Learned-modes variance scaling ``sigma2 k*(eta N) / (B N)``, ``k* = (eta N)^(1/a)``.
 
-    THEORY.md's "variance ~ number of learned modes over N". A scaling law, not
+    the "variance ~ number of learned modes over N". A scaling law, not
     a formula: it describes annealed schedules (measured for step decay,
     halving every ``N/log2 N`` steps, B = 1: the exact variance is 0.9-2x this,
     drifting slowly (log factors), local slope within 0.1 of ``-(1 - 1/a)``).
@@ -669,18 +669,18 @@ def horizon(eta_N: Any, a: float, d: int | None = None) -> np.ndarray:
 
 
 def horizon_count(eta_N: float, speeds: Any) -> int:
-    """``#{i : eta N s_i >= 1}`` for any speed profile (THEORY.md section 4's definition)."""
+    """``#{i : eta N s_i >= 1}`` for any speed profile (docs/theory.md §7)."""
     return int(np.count_nonzero(eta_N * np.asarray(speeds, dtype=float) >= 1.0))
 
 
 def horizon_half(t: Any, eta: float, a: float, d: int | None = None, *, exact: bool = False,
                  batch: int = 1, kappa: float = 3.0) -> np.ndarray:
-    """Half-error horizon (THEORY.md section 5): largest ``i`` with ``M_i/theta_i^2 <= 1/2``.
+    """Half-error horizon (``docs/theory.md`` §8): largest ``i`` with ``M_i/theta_i^2 <= 1/2``.
 
     Noiseless, bias-only, SGD-noise feedback on the mode itself neglected:
     ``M_i/theta_i^2 ~ exp(-2 eta lambda_i t)``, so ``k_half = floor((2 eta t / ln 2)^(1/a))``,
     i.e. ``(2/ln 2)^(1/a) ~ 2.9^(1/a)`` times the section-4 horizon ``k*``: the two
-    definitions THEORY.md calls "spectral horizon" differ by this factor.
+    definitions ``docs/theory.md`` §7 calls "spectral horizon" differ by this factor.
     ``exact=True`` uses the discrete factor (``a_i^t <= 1/2``). Neglects the SGD
     noise that the mode itself receives (``b_i sum_u a_i^(t-1-u) r_u``), which
     raises the normalised error near the horizon: against the engine's per-mode

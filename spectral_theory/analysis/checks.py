@@ -1,9 +1,9 @@
-"""Checks as public API (STYLE.md lesson 9): theory against Monte Carlo.
+"""Checks as public API (``docs/design.md``): theory against Monte Carlo.
 
 :func:`check_against_simulation` runs :func:`predict` and :func:`simulate`
 on one scenario and returns a tidy :class:`SimulationCheck` table with one
 row per (model, reported step): theory, Monte Carlo mean, standard error,
-z-score ``(MC - theory) / (SE + floor / z_max)`` and verdict. The criterion is THEORY.md section 6:
+z-score ``(MC - theory) / (SE + floor / z_max)`` and verdict. The criterion is ``docs/theory.md`` §9:
 ``|theory - MC| <= z_max * SE + floor`` at every checkpoint (``z_max = 4``,
 ``floor = 1e-12``). Checkpoints of one trajectory are correlated, so the rows
 are not independent tests; :func:`sign_test` looks for a systematic sign

@@ -1,4 +1,4 @@
-"""Asymptotic-rate checks by log-log slope fits (STYLE.md lessons 8 and 9).
+"""Asymptotic-rate checks by log-log slope fits (``docs/design.md``: tolerances that explain themselves, checks as public API).
 
 ``fit_loglog_slope`` fits ``log y = c + slope log t`` by least squares over a
 window of ``t``; ``check_rate`` compares the fitted slope of a risk curve with

@@ -1,68 +1,12 @@
-"""Continuum limit: weighted quadrature nodes that stand for many (or infinitely many) modes.
+"""Continuum limit: weighted quadrature nodes that stand for many (or infinitely many) modes,
+so that the ODE solver's cost does not depend on ``d`` (``docs/solvers/continuum.md``).
 
-Every quantity the theory computes is a sum over modes of a smooth function of
-``(lambda_i, theta_i^2)`` (the per-mode moments depend on the mode only through
-its speed and target, given the scalar coupling ``sum_j U_j``). Replacing
-``sum_i F(lambda_i, theta_i^2)`` by ``sum_n w_n F(lambda_n, theta_n^2)`` over a
-few hundred nodes makes the cost of a solver independent of ``d`` (and allows
-``d = infinity``). Any solver that takes ``modes=(lam, theta2, weights)``
-(:func:`spectral_theory.ode.run_ode`) uses the nodes directly.
-
-Power laws (:func:`powerlaw_nodes`)
------------------------------------
-``lambda_i = lam_scale i^-a``, ``theta_i^2 = theta_scale i^-b``, ``i = 1..d``
-(``d = None``: infinity, which needs ``a > 1``, ``b > 1``). The index range is
-split at ``breaks`` (capacities: a mode-index cut makes the per-mode function
-discontinuous) into segments; in each segment:
-
-* the first ``head`` modes (first segment) or ``foot`` modes (later segments)
-  and the last ``foot`` modes (finite ends) are exact nodes;
-* the interior sum ``sum_{i=A+1}^{B-1} f(i)`` is converted to an integral by
-  the Euler-Maclaurin formula with its end corrections
-  ``-(f(A)+f(B))/2 + (1/12)(f'(B)-f'(A)) - (1/720)(f'''(B)-f'''(A)) + (1/30240)(f^(5)(B)-f^(5)(A))``,
-  where the derivatives are finite-difference combinations of the exact foot
-  nodes (degree ``foot - 1`` interpolation), so the correction is folded into
-  the weights of those nodes (their weights differ from 1);
-* the integral ``int_A^B f(u) du`` is Gauss-Legendre in ``log u`` on panels of
-  width ``order / per_efold`` (``order`` points each): the per-mode functions
-  have the scale-free form ``g(tau u^-a) u^-b``, smooth in ``log u`` with a
-  strip of analyticity of half-width ``~pi/(2a)``, so a fixed number of nodes
-  per e-fold of the index is accurate at every ``tau``;
-* ``d = infinity``: log panels up to ``u_max`` (default ``1e12``), then
-  ``[u_max, infinity)`` by Gauss-Legendre in ``w = (u/u_max)^(1-beta)``,
-  ``beta = min(b, 2a)``, which makes the tails ``u^-b`` (unlearned target) and
-  ``u^-2a`` (variance of slow modes) bounded powers of ``w``.
-
-Accuracy (measured in ``tests/test_continuum.py`` and
-``benchmarks/bench_continuum.py``; defaults ``head = 64, foot = 8, per_efold = 8,
-order = 8``, i.e. 136 / 152 / 176 nodes at d = 10^4 / 10^5 / 10^6 and about
-270 for d = infinity):
-
-* mode sums ``sum_i i^-b exp(-2 i^-a tau)`` and ``sum_i lambda_i^2 tau / (1 + 2 lambda_i tau)``
-  match the exact finite sums (``d = 10^4, 10^5``, ``a in {1.5, 2}``,
-  ``b in {1.5, 2.5}``, ``tau`` from 0 to 1e6) to a relative 1e-9 (measured
-  2e-12 .. 8e-10), and for ``d = infinity`` a reference from an exact head and
-  the Hurwitz-zeta series of the tail (mpmath) to 1e-9 for ``tau <= 1e6``
-  (3e-9 at ``tau = 1e8``). Exception: a finite-d sum so completely learned that
-  it is carried by its last few modes (e.g. ``5e-38`` at ``a = 1.1, tau = 1e6``)
-  loses relative accuracy (the end correction's finite differences see a
-  function that changes by orders of magnitude per mode);
-* ODE risk and disagreement curves from the nodes match the full-``d`` ODE
-  to a stated ``1e-4`` relative; measured 1e-14 .. 2e-11 (the integrator takes
-  the same steps on both), for ``a in {1.5, 2}``, ``b in {1.5, 2.5}``,
-  ``d = 10^4, 10^5, 10^6``, teacher -> capacity-limited student;
-* ``d -> infinity``: the finite-``d`` curves increase monotonically to the
-  ``d = infinity`` curve (checked at d = 10^3, 10^4, 10^5).
-
-General densities (:func:`density_nodes`)
------------------------------------------
-For a spectral density ``rho(lambda)`` (modes per unit ``lambda``, total mass
-``d``) on ``[lam_min, lam_max]`` and a target ``theta2(lambda)``: Gauss-Legendre
-in ``log lambda`` on panels, weights ``w = w_GL * (panel/2) * lambda * rho(lambda)``.
-This is the continuum approximation itself (no discrete head): it is accurate
-for sums that vary slowly from mode to mode (bulk spectra); the quadrature error
-is ``O((panel width)^(2 order))`` for smooth ``rho`` and the approximation
-of the discrete sum by the integral is the user's model.
+``sum_i F(lambda_i, theta_i^2)`` is replaced by ``sum_n w_n F(lambda_n, theta_n^2)`` over a few
+hundred nodes: for power laws (:func:`powerlaw_nodes`) exact nodes at the ends of each segment
+between capacity breaks and Euler-Maclaurin-corrected Gauss panels, log-spaced, in between
+(``d = None``: d = infinity, with a tail panel); for a user density
+(:func:`density_nodes`) Gauss panels over its support. Node sums match the full-d sums to about
+1e-9 relative (tests/test_continuum.py).
 """
 
 from __future__ import annotations
@@ -377,7 +321,7 @@ def run_continuum(scenario: Scenario, *, at: dict[str, np.ndarray], d: Any = "pr
     """The ODE solver on continuum nodes (cost independent of d); ``d=None`` is d = infinity.
 
     ``node_options`` go to :func:`powerlaw_nodes`, ``ode_options`` to
-    :func:`spectral_theory.ode.run_ode`. Per-mode outputs (``modes``,
+    :func:`spectral_theory.solvers.ode.run_ode`. Per-mode outputs (``modes``,
     ``mode_curves``) are per node.
     """
     from .ode import run_ode

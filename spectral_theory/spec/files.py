@@ -76,7 +76,7 @@ def _target(t: Any) -> Any:
 
 
 def parse_schedule(field: str, t: Any) -> Schedule:
-    """A schedule from its table form ``{kind = ..., ...}`` (see :mod:`schedules`)."""
+    """A schedule from its table form ``{kind = ..., ...}`` (see :mod:`~spectral_theory.spec.schedules`)."""
     if not isinstance(t, dict):
         raise SpecError(field, t, "must be a table with a 'kind' key")
     kind = t.get("kind")

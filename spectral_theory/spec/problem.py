@@ -1,4 +1,4 @@
-"""Frozen, self-validating specification objects (THEORY.md sections 1-3).
+"""Frozen, self-validating specification objects (``docs/theory.md`` §1-3).
 
 A :class:`Scenario` ties a :class:`Problem` (spectrum, target, noise,
 feature distribution) to an ordered chain of :class:`Model` specs. Each model
@@ -293,7 +293,7 @@ class Model:
 
     * speed profile: ``capacity=k`` (``s_i = lambda_i`` for ``i <= k``, else 0),
       or ``speeds`` (one ``s_i >= 0`` per mode); default ``s = lambda``;
-    * recipe: ``batch`` B, ``steps`` T, ``schedule`` (a :mod:`schedules` object
+    * recipe: ``batch`` B, ``steps`` T, ``schedule`` (a :mod:`~spectral_theory.spec.schedules` object
       or a float for a constant step); ``lr_convention='mean'`` (batch-averaged
       gradients, the default) or ``'sum'`` (batch-summed: the recursion uses
       ``eta_mean = B * eta_sum``);

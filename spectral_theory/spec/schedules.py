@@ -1,4 +1,4 @@
-"""Step-size schedules (THEORY.md section 3).
+"""Step-size schedules (``docs/theory.md`` §3).
 
 Step ``t = 0 .. steps-1`` uses ``rates(steps)[t]``. Every schedule also
 reports its constant phases (``phases``), which the exact engine uses to
@@ -112,7 +112,7 @@ class StepDecay(Schedule):
 
 
 def halving_every(total_steps: int) -> int:
-    """The THEORY.md step-decay period: halve every ``T / log2(T)`` steps (at least 1)."""
+    """The step-decay period of ``docs/theory.md`` §3: halve every ``T / log2(T)`` steps (at least 1)."""
     if total_steps < 2:
         return 1
     return max(1, int(round(total_steps / math.log2(total_steps))))

@@ -1,7 +1,7 @@
 """Symbolic asymptotics of the constant-step renewal equation (``docs/theory.md`` §6-7).
 
 This module is the sympy half of the asymptotics layer. The numerical half,
-:mod:`spectral_theory.asymptotics`, evaluates the closed forms derived here
+:mod:`spectral_theory.analysis.asymptotics`, evaluates the closed forms derived here
 with mpmath/scipy and never imports sympy; ``tests/test_asymptotics.py``
 compares the two. ``derivations/generate.py`` writes the document
 ``derivations/asymptotics.md`` from :func:`generate_document`.
