@@ -67,6 +67,8 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Constant(Schedule):
+    """``eta_t = lr`` at every step."""
+
     lr: float
 
     def __post_init__(self):
@@ -84,6 +86,9 @@ class Constant(Schedule):
 
 @dataclass(frozen=True)
 class StepDecay(Schedule):
+    """``eta_t = lr * factor^(t // every)``: constant phases of ``every`` steps, each ``factor``
+    times the previous (see :func:`halving_every` for the usual period)."""
+
     lr: float
     factor: float
     every: int
@@ -120,6 +125,9 @@ def halving_every(total_steps: int) -> int:
 
 @dataclass(frozen=True)
 class Piecewise(Schedule):
+    """Constant phases: ``lrs[k]`` for ``lengths[k]`` steps, in order; the lengths add up to at
+    least the model's steps."""
+
     lrs: tuple[float, ...]
     lengths: tuple[int, ...]
 
@@ -163,6 +171,8 @@ class Piecewise(Schedule):
 
 @dataclass(frozen=True)
 class Geometric(Schedule):
+    """``eta_t = lr * factor^t``."""
+
     lr: float
     factor: float
 
@@ -179,6 +189,8 @@ class Geometric(Schedule):
 
 @dataclass(frozen=True)
 class Polynomial(Schedule):
+    """``eta_t = lr / (1 + t / t0)^power``."""
+
     lr: float
     t0: float = 1.0
     power: float = 1.0
@@ -198,6 +210,9 @@ class Polynomial(Schedule):
 
 @dataclass(frozen=True)
 class WarmupDecay(Schedule):
+    """Linear warm-up then polynomial decay: ``eta_t = lr (t + 1) / warmup`` for ``t < warmup``,
+    then ``lr / (1 + (t - warmup) / t0)^power``."""
+
     lr: float
     warmup: int
     t0: float = 1.0
@@ -222,6 +237,8 @@ class WarmupDecay(Schedule):
 
 @dataclass(frozen=True, eq=False)
 class ArraySchedule(Schedule):
+    """One step size per step, as given (``values[t]`` is ``eta_t``)."""
+
     values: Any = field(repr=False)
 
     def __post_init__(self):
