@@ -1,4 +1,4 @@
-"""One result type for theory and Monte Carlo (STYLE.md lesson 2).
+"""One result type for theory and Monte Carlo (``docs/design.md``).
 
 :func:`spectral_theory.predict` and :func:`spectral_theory.simulate` both
 return a :class:`Result`; fields a method cannot provide are ``None``
@@ -94,8 +94,9 @@ class ModelResult:
     def final(self) -> float:
         return float(self.excess_risk[-1])
 
-    def to_dict(self, *, modes: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {"steps": [int(t) for t in self.steps],
+    def to_dict(self, *, modes: bool = False) -> dict[str, Any]:
+        """Curves as JSON-ready lists; ``modes``: also the per-mode arrays (``modes``, ``mode_curves``)."""
+        out: dict[str, Any] = {"steps": np.asarray(self.steps, dtype=np.int64).ravel().tolist(),
                                "excess_risk": as_list(self.excess_risk)}
         for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se"):
             v = getattr(self, k)
@@ -112,6 +113,24 @@ class ModelResult:
             out["modes"] = self.modes.to_dict()
         if modes and self.mode_curves is not None:
             out["mode_curves"] = [as_list(r) for r in self.mode_curves]
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of this model, curves and per-mode, by name (the ``.npz`` layout of
+        :meth:`Result.save_npz`, without the model prefix)."""
+        out: dict[str, np.ndarray] = {"steps": np.asarray(self.steps), "excess_risk": np.asarray(self.excess_risk)}
+        for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se", "curve",
+                  "mode_curves"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = np.asarray(v)
+        if self.modes is not None:
+            for k in ("second_moment", "second_moment_se", "bias", "variance", "first_moment", "theta2"):
+                v = getattr(self.modes, k)
+                if v is not None:
+                    out[f"modes/{k}"] = np.asarray(v)
+            if self.modes.theta2 is not None:
+                out["modes/normalised"] = self.modes.normalised
         return out
 
 
@@ -133,7 +152,9 @@ class Result:
         return self.models[name]
 
     # ------------------------------------------------------------------ export
-    def to_dict(self, *, modes: bool = True) -> dict[str, Any]:
+    def to_dict(self, *, modes: bool = False) -> dict[str, Any]:
+        """JSON-ready contents; ``modes``: also every model's per-mode arrays (``d`` numbers
+        each: opt-in, see :meth:`save_npz` for a compact binary copy)."""
         out: dict[str, Any] = {
             "method": self.method,
             "conventions": self.conventions,
@@ -150,19 +171,32 @@ class Result:
         out["diagnostics"] = jsonable(self.diagnostics)
         return out
 
-    def to_json(self, *, modes: bool = True, indent: int | None = 2) -> str:
+    def to_json(self, *, modes: bool = False, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(modes=modes), indent=indent, allow_nan=False)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of every model, named ``"<model>/<array>"`` (per-mode ones
+        ``"<model>/modes/<array>"``): what :meth:`save_npz` writes."""
+        return {f"{name}/{k}": v for name, m in self.models.items() for k, v in m.arrays().items()}
+
+    def save_npz(self, file: Any) -> None:
+        """Write :meth:`arrays` as an uncompressed numpy ``.npz`` archive (``file``: a path,
+        written as named, or a binary file object); ``np.load(file)[key]`` gives them back
+        exactly."""
+        save_npz(file, self.arrays())
 
     def rows(self) -> list[dict[str, Any]]:
         """Tidy rows: one per (model, step)."""
+        keys = ("excess_risk", "excess_risk_se", "bias", "variance", "disagreement", "disagreement_se")
         rows = []
         for name, m in self.models.items():
-            for j, t in enumerate(m.steps):
-                row: dict[str, Any] = {"model": name, "step": int(t),
-                                       "excess_risk": float(m.excess_risk[j])}
-                for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se"):
-                    v = getattr(m, k)
-                    row[k] = float(v[j]) if v is not None else None
+            steps = np.asarray(m.steps, dtype=np.int64).ravel().tolist()
+            cols = {k: (None if getattr(m, k) is None
+                        else np.asarray(getattr(m, k), dtype=float).ravel().tolist()) for k in keys}
+            for j, t in enumerate(steps):
+                row: dict[str, Any] = {"model": name, "step": t}
+                for k in keys:
+                    row[k] = None if cols[k] is None else cols[k][j]
                 rows.append(row)
         return rows
 
@@ -225,7 +259,26 @@ def _num(v: Any) -> float | None | str:
 
 
 def as_list(a: Any) -> list:
-    return [_num(v) for v in np.asarray(a, dtype=float).ravel()]
+    """``a`` flattened to a list of Python floats, with :func:`_num`'s representation of
+    non-finite values (``None`` for nan, ``"inf"``/``"-inf"``); vectorised: finite arrays
+    go through ``ndarray.tolist`` only, others patch their few non-finite entries."""
+    arr = np.asarray(a, dtype=float).ravel()
+    out = arr.tolist()
+    finite = np.isfinite(arr)
+    if not finite.all():
+        for i in np.flatnonzero(~finite).tolist():
+            out[i] = _num(out[i])
+    return out
+
+
+def save_npz(file: Any, arrays: dict[str, np.ndarray]) -> None:
+    """``arrays`` as an uncompressed ``.npz`` archive; a path is written as named (numpy
+    would otherwise append ``.npz`` to a name without it)."""
+    if isinstance(file, (str, bytes)) or hasattr(file, "__fspath__"):
+        with open(file, "wb") as fh:
+            np.savez(fh, **arrays)
+    else:
+        np.savez(file, **arrays)
 
 
 def jsonable(obj: Any) -> Any:

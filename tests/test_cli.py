@@ -44,10 +44,15 @@ def test_run_json_schema(capsys, tmp_path):
     g1 = data["models"]["g1"]
     assert g1["steps"] == [0, 1, 10, 100, 200]
     assert len(g1["excess_risk"]) == 5 and len(g1["bias"]) == 5 and len(g1["disagreement"]) == 5
-    assert "modes" in g1 and len(g1["modes"]["second_moment"]) == 5
+    assert "modes" not in g1 and "mode_curves" not in g1  # per-mode arrays are opt-in
     assert data["method"] == "exact" and "risk" in data["conventions"]
     res = st.predict(load_scenario(CHAIN))
     np.testing.assert_allclose(g1["excess_risk"], res["g1"].excess_risk, rtol=1e-15)
+    code, out, _ = run_cli(["run", CHAIN, "--format", "json", "--modes"], capsys)
+    g1 = json.loads(out)["models"]["g1"]
+    assert code == 0 and len(g1["modes"]["second_moment"]) == 5 and len(g1["modes"]["normalised"]) == 5
+    code, out2, _ = run_cli(["run", CHAIN, "--format", "json", "--no-modes"], capsys)  # the default, accepted
+    assert code == 0 and "modes" not in json.loads(out2)["models"]["g1"]
 
 
 def test_run_csv_and_out_file(capsys, tmp_path):
@@ -153,3 +158,261 @@ def test_module_entry_point():
     r = subprocess.run([sys.executable, "-m", "spectral_theory.cli", "run", str(CHAIN), "--at", "0"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------------------- handlers and --method
+TRANSFER = """
+[problem]
+spectrum = { kind = "powerlaw", a = 1.5, d = 30 }
+target = { kind = "powerlaw", b = 2.0 }
+noise = 0.5
+[[models]]
+name = "big"
+steps = 400
+lr = 0.2
+[[models]]
+name = "small"
+capacity = 10
+steps = 200
+lr = 0.3
+[transfer]
+kind = "kd"
+teacher = "big"
+student = "small"
+weak = "small"
+strong = "big"
+[output]
+at = [0, 50, 200]
+"""
+
+
+@pytest.fixture
+def transfer_file(tmp_path):
+    return _write(tmp_path, TRANSFER, "t.toml")
+
+
+def test_every_subcommand_has_its_handler(capsys, transfer_file):
+    from spectral_theory import cli
+
+    cases = {
+        "run": ["run", CHAIN, "--at", "0,5"],
+        "simulate": ["simulate", CHAIN, "--at", "0,5", "--reps", "20", "--no-progress"],
+        "stability": ["stability", CHAIN],
+        "kd": ["kd", transfer_file],
+        "w2s": ["w2s", transfer_file],
+        "chain": ["chain", transfer_file, "--base", "small", "--generations", "3"],
+        "tune": ["tune", transfer_file, "--grid", "3"],
+        "map": ["map", transfer_file, "--x", "alpha=0,1", "--y", "student.capacity=5,10"],
+        "demo": ["demo"],
+    }
+    parser = cli.build_parser()
+    assert set(cases) == set(parser._subparsers._group_actions[0].choices)  # every subcommand is run here
+    for name, argv in cases.items():
+        args = parser.parse_args([str(a) for a in argv])
+        handler = cli._cmd_transfer if name in ("kd", "w2s", "chain") else getattr(cli, f"_cmd_{name}")
+        assert args.handler is handler
+        code, out, err = run_cli(argv, capsys)
+        assert code == 0 and out, (name, err)
+
+
+@pytest.mark.parametrize("kind", ["kd", "w2s", "chain"])
+def test_method_reaches_the_solver_of_transfer_commands(capsys, transfer_file, kind):
+    code, out, err = run_cli([kind, transfer_file, "--method", "renewal", "--format", "json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["method"] == "renewal"  # auto would choose exact on a problem this small
+    code, out, _ = run_cli([kind, transfer_file, "--format", "json"], capsys)
+    assert json.loads(out)["method"] == "exact"
+
+
+def test_method_reaches_the_solver_of_tune_and_map(capsys, transfer_file):
+    for method in ("renewal", "exact"):
+        code, out, err = run_cli(["tune", transfer_file, "--grid", "3", "--method", method, "--format", "json"],
+                                 capsys)
+        assert code == 0, err
+        assert json.loads(out)["method"] == method
+        code, out, err = run_cli(["tune", transfer_file, "--param", "lr", "--grid", "3", "--objective", "oracle",
+                                  "--method", method, "--format", "json"], capsys)
+        assert code == 0, err
+        assert json.loads(out)["method"] == method
+        code, out, err = run_cli(["map", transfer_file, "--x", "alpha=0,1", "--y", "student.capacity=5,10",
+                                  "--method", method, "--format", "json"], capsys)
+        assert code == 0, err
+        assert json.loads(out)["method"] == method
+    code, out, _ = run_cli(["tune", transfer_file, "--grid", "3"], capsys)
+    assert "(exact)" in out.splitlines()[0]
+
+
+def test_method_with_simulate_is_an_error_naming_both(capsys, transfer_file):
+    code, _, err = run_cli(["kd", transfer_file, "--simulate", "--method", "exact", "--reps", "10"], capsys)
+    assert code == 2 and err.startswith("spectral-theory: error: ")
+    assert "--method" in err and "--simulate" in err
+    with pytest.raises(SystemExit):  # simulate is Monte Carlo: it has no --method at all
+        main(["simulate", str(CHAIN), "--method", "exact"])
+    capsys.readouterr()
+
+
+def test_literal_choices_are_their_registries():
+    """The parser's literal choices (no imports at parser build) are the registries'."""
+    from spectral_theory import cli, demo
+    from spectral_theory.solvers import METHODS
+
+    assert set(cli.METHOD_NAMES) == set(METHODS)
+    assert set(cli.DEMOS) == set(demo.DEMOS)
+
+
+def test_cli_defaults_are_the_api_defaults():
+    import inspect
+
+    from spectral_theory import cli
+    from spectral_theory.transfer import tuning
+
+    def default(fn, name):
+        return inspect.signature(fn).parameters[name].default
+
+    d = cli.API_DEFAULTS
+    for fn in (st.simulate, st.evaluate):
+        assert (default(fn, "reps"), default(fn, "seed")) == (d["reps"], d["seed"])
+    for fn in (st.tune_alpha, st.tune_lr):
+        assert (default(fn, "grid"), default(fn, "objective")) == (d["grid"], d["objective"])
+        assert default(fn, "method") == "auto"
+    assert default(st.transfer_map, "method") == "auto"
+    assert tuple(d["objectives"]) == tuning.OBJECTIVES
+    args = cli.build_parser().parse_args(["tune", "x.toml"])
+    assert cli._given(args, "grid", "objective", "method") == {}  # left to the API
+
+
+# ---------------------------------------------------------------------------- output: modes, npz, JSON
+def test_npz_sidecar_round_trips(capsys, tmp_path):
+    npz = tmp_path / "out" / "r.npz"
+    code, out, _ = run_cli(["run", CHAIN, "--npz", npz, "--format", "json"], capsys)
+    assert code == 0 and "modes" not in json.loads(out)["models"]["g1"]
+    res = st.predict(load_scenario(CHAIN))
+    arrays = res.arrays()
+    assert "g1/modes/second_moment" in arrays and "g1/steps" in arrays
+    with np.load(npz) as z:
+        assert set(z.files) == set(arrays)
+        for k, v in arrays.items():
+            assert z[k].dtype == v.dtype and z[k].shape == v.shape
+            np.testing.assert_array_equal(z[k], v)
+    np.testing.assert_array_equal(arrays["g1/modes/second_moment"], res["g1"].modes.second_moment)
+    # the Python API writes the same archive, to the path as named
+    res.save_npz(tmp_path / "api_copy")
+    with np.load(tmp_path / "api_copy") as z:
+        np.testing.assert_array_equal(z["g2/excess_risk"], res["g2"].excess_risk)
+    assert not list(npz.parent.glob(".*.tmp"))
+
+
+def test_transfer_npz_and_modes(capsys, transfer_file, tmp_path):
+    npz = tmp_path / "kd.npz"
+    code, out, _ = run_cli(["kd", transfer_file, "--format", "json", "--npz", npz], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert "profiles" not in data and "normalised_error" not in data["models"]["kd_student"]
+    from spectral_theory.spec import read_scenario_file
+    from spectral_theory.transfer import transfer_from_dict
+
+    rep = st.evaluate(transfer_from_dict(read_scenario_file(transfer_file), name="t"))
+    with np.load(npz) as z:
+        assert set(z.files) == set(rep.arrays())
+        np.testing.assert_array_equal(z["profiles/kd_normalised"], rep.profiles["kd_normalised"])
+        np.testing.assert_array_equal(z["models/kd_student/normalised_error"], rep.models["kd_student"].normalised)
+    code, out, _ = run_cli(["kd", transfer_file, "--format", "json", "--modes"], capsys)
+    data = json.loads(out)
+    assert len(data["profiles"]["kd_normalised"]) == 30 and len(data["models"]["teacher"]["normalised_error"]) == 30
+
+
+def _old_as_list(a):
+    """The per-element encoder that ``as_list`` replaced (the reference)."""
+    import math
+
+    def num(v):
+        v = float(v)
+        if math.isnan(v):
+            return None
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return v
+
+    return [num(v) for v in np.asarray(a, dtype=float).ravel()]
+
+
+def test_vectorised_json_encoding_matches_the_per_element_encoder(monkeypatch):
+    from spectral_theory import result
+
+    rng = np.random.default_rng(0)
+    finite = np.concatenate([rng.standard_normal(500) * 10.0 ** rng.integers(-300, 300, 500),
+                             [0.0, -0.0, 1.0, 5e-324, 1.7976931348623157e308, 0.1, 1 / 3, 2.0**53 + 1]])
+    assert json.dumps(result.as_list(finite)) == json.dumps(_old_as_list(finite))
+    assert json.dumps(result.as_list(finite.reshape(2, -1))) == json.dumps(_old_as_list(finite.reshape(2, -1)))
+    assert json.dumps(result.as_list(np.arange(5))) == json.dumps(_old_as_list(np.arange(5)))
+    odd = np.array([1.5, np.nan, np.inf, -np.inf, -0.0])
+    assert result.as_list(odd) == _old_as_list(odd) == [1.5, None, "inf", "-inf", -0.0]
+    # whole documents, per-mode arrays included: the same text as with the old encoder
+    res = st.predict(load_scenario(CHAIN))
+    sim = st.simulate(load_scenario(CHAIN), reps=20, seed=1)
+    new = [res.to_json(modes=True), res.to_json(), sim.to_json(modes=True), res.to_csv(), res.table()]
+    monkeypatch.setattr(result, "as_list", _old_as_list)
+    old = [res.to_json(modes=True), res.to_json(), sim.to_json(modes=True), res.to_csv(), res.table()]
+    assert new == old
+    # CSV and table rows: the same values and types as the old per-element rows
+    for r in (res, sim):
+        ref = [{"model": name, "step": int(t), "excess_risk": float(m.excess_risk[j]),
+                **{k: (None if getattr(m, k) is None else float(getattr(m, k)[j]))
+                   for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se")}}
+               for name, m in r.models.items() for j, t in enumerate(m.steps)]
+        rows = r.rows()
+        assert rows == ref and [list(map(type, x.values())) for x in rows] == [list(map(type, x.values())) for x in ref]
+
+
+# ---------------------------------------------------------------------------- import cost
+def _modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has imported after running ``code``."""
+    code += "\nimport sys\nsys.stderr.write('MODULES ' + ' '.join(sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    return set(r.stderr.rpartition("MODULES ")[2].split())
+
+
+def test_import_does_not_import_scipy():
+    mods = _modules_after("import spectral_theory")
+    assert not any(m == "scipy" or m.startswith("scipy.") for m in mods)
+    assert "numpy" not in mods
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["kd", "--help"], ["map", "--help"]])
+def test_help_imports_no_numpy(argv):
+    mods = _modules_after(f"from spectral_theory.cli import main\ntry:\n    main({argv!r})\n"
+                          "except SystemExit as e:\n    assert e.code == 0")
+    assert "numpy" not in mods and "spectral_theory.solvers" not in mods
+
+
+def test_brentq_port_matches_scipy():
+    """``spectral_theory._brentq`` (scipy-free, for the stability limit) returns scipy's roots."""
+    import math
+    import platform
+
+    from scipy.optimize import brentq as scipy_brentq
+
+    from spectral_theory._brentq import brentq
+    from spectral_theory.stability import _upper_bound, kernel_norm
+
+    eps = np.finfo(float).eps
+    cases = [(math.cos, 0.0, 3.0, {}), (lambda x: x**3 - 2 * x - 5, 2.0, 3.0, {}),
+             (lambda x: math.exp(x) - 10, 0.0, 5.0, {"xtol": 1e-300}), (lambda x: x - 1e-9, -1.0, 1.0, {})]
+    for d, a, batch, kappa in [(10, 1.5, 1, 3.0), (1000, 1.1, 1, 3.0), (10**5, 1.5, 1, 3.0), (1000, 2.5, 4, 1.2)]:
+        s = np.arange(1, d + 1, dtype=float) ** -a
+        below = _upper_bound(batch, kappa) / s.max() * (1 - 1e-13)
+        f = lambda e, s=s, batch=batch, kappa=kappa: kernel_norm(e, s, batch, kappa) - 1.0  # noqa: E731
+        assert f(below) > 0
+        cases.append((f, 0.0, below, {"xtol": 1e-300, "rtol": 4 * eps, "maxiter": 500}))
+    for f, lo, hi, kw in cases:
+        ours, ref = brentq(f, lo, hi, **kw), scipy_brentq(f, lo, hi, **kw)
+        if platform.machine() in ("x86_64", "AMD64"):
+            assert ours == ref  # the same operations in the same order
+        else:  # the C code may fuse multiply-adds
+            assert abs(ours - ref) <= 4 * eps * abs(ref) + kw.get("xtol", 2e-12)
+    with pytest.raises(ValueError, match="different signs"):
+        brentq(math.cos, 0.0, 1.0)
+    with pytest.raises(RuntimeError, match="converge"):
+        brentq(math.cos, 0.0, 3.0, maxiter=1)

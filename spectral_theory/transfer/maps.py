@@ -62,10 +62,12 @@ class TransferMap:
     values: np.ndarray  # (len(xs), len(ys))
     cache_hits: int
     cache_misses: int
+    #: the solver(s) that ran, ``+``-joined (as in a transfer report)
+    method: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"x": self.x_param, "y": self.y_param, "xs": list(self.xs), "ys": list(self.ys),
-                "metric": self.metric, "values": [as_list(r) for r in self.values],
+                "metric": self.metric, "values": [as_list(r) for r in self.values], "method": self.method,
                 "cache": {"hits": self.cache_hits, "misses": self.cache_misses}}
 
     def to_csv(self) -> str:
@@ -77,23 +79,25 @@ class TransferMap:
 
 
 def _map_row(spec, xp: str, xv: Any, yp: str, ys: Sequence, metric: str,
-             cache: PrefixCache | None) -> tuple[list[float], int, int]:
-    """One row of a map (fixed x): values over ``ys``, and the cache's hits and misses."""
+             cache: PrefixCache | None, method: str = "auto") -> tuple[list[float], int, int, set[str]]:
+    """One row of a map (fixed x): values over ``ys``, the cache's hits and misses, and the
+    solvers that ran."""
     cache = cache if cache is not None else PrefixCache()
     h0, m0 = cache.hits, cache.misses
     sx = set_param(spec, xp, xv)
-    row = []
+    row, ran = [], set()
     for yv in ys:
-        rep = evaluate(set_param(sx, yp, yv), cache=cache)
+        rep = evaluate(set_param(sx, yp, yv), method=method, cache=cache)
         if metric not in rep.metrics:
             raise SpecError("metric", metric, f"must be one of {sorted(rep.metrics)}")
         row.append(float(rep.metrics[metric]))
-    return row, cache.hits - h0, cache.misses - m0
+        ran.update(rep.method.split("+"))
+    return row, cache.hits - h0, cache.misses - m0, ran
 
 
 def transfer_map(spec: Distillation | WeakToStrong | Chain, x: tuple[str, Sequence], y: tuple[str, Sequence],
                  *, metric: str | None = None, cache: PrefixCache | None = None,
-                 executor: Any = None) -> TransferMap:
+                 executor: Any = None, method: str = "auto") -> TransferMap:
     """A metric (default: ``kd_gain`` for distillation, ``pgr`` for weak-to-strong,
     ``final_over_first`` for chains) over a grid of two parameters (see ``_set_param``).
 
@@ -102,20 +106,21 @@ def transfer_map(spec: Distillation | WeakToStrong | Chain, x: tuple[str, Sequen
     ``executor``: anything with ``submit(fn, *args)`` returning futures with ``result()``
     (a :class:`concurrent.futures.ProcessPoolExecutor`, or a ``dask.distributed.Client``
     with the ``sweeps`` extra) computes the rows in parallel, each with its own cache
-    (work is then shared within a row only).
+    (work is then shared within a row only). ``method``: the theory solver of every grid
+    point, as in :func:`spectral_theory.predict` (the map names what ran).
     """
     metric = metric or {"kd": "kd_gain", "w2s": "pgr", "chain": "final_over_first"}[spec.kind]
     (xp, xs), (yp, ys) = x, y
     if executor is None:
         cache = cache if cache is not None else PrefixCache()
-        rows = [_map_row(spec, xp, xv, yp, ys, metric, cache) for xv in xs]
+        rows = [_map_row(spec, xp, xv, yp, ys, metric, cache, method) for xv in xs]
     else:
         if cache is not None:
             raise SpecError("cache", "PrefixCache", "cannot be shared with an executor's workers")
-        futures = [executor.submit(_map_row, spec, xp, xv, yp, list(ys), metric, None) for xv in xs]
+        futures = [executor.submit(_map_row, spec, xp, xv, yp, list(ys), metric, None, method) for xv in xs]
         rows = [f.result() for f in futures]
     vals = np.array([r[0] for r in rows], dtype=float).reshape(len(xs), len(ys))
     return TransferMap(xp, yp, list(xs), list(ys), metric, vals, sum(r[1] for r in rows),
-                       sum(r[2] for r in rows))
+                       sum(r[2] for r in rows), method="+".join(sorted(set().union(*(r[3] for r in rows)))))
 
 

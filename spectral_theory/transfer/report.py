@@ -20,7 +20,7 @@ import numpy as np
 from ..api import predict, resolve_at, resolve_solver
 from ..api import simulate as run_simulation
 from ..errors import SpecError
-from ..result import CONVENTIONS, Result, as_list, jsonable
+from ..result import CONVENTIONS, Result, as_list, jsonable, save_npz
 from ..solvers import PrefixCache
 from ..spec import Scenario
 from ..stability import DEFAULT_ON_UNSTABLE
@@ -56,7 +56,7 @@ class ModelSummary:
     final_se: float | None = None
     oracle_over: str = "every step"
 
-    def to_dict(self, *, modes: bool = True) -> dict[str, Any]:
+    def to_dict(self, *, modes: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "final_risk": self.final_risk, "final_bias": self.final_bias,
             "final_variance": self.final_variance, "oracle_step": self.oracle_step,
@@ -86,7 +86,10 @@ class TransferReport:
     def __getitem__(self, key: str) -> Any:
         return self.metrics[key]
 
-    def to_dict(self, *, modes: bool = True) -> dict[str, Any]:
+    def to_dict(self, *, modes: bool = False) -> dict[str, Any]:
+        """JSON-ready contents; ``modes``: also the per-mode arrays (each model's normalised
+        error and its parts, the metric's profiles; ``d`` numbers each: opt-in, see
+        :meth:`save_npz` for a compact binary copy)."""
         out = {"kind": self.kind, "method": self.method, "metrics": jsonable(self.metrics),
                "models": {k: v.to_dict(modes=modes) for k, v in self.models.items()},
                "curves": {name: m.to_dict(modes=False) for r in self.results.values()
@@ -98,8 +101,29 @@ class TransferReport:
             out["profiles"] = {k: as_list(v) for k, v in self.profiles.items()}
         return out
 
-    def to_json(self, *, modes: bool = True) -> str:
+    def to_json(self, *, modes: bool = False) -> str:
         return json.dumps(self.to_dict(modes=modes), indent=2, allow_nan=False)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the report: ``"models/<model>/<array>"`` (per-mode normalised error,
+        bias and variance), ``"profiles/<name>"`` and ``"curves/<model>/<array>"`` (each
+        trained model's arrays, :meth:`~spectral_theory.result.ModelResult.arrays`)."""
+        out: dict[str, np.ndarray] = {}
+        for name, m in self.models.items():
+            for k, v in (("normalised_error", m.normalised), ("normalised_bias", m.normalised_bias),
+                         ("normalised_variance", m.normalised_variance)):
+                if v is not None:
+                    out[f"models/{name}/{k}"] = np.asarray(v)
+        out.update({f"profiles/{k}": np.asarray(v) for k, v in self.profiles.items()})
+        for r in self.results.values():
+            for name, m in r.models.items():
+                out.update({f"curves/{name}/{k}": v for k, v in m.arrays().items()})
+        return out
+
+    def save_npz(self, file: Any) -> None:
+        """Write :meth:`arrays` as an uncompressed numpy ``.npz`` archive (a path, written as
+        named, or a binary file object)."""
+        save_npz(file, self.arrays())
 
     def table(self) -> str:
         lines = [f"# {self.kind} ({self.method}); excess risk sum_i (phi_i - theta_i)^2, not halved"]
