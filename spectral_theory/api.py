@@ -82,7 +82,13 @@ def predict(
     record_modes : also return per-mode second moments at every reported step
         (``ModelResult.mode_curves``, shape ``(steps, d)``).
     every_step : also return the excess risk at every step ``0..T`` (``ModelResult.curve``).
-    on_unstable : what to do with step sizes beyond the stability limit (``docs/theory.md`` §5).
+    on_unstable : step sizes above a model's stability limit (``docs/theory.md`` §5):
+        ``"warn"`` (default) computes a schedule that returns below the limit and warns (a
+        :class:`RuntimeWarning`, ``diagnostics["warnings"]`` and ``diagnostics["unstable_steps"]``
+        name the steps, the limit and the peak growth factor); ``"raise"`` refuses any step
+        above the limit; ``"ignore"`` computes without a warning. A model whose final constant
+        phase is above the limit (except under ``"ignore"``) or whose risk overflows raises
+        :class:`~spectral_theory.errors.InstabilityError`.
     cache : a :class:`~spectral_theory.solvers.PrefixCache` shared between calls, so that
         scenarios whose chains start with the same models train them once (exact and renewal).
     options : the solver's options (e.g. ``rtol`` for ``"ode"``, ``d=None`` for ``"continuum"``).
@@ -111,6 +117,8 @@ def simulate(
 
     ``reps`` replicates (each trains its own chain on fresh samples), seeded by
     ``seed``; mean excess risk and its standard error at each reported step.
+    ``on_unstable``: the stability policy, as in :func:`predict` (the simulated weights
+    overflowing is an error).
     """
     from .montecarlo import run_monte_carlo
 

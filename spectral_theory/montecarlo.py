@@ -1,4 +1,4 @@
-"""Monte Carlo SGD simulator (THEORY.md section 6).
+"""Monte Carlo SGD simulator (``docs/theory.md`` §9).
 
 Simulates exactly what the recursion assumes: ``phi(0) = 0``; fresh i.i.d.
 batches at every step of every model; latent ``z`` with independent
@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from .errors import InstabilityError, SpecError
+from .errors import SpecError
 from .result import ModelResult, ModeProfile, Result
 from .spec import Features, Scenario
-from .stability import guard_steps
+from .stability import DEFAULT_ON_UNSTABLE
 
 __all__ = ["run_monte_carlo", "sample_latent"]
 
@@ -78,7 +78,7 @@ def run_monte_carlo(
     reps: int,
     seed: int,
     progress: bool | None = None,
-    on_unstable: str = "raise",
+    on_unstable: str = DEFAULT_ON_UNSTABLE,
 ) -> Result:
     if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 2:
         raise SpecError("reps", reps, "must be an integer >= 2 (standard errors need two replicates)")
@@ -94,9 +94,11 @@ def run_monte_carlo(
     idx = {m.name: i for i, m in enumerate(models)}
     speeds = [m.speed_profile(lam) for m in models]
     etas = [m.step_sizes() for m in models]
-    warn_msgs: list[str] = []
-    limits = [guard_steps(m.name, m.phase_starts(), s, m.batch, prob.kappa, on_unstable=on_unstable,
-                          warn_msgs=warn_msgs) for m, s in zip(models, speeds, strict=True)]
+    from .solvers.base import guard_chain
+
+    checked: dict = {}
+    checks = guard_chain(scenario, on_unstable, checked)
+    limits = [c.limit for c in checks]
 
     max_batch = max(m.batch for m in models)
     block = max(1, min(reps, _BLOCK_ELEMENTS // max(1, max_batch * d)))
@@ -153,13 +155,16 @@ def run_monte_carlo(
                 phi -= (eta[t] / B) * s * grad
                 if (t + 1) % chunk == 0:
                     if not np.all(np.isfinite(phi)):
-                        raise InstabilityError(m.name, t, float(eta[t]), limits[gi],
-                                               detail="the simulated weights overflowed")
+                        raise checks[gi].error(t, float(eta[t]), "the simulated weights overflowed")
                     bar.advance(chunk, f"block {bi + 1}/{n_blocks} model {m.name!r}")
             bar.advance(T % chunk, "")
             if not np.all(np.isfinite(phi)):
-                raise InstabilityError(m.name, T, float(eta[-1]) if T else 0.0, limits[gi],
-                                       detail="the simulated weights overflowed")
+                raise checks[gi].error(T, float(eta[-1]) if T else 0.0, "the simulated weights overflowed")
+            bad = ~np.all(np.isfinite(risk[gi][:, cols]), axis=1)
+            if bad.any():
+                j = int(np.argmax(bad))
+                raise checks[gi].error(int(ck[gi][j]), float(eta[max(int(ck[gi][j]) - 1, 0)]) if T else 0.0,
+                                       "the simulated risk overflowed to a non-finite value")
             e2 = (phi - theta) ** 2
             final_sq_sum[gi] += e2.sum(axis=0)
             final_sq_sq[gi] += (e2 * e2).sum(axis=0)
@@ -194,5 +199,5 @@ def run_monte_carlo(
         method="monte_carlo", models=results, scenario=scenario, disagreement=disagreement,
         reps=int(reps), seed=int(seed),
         diagnostics={"seconds": elapsed, "sample_coordinates": work, "blocks": n_blocks,
-                     "block_size": block, "warnings": warn_msgs, "noise_law": "gaussian"},
+                     "block_size": block, "noise_law": "gaussian", **checked},
     )

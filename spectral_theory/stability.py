@@ -1,4 +1,4 @@
-"""Stability of the moment recursion for a constant step (THEORY.md section 4).
+"""Stability of the moment recursion for a constant step (``docs/theory.md`` §5).
 
 For a model with speeds ``s``, batch ``B`` and latent kurtosis ``kappa``, a
 constant step ``eta`` gives per-mode step ``x_i = eta s_i`` and, per mode with
@@ -31,6 +31,13 @@ the form ``eta < limit``; condition 3 can remove windows of larger steps, so
 :func:`stability_limit` returns the end of the stable interval that starts at
 0 and :func:`is_stable` is the exact test for any one step. Modes with
 ``s_i = 0`` never move and do not enter.
+
+Schedules (``docs/theory.md`` §5, "Policy"): :func:`guard_steps` applies the policy
+:data:`ON_UNSTABLE` for every solver and for Monte Carlo. A schedule above the limit for some
+steps that returns below it is computed with a warning naming the steps, the limit and the
+peak growth factor (the product over those steps of :func:`step_growth`, the spectral radius
+of ``diag(a) + b 1^T`` from the secular equation, :func:`map_radius`); a final constant phase
+above the limit is an error (except under ``"ignore"``), and so is an overflow.
 """
 
 from __future__ import annotations
@@ -40,12 +47,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["StabilityReport", "kernel_norm", "is_stable", "stability_limit", "check_step", "guard_steps",
-           "ON_UNSTABLE", "DEFAULT_ON_UNSTABLE", "check_on_unstable"]
+__all__ = ["StabilityReport", "StepCheck", "kernel_norm", "is_stable", "stability_limit", "check_step",
+           "map_radius", "step_growth", "guard_steps", "ON_UNSTABLE", "DEFAULT_ON_UNSTABLE",
+           "check_on_unstable"]
 
-#: What a solver or the simulator does with a step size beyond the stability limit.
-ON_UNSTABLE = ("raise", "warn")
-DEFAULT_ON_UNSTABLE = "raise"
+#: What a solver or the simulator does with step sizes beyond the stability limit
+#: (``docs/theory.md`` §5): ``"warn"`` computes a transiently unstable schedule and warns,
+#: ``"raise"`` refuses any step above the limit, ``"ignore"`` computes without a warning.
+#: Whatever the value, a risk that overflows is an error; except under ``"ignore"``, so is a
+#: model whose final constant phase is above the limit.
+ON_UNSTABLE = ("warn", "raise", "ignore")
+DEFAULT_ON_UNSTABLE = "warn"
 
 
 def check_on_unstable(value: str) -> str:
@@ -155,7 +167,7 @@ def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
     if kernel_norm(below, moving, batch, kappa, w) < 1.0:
         limit = eta_bound
     else:
-        from scipy.optimize import brentq
+        from ._brentq import brentq  # scipy's brentq, without importing scipy.optimize
 
         limit = float(brentq(lambda e: kernel_norm(e, moving, batch, kappa, w) - 1.0, 0.0, below,
                              xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500))
@@ -179,18 +191,15 @@ def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
             if bad:
                 first = bad[0]
                 prev = max([e for e in grid if e < first], default=left)
-                f = lambda e: (0.0 if _lower_ok(e, moving, w, batch, kappa) else 1.0) - 0.5  # noqa: E731
-                # bisection on the predicate between the last good and the first bad grid point
-                a_, b_ = prev, first
-                for _ in range(200):
-                    m_ = 0.5 * (a_ + b_)
-                    if f(m_) < 0:
-                        a_ = m_
-                    else:
-                        b_ = m_
-                    if b_ - a_ <= 4 * np.finfo(float).eps * b_:
-                        break
-                return float(b_)
+                # Brent's method on the sign of the predicate (-1: stable, +1: not) between
+                # the last good and the first bad grid point (it bisects a step function)
+                from ._brentq import brentq
+
+                def sign(e: float) -> float:
+                    return -1.0 if _lower_ok(e, moving, w, batch, kappa) else 1.0
+
+                return float(brentq(sign, prev, first, xtol=1e-300, rtol=4 * np.finfo(float).eps,
+                                    maxiter=500))
     return limit
 
 
@@ -212,34 +221,241 @@ def check_step(eta: float, speeds: np.ndarray, batch: int, kappa: float,
                            max_mode_factor=factor, stable=is_stable(eta, speeds, batch, kappa))
 
 
-def guard_steps(name: str, steps, speeds: np.ndarray, batch: int, kappa: float, *, on_unstable: str,
-                warn_msgs: list[str], weights: np.ndarray | None = None) -> float:
-    """Check a model's step sizes before it is trained; return its stability limit.
+def map_radius(eta: float, speeds: np.ndarray, batch: int, kappa: float,
+               weights: np.ndarray | None = None) -> float:
+    """Spectral radius of the second-moment map ``diag(a) + b 1^T`` of a constant step ``eta``
+    over the moving modes (``weights[i]``: how many identical modes entry ``i`` stands for).
 
-    ``steps``: ``(lr, first step)`` pairs in training order. At the first unstable one,
-    ``on_unstable="raise"`` raises :class:`InstabilityError` (naming the step, the step
-    size and the limit); ``"warn"`` records a message in ``warn_msgs`` and warns.
-    Steps below the limit are stable; beyond it :func:`is_stable` decides (stable windows
-    exist only for ``B = 1``, ``kappa < 1.5``).
+    From the secular equation (module docstring): the top eigenvalue is the root of
+    ``sum_i w_i b_i / (z - a_i) = 1`` above ``max a``; the bottom one is the smallest ``a``
+    when that value is shared by more than one mode, else the root below the second
+    smallest. 1 when nothing moves.
     """
-    import warnings
+    from ._brentq import brentq  # scipy's brentq, without importing scipy.optimize
 
-    from .errors import InstabilityError
+    moving, w = _moving(speeds, weights)
+    if moving.size == 0 or eta <= 0:
+        return 1.0
+    x = eta * moving
+    a = 1.0 - 2.0 * x + _q(batch, kappa) * x * x
+    wb = w * (x * x / batch)
+    amax = float(a.max())
+    D = amax - a
+    total = float(wb.sum())
+    # top root z = amax + v: h(v) = sum wb / (v + D) - 1 decreases from h(bm/2) >= 1 to h(total) <= 0
+    lo = 0.5 * float(wb[D == 0].sum())
 
+    def h(v: float) -> float:
+        return float(np.sum(wb / (v + D))) - 1.0
+
+    v = total if h(total) >= 0 else brentq(h, lo, total, xtol=1e-300, rtol=4 * np.finfo(float).eps,
+                                           maxiter=500)
+    top = amax + v
+    radius = abs(top)
+    if float(a.min()) >= -radius:
+        return radius
+    # the bottom eigenvalue may be larger in modulus (B = 1, kappa < 1.5 only)
+    ua, inv = np.unique(a, return_inverse=True)
+    Wk = np.bincount(inv, weights=w)
+    Bk = np.bincount(inv, weights=wb)
+    if Wk[0] > 1.0 or ua.size == 1:
+        bottom = float(ua[0]) if Wk[0] > 1.0 else top
+    else:
+        E = ua - ua[0]
+
+        def f(u: float) -> float:  # secular function at z = ua[0] + u, decreasing on (0, E[1])
+            return float(np.sum(Bk / (u - E))) - 1.0
+
+        gap = float(E[1])
+        left, right = 0.5 * gap, 0.5 * gap
+        while f(left) <= 0 and left > 0:
+            left *= 0.5
+        while f(right) >= 0 and right < gap:
+            right = 0.5 * (right + gap)
+        if not (f(left) > 0 > f(right)):  # pragma: no cover - a root at round-off distance of a pole
+            bottom = float(ua[0])
+        else:
+            bottom = float(ua[0]) + brentq(f, left, right, xtol=1e-300, rtol=4 * np.finfo(float).eps,
+                                           maxiter=500)
+    return max(radius, abs(bottom))
+
+
+def step_growth(eta: float, speeds: np.ndarray, batch: int, kappa: float,
+                weights: np.ndarray | None = None) -> float:
+    """How much one step of size ``eta`` can amplify the moments: the larger of
+    :func:`map_radius` (second moments) and ``max |1 - x_i|`` (means and cross moments)."""
+    moving, _ = _moving(speeds, weights)
+    mean = float(np.max(np.abs(1.0 - eta * moving))) if moving.size else 1.0
+    return max(map_radius(eta, speeds, batch, kappa, weights), mean)
+
+
+def _ranges_text(ranges, limit: int = 6) -> str:
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:limit]]
+    if len(ranges) > limit:
+        parts.append(f"... ({len(ranges)} ranges in all)")
+    return ", ".join(parts)
+
+
+def _growth_text(log10_growth: float) -> str:
+    return f"{10.0 ** log10_growth:.4g}" if log10_growth < 300 else f"10^{log10_growth:.1f}"
+
+
+@dataclass(frozen=True)
+class StepCheck:
+    """What :func:`guard_steps` found for one model's schedule.
+
+    ``ranges``: the steps above the stability limit as inclusive ``(first, last)`` step ranges
+    (steps ``0 .. steps - 1``); ``rates``: each step size above the limit and its per-step
+    growth factor (:func:`step_growth`); ``log10_growth``: log10 of the peak growth factor,
+    the product of those factors over every step above the limit; ``final``: ``(first step,
+    step size)`` of the final constant phase when it is above the limit, else None.
+    """
+
+    model: str
+    limit: float
+    steps: int
+    ranges: tuple[tuple[int, int], ...]
+    rates: dict[float, float]
+    max_step: float
+    log10_growth: float
+    final: tuple[int, float] | None
+
+    @property
+    def unstable(self) -> bool:
+        """Some step is above the limit."""
+        return bool(self.ranges)
+
+    @property
+    def growth(self) -> float:
+        """The peak growth factor (``inf`` where it overflows a float)."""
+        return 10.0 ** self.log10_growth if self.log10_growth < 300 else math.inf
+
+    @property
+    def count(self) -> int:
+        """Number of steps above the limit."""
+        return sum(b - a + 1 for a, b in self.ranges)
+
+    def entry(self) -> dict:
+        """The ``diagnostics["unstable_steps"][model]`` entry of a result."""
+        return {"steps": [[a, b] for a, b in self.ranges], "limit": self.limit,
+                "max_step": self.max_step,
+                "growth_bound": self.growth if math.isfinite(self.growth) else None,
+                "log10_growth_bound": self.log10_growth,
+                "final_phase_unstable": self.final is not None}
+
+    def summary(self) -> str:
+        """Which steps are above the limit, the limit and the peak growth factor, in words."""
+        if not self.ranges:
+            return f"no step is above the stability limit {self.limit:.6g}"
+        n = self.count
+        return (f"step{'s' if n > 1 else ''} {_ranges_text(self.ranges)} ({n} of {self.steps}; step "
+                f"sizes up to {self.max_step:.6g}) {'are' if n > 1 else 'is'} above the stability "
+                f"limit {self.limit:.6g} (batch-mean convention); peak growth factor "
+                f"{_growth_text(self.log10_growth)} (the product over those steps of the spectral "
+                "radius of the second-moment map)")
+
+    def error(self, step: int, lr: float, why: str):
+        """An :class:`InstabilityError` at ``step`` (step size ``lr``, the limit) saying ``why``,
+        the steps above the limit and the peak growth factor."""
+        from .errors import InstabilityError
+
+        detail = why
+        if self.ranges:
+            detail += (f"; steps above the limit: {_ranges_text(self.ranges)} ({self.count} of "
+                       f"{self.steps}); peak growth factor {_growth_text(self.log10_growth)}")
+        return InstabilityError(self.model, int(step), float(lr), self.limit, detail=detail)
+
+
+def _user_stacklevel() -> int:
+    """``stacklevel`` for a warning issued by the caller of this function that points at the
+    first frame outside this package (the user's call)."""
+    import os
+    import sys
+
+    pkg = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def guard_steps(name: str, phases, speeds: np.ndarray, batch: int, kappa: float, *, on_unstable: str,
+                warn_msgs: list[str] | None = None, unstable_steps: dict | None = None,
+                weights: np.ndarray | None = None) -> StepCheck:
+    """The stability policy of ``docs/theory.md`` §5 for one model, before it is trained.
+
+    ``phases``: the model's constant phases ``(step size, length)`` in training order
+    (batch-mean convention). A step is above the limit when its size is at or beyond
+    :func:`stability_limit` and :func:`is_stable` fails for it (below the limit every step is
+    stable; beyond it stable windows exist only for ``B = 1``, ``kappa < 1.5``). Equal step
+    sizes are tested, and their growth factor computed, once.
+
+    * no step above the limit: returns the :class:`StepCheck` (``limit``) silently;
+    * ``on_unstable="raise"``: :class:`InstabilityError` at the first step above the limit;
+    * the final constant phase above the limit (the risk grows geometrically to the end of
+      training): :class:`InstabilityError` at its first step, except under ``"ignore"``;
+    * otherwise the model is computed: under ``"warn"`` a :class:`RuntimeWarning` names the
+      model, the steps above the limit, the limit and the peak growth factor, and the message
+      is appended to ``warn_msgs``. ``unstable_steps[name]`` (when given) receives
+      :meth:`StepCheck.entry` under ``"warn"`` and ``"ignore"``.
+
+    The caller still turns a risk that overflows into an error (:meth:`StepCheck.error`).
+    """
+    check_on_unstable(on_unstable)
     limit = stability_limit(speeds, batch, kappa, weights)
-    checked: dict[float, bool] = {}
-    for lr, start in steps:
-        lr = float(lr)
-        if lr < limit:
-            continue
-        if lr not in checked:
-            checked[lr] = is_stable(lr, speeds, batch, kappa, weights)
-        if not checked[lr]:
-            if on_unstable == "raise":
-                raise InstabilityError(name, int(start), lr, limit)
-            msg = (f"model {name!r}: step size {lr:.6g} from step {int(start)} is beyond the "
-                   f"stability limit {limit:.6g}")
+    arr = np.asarray(phases if isinstance(phases, np.ndarray) else list(phases), dtype=float)
+    arr = arr.reshape(-1, 2)
+    lrs, lens = arr[:, 0], arr[:, 1].astype(np.int64)
+    total = int(lens.sum())
+    cand = lrs >= limit
+    rates: dict[float, float] = {}
+    if cand.any():
+        # beyond the limit only condition 3 can leave a step stable (B = 1, kappa < 1.5)
+        exact_test = _low_window(batch, kappa) is not None
+        for lr in np.unique(lrs[cand]):
+            lr = float(lr)
+            if not exact_test or not is_stable(lr, speeds, batch, kappa, weights):
+                rates[lr] = step_growth(lr, speeds, batch, kappa, weights)
+    if not rates:
+        return StepCheck(name, limit, total, (), {}, 0.0, 0.0, None)
+    bad_lrs = np.array(sorted(rates))
+    flag = cand & np.isin(lrs, bad_lrs)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    idx = np.flatnonzero(flag)
+    cut = np.flatnonzero(np.diff(idx) != 1) + 1
+    firsts = idx[np.concatenate([[0], cut])]
+    lasts = idx[np.concatenate([cut - 1, [idx.size - 1]])]
+    ranges = tuple((int(starts[f]), int(starts[la] + lens[la] - 1)) for f, la in zip(firsts, lasts, strict=True))
+    pos = np.searchsorted(bad_lrs, lrs[flag])
+    steps_per_lr = np.bincount(pos, weights=lens[flag], minlength=bad_lrs.size)
+    log10_growth = float(steps_per_lr @ np.log10([rates[float(v)] for v in bad_lrs]))
+    final = None
+    if flag[-1]:
+        k = lrs.size - 1
+        while k > 0 and lrs[k - 1] == lrs[-1]:
+            k -= 1
+        final = (int(starts[k]), float(lrs[-1]))
+    check = StepCheck(name, limit, total, ranges, rates, float(bad_lrs.max()), log10_growth, final)
+    if on_unstable == "raise":
+        raise check.error(ranges[0][0], float(lrs[idx[0]]),
+                          "on_unstable='raise' refuses any step above the stability limit")
+    if final is not None and on_unstable != "ignore":
+        raise check.error(final[0], final[1],
+                          f"the final constant phase (steps {final[0]}-{total - 1}) is above the "
+                          f"limit: the risk grows geometrically, by a factor up to "
+                          f"{rates[final[1]]:.6g} per step, to the end of training "
+                          "(on_unstable='ignore' computes it anyway)")
+    if unstable_steps is not None:
+        unstable_steps[name] = check.entry()
+    if on_unstable == "warn":
+        msg = (f"model {name!r}: {check.summary()}. The schedule returns below the limit, so it "
+               "is computed (the risk grows over those steps); on_unstable='ignore' silences this "
+               "warning, 'raise' refuses such schedules")
+        if warn_msgs is not None:
             warn_msgs.append(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=4)
-            break
-    return limit
+        import warnings
+
+        warnings.warn(msg, RuntimeWarning, stacklevel=_user_stacklevel())
+    return check

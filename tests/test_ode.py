@@ -16,6 +16,7 @@ Two kinds of checks (``docs/design.md``: tolerances that explain themselves):
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -358,15 +359,29 @@ def test_timeline_tau_and_segments():
 
 
 def test_unstable_step_raises_and_warns():
+    """The stability policy of docs/theory.md §5 in the ODE: a final unstable phase is an
+    error (default and "raise"), computed under "ignore"; a transient one warns and computes."""
     prob = st.Problem(st.ArraySpectrum([1.0]), st.ArrayTarget([1.0]), noise=0.1)
     sc = st.Scenario(prob, (st.Model("t", steps=20, schedule=0.7),))  # limit 2/3 (B=1, kappa=3)
-    with pytest.raises(InstabilityError) as err:
-        run_ode(sc, at={"t": np.array([20])})
-    assert err.value.limit == pytest.approx(2 / 3)
-    with pytest.warns(RuntimeWarning):
-        res = run_ode(sc, at={"t": np.array([0, 20])}, on_unstable="warn")
+    for on_unstable in ("warn", "raise"):
+        with pytest.raises(InstabilityError) as err:
+            run_ode(sc, at={"t": np.array([20])}, on_unstable=on_unstable)
+        assert err.value.limit == pytest.approx(2 / 3) and err.value.step == 0
+        assert "steps above the limit: 0-19 (20 of 20)" in str(err.value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = run_ode(sc, at={"t": np.array([0, 20])}, on_unstable="ignore")
     assert res["t"].final > res["t"].excess_risk[0]  # the ODE grows too
-    assert res.diagnostics["warnings"]
+    assert res.diagnostics["warnings"] == []
+    assert res.diagnostics["unstable_steps"]["t"]["steps"] == [[0, 19]]
+    transient = st.Scenario(prob, (st.Model("t", steps=20, schedule=st.Piecewise((0.7, 0.3), (5, 15))),))
+    with pytest.warns(RuntimeWarning, match=r"model 't': steps 0-4 \(5 of 20; step sizes up to 0.7\)"):
+        res = run_ode(transient, at={"t": np.array([0, 5, 20])})
+    assert res.diagnostics["unstable_steps"]["t"]["steps"] == [[0, 4]]
+    assert res["t"].excess_risk[1] > res["t"].excess_risk[0] > res["t"].excess_risk[2]
+    # the transient growth as the exact recursion has it, to the ODE's first-order accuracy
+    ex = st.predict(transient, at=[0, 5, 20], method="exact", on_unstable="ignore")
+    np.testing.assert_allclose(res["t"].excess_risk, ex["t"].excess_risk, rtol=0.3)
 
 
 def test_capacity_with_plain_weighted_nodes_is_refused():

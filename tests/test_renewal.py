@@ -253,13 +253,21 @@ def test_instability_raises_like_the_engine():
 
 
 def test_unstable_phase_with_warn_matches_the_engine():
+    """Phases above the limit are integrated on a shifted contour: a final one under "ignore"
+    (the risk grows to the end), a transient one under the default (with a warning)."""
     prob = problem(d=100)
     lim = stability_limit(prob.eigenvalues, 1, prob.kappa)
     sc = st.Scenario(prob, (st.Model("m", steps=400, schedule=Piecewise((0.5 * lim, 1.05 * lim),
                                                                            (200, 200))),))
-    with pytest.warns(RuntimeWarning, match="beyond the stability limit"):
-        fa, _ = compare(sc, checkpoints(400, [200, 201]), on_unstable="warn")
+    fa, _ = compare(sc, checkpoints(400, [200, 201]), on_unstable="ignore")
     assert fa["m"].excess_risk[-1] > fa["m"].excess_risk[0]  # it grows
+    assert fa.diagnostics["unstable_steps"]["m"]["steps"] == [[200, 399]]
+    sc = st.Scenario(prob, (st.Model("m", steps=400, schedule=Piecewise((1.05 * lim, 0.5 * lim),
+                                                                           (200, 200))),))
+    with pytest.warns(RuntimeWarning, match=r"model 'm': steps 0-199 \(200 of 400"):
+        fa, _ = compare(sc, checkpoints(400, [199, 200, 201]))
+    r = fa["m"].excess_risk
+    assert r[list(fa["m"].steps).index(200)] > r[0] > r[-1]  # grows, then decays
 
 
 # ---------------------------------------------------------------------------- multipole path

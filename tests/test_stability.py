@@ -1,5 +1,7 @@
 """Stability limit: against the spectral radius of the explicit linear map, the
-THEORY.md closed form for B = 1, kappa = 3, and the engine's behaviour."""
+closed form of docs/theory.md §5 for B = 1, kappa = 3, and the engine's behaviour."""
+
+import warnings
 
 import numpy as np
 import pytest
@@ -33,23 +35,39 @@ def test_limit_is_where_spectral_radius_crosses_one(batch, kappa):
 def test_theory_closed_form_b1_gaussian():
     lam = st.PowerLawSpectrum(a=1.5, d=200).values
     lim = st.stability_limit(lam, 1, 3.0)
-    k = lambda eta: np.sum(eta * lam / (2 * (1 - eta * lam)))  # noqa: E731  THEORY.md section 4
+    k = lambda eta: np.sum(eta * lam / (2 * (1 - eta * lam)))  # noqa: E731  docs/theory.md §5
     assert k(lim) == pytest.approx(1.0, rel=1e-10)
     assert k(0.999 * lim) < 1
 
 
 def test_engine_reports_instability_with_limit():
+    """A schedule whose final constant phase is above the limit is an error under the default
+    policy (warn) and under "raise", in predict and simulate; the message names the model, the
+    first step of that phase, the limit and the peak growth factor."""
     prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=50), st.PowerLawTarget(b=2.0), noise=0.1)
     lim = st.stability_limit(prob.eigenvalues, 1, 3.0)
     sc = st.Scenario(prob, (st.Model("m", steps=100, schedule=st.Piecewise([0.5 * lim, 1.01 * lim], [50, 50])),))
-    with pytest.raises(st.InstabilityError) as info:
-        st.predict(sc)
-    err = info.value
-    assert err.model == "m" and err.step == 50
-    assert err.limit == pytest.approx(lim)
-    assert "largest stable constant step" in str(err)
-    with pytest.raises(st.InstabilityError):
+    for on_unstable in ("warn", "raise"):
+        with pytest.raises(st.InstabilityError) as info:
+            st.predict(sc, on_unstable=on_unstable)
+        err = info.value
+        assert err.model == "m" and err.step == 50
+        assert err.lr == pytest.approx(1.01 * lim)
+        assert err.limit == pytest.approx(lim)
+        text = str(err)
+        assert "models['m']" in text and "largest stable constant step" in text
+        assert f"{lim:.6g}" in text and "steps above the limit: 50-99 (50 of 100)" in text
+        assert "peak growth factor" in text
+    assert "final constant phase (steps 50-99)" in str(st_error(sc, "warn"))
+    assert "on_unstable='raise' refuses" in str(st_error(sc, "raise"))
+    with pytest.raises(st.InstabilityError, match="final constant phase"):
         st.simulate(sc, reps=10, seed=0)
+
+
+def st_error(sc, on_unstable):
+    with pytest.raises(st.InstabilityError) as info:
+        st.predict(sc, on_unstable=on_unstable)
+    return info.value
 
 
 def test_unstable_run_grows_and_stable_run_converges():
@@ -58,20 +76,39 @@ def test_unstable_run_grows_and_stable_run_converges():
     ok = st.predict(st.Scenario(prob, (st.Model("m", steps=3000, schedule=0.98 * lim),)), at=[1000, 2000, 3000])
     r = ok["m"].excess_risk
     assert abs(r[2] - r[1]) < abs(r[1] - r[0]) + 1e-15  # settling to the floor
-    with pytest.warns(RuntimeWarning, match="stability limit"):
-        bad = st.predict(st.Scenario(prob, (st.Model("m", steps=3000, schedule=1.05 * lim),)),
-                         at=[1000, 2000, 3000], on_unstable="warn")
+    assert ok.diagnostics["warnings"] == [] and "unstable_steps" not in ok.diagnostics
+    sc = st.Scenario(prob, (st.Model("m", steps=3000, schedule=1.05 * lim),))
+    with pytest.raises(st.InstabilityError, match="final constant phase"):
+        st.predict(sc, at=[1000, 2000, 3000])  # the default refuses a final unstable phase
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "ignore": computed, and no warning at all
+        bad = st.predict(sc, at=[1000, 2000, 3000], on_unstable="ignore")
     rb = bad["m"].excess_risk
     assert rb[2] > rb[1] > rb[0] > r[0]
-    assert bad.diagnostics["warnings"]
+    assert bad.diagnostics["warnings"] == []
+    entry = bad.diagnostics["unstable_steps"]["m"]
+    assert entry["steps"] == [[0, 2999]] and entry["final_phase_unstable"]
+    assert entry["limit"] == pytest.approx(lim) and entry["max_step"] == pytest.approx(1.05 * lim)
 
 
 def test_overflow_is_reported_not_returned():
+    """Under "ignore" a final unstable phase is integrated; the overflow is still an error,
+    naming the limit, for every theory method and for Monte Carlo."""
     prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=20), st.PowerLawTarget(b=2.0), noise=0.1)
     lim = st.stability_limit(prob.eigenvalues, 1, 3.0)
-    with pytest.warns(RuntimeWarning):
-        with pytest.raises(st.InstabilityError, match="non-finite"):
-            st.predict(st.Scenario(prob, (st.Model("m", steps=5000, schedule=3 * lim),)), on_unstable="warn")
+    sc = st.Scenario(prob, (st.Model("m", steps=5000, schedule=3 * lim),))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy's overflow warnings
+        for method in ("exact", "renewal"):  # the ODE's overflow: tests/test_ode.py
+            with pytest.raises(st.InstabilityError, match="non-finite") as info:
+                st.predict(sc, method=method, on_unstable="ignore")
+            assert info.value.limit == pytest.approx(lim)
+            assert f"largest stable constant step for this model is {lim:.6g}" in str(info.value)
+            assert "peak growth factor 10^" in str(info.value)  # the factor overflows a float
+        sim = st.Scenario(prob, (st.Model("m", steps=2000, schedule=3 * lim),))
+        with pytest.raises(st.InstabilityError, match="simulated risk overflowed") as info:
+            st.simulate(sim, reps=4, seed=0, on_unstable="ignore")
+        assert info.value.limit == pytest.approx(lim)
 
 
 def test_exact_criterion_against_spectral_radius_random():

@@ -22,9 +22,15 @@ import numpy as np
 from ..errors import SpecError
 from ..result import ModelResult, ModeProfile, Result
 from ..spec import Scenario
-from ..stability import DEFAULT_ON_UNSTABLE, check_on_unstable, stability_limit
+from ..stability import (
+    DEFAULT_ON_UNSTABLE,
+    StepCheck,
+    check_on_unstable,
+    guard_steps,
+    stability_limit,
+)
 
-__all__ = ["Solver", "ChainState", "PrefixCache", "model_stability_limit", "train_chain",
+__all__ = ["Solver", "ChainState", "PrefixCache", "model_stability_limit", "guard_chain", "train_chain",
            "pairwise_disagreement", "model_result"]
 
 
@@ -97,6 +103,22 @@ def model_stability_limit(scenario: Scenario, index: int) -> float:
     m = scenario.models[index]
     s = m.speed_profile(scenario.problem.eigenvalues)
     return stability_limit(s, m.batch, scenario.problem.kappa)
+
+
+def guard_chain(scenario: Scenario, on_unstable: str, diagnostics: dict[str, Any]) -> list[StepCheck]:
+    """The stability policy (:func:`~spectral_theory.stability.guard_steps`) for every model of
+    the chain on its own modes, before anything is trained (so that a model taken from a
+    :class:`PrefixCache` is checked and reported too). Fills ``diagnostics["warnings"]`` and,
+    when some model has steps above its limit, ``diagnostics["unstable_steps"]``."""
+    warn_msgs = diagnostics.setdefault("warnings", [])
+    unstable: dict[str, dict] = {}
+    lam = scenario.problem.eigenvalues
+    checks = [guard_steps(m.name, m.phases(), m.speed_profile(lam), m.batch, scenario.problem.kappa,
+                          on_unstable=on_unstable, warn_msgs=warn_msgs, unstable_steps=unstable)
+              for m in scenario.models]
+    if unstable:
+        diagnostics["unstable_steps"] = unstable
+    return checks
 
 
 @dataclass

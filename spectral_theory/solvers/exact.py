@@ -14,15 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InstabilityError
 from ..result import ModelResult, Result
 from ..spec import Scenario
-from ..stability import DEFAULT_ON_UNSTABLE, guard_steps
+from ..stability import DEFAULT_ON_UNSTABLE, StepCheck
 from . import kernels as gen
 from .base import (
     ChainState,
     PrefixCache,
     Solver,
+    guard_chain,
     model_result,
     pairwise_disagreement,
     train_chain,
@@ -39,16 +39,17 @@ class ExactSolver(Solver):
     uses_cache = True
 
     def _solve(self, scenario, *, at, record_modes, every_step, on_unstable, cache):
-        warn_msgs: list[str] = []
         d = scenario.problem.d
         t_start = time.perf_counter()
+        checked: dict = {}
+        checks = guard_chain(scenario, on_unstable, checked)
 
         trained = []
 
         def train(state: ChainState, gi: int, ckpt: np.ndarray) -> ModelResult:
             trained.append(scenario.models[gi].steps)
             return _train_model(state, scenario, gi, ckpt, record_modes=record_modes, every_step=every_step,
-                                on_unstable=on_unstable, warn_msgs=warn_msgs)
+                                check=checks[gi])
 
         results, state = train_chain(scenario, at, train, cache=cache, record_modes=record_modes,
                                      every_step=every_step, method="exact")
@@ -64,7 +65,7 @@ class ExactSolver(Solver):
                 "mode_steps": mode_steps,
                 "seconds": elapsed,
                 "mode_steps_per_second": mode_steps / elapsed if elapsed > 0 else math.inf,
-                "warnings": warn_msgs,
+                **checked,
             },
             state=state,
         )
@@ -88,8 +89,9 @@ def run_exact(
 
 
 def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarray, *, record_modes: bool,
-                 every_step: bool, on_unstable: str, warn_msgs: list[str]) -> ModelResult:
-    """Train model ``gi`` of the chain (models ``0..gi-1`` are in ``state``) and report its curves."""
+                 every_step: bool, check: StepCheck) -> ModelResult:
+    """Train model ``gi`` of the chain (models ``0..gi-1`` are in ``state``) and report its curves
+    (``check``: what the stability policy found for it)."""
     model = scenario.models[gi]
     prob = scenario.problem
     lam = prob.eigenvalues
@@ -106,8 +108,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     others = [h for h in range(g)]
     phases = model.phases()
     max_lr = max((lr for lr, _ in phases), default=0.0)
-    limit = guard_steps(model.name, model.phase_starts(), s, model.batch, kappa, on_unstable=on_unstable,
-                        warn_msgs=warn_msgs)
+    limit = check.limit
 
     n_ck = ckpt.size
     risk = np.empty((n_ck, 2))
@@ -161,8 +162,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
                 record(t)
         state.mu[g] = mu_g
         if not np.all(np.isfinite(Mgg)):
-            raise InstabilityError(model.name, t, lr, limit,
-                                   detail="the moments overflowed to a non-finite value")
+            raise check.error(t, lr, "the moments overflowed to a non-finite value")
 
     return model_result(model, ckpt, risk, state, g, disagreement=disagree, mode_curves=mode_curves,
                         curve=curve, limit=limit, max_lr=max_lr)

@@ -673,7 +673,7 @@ def run_ode(
     modes : ``(lam, theta2, weights)`` weighted nodes replacing the problem's modes.
     jump_tol : relative schedule jumps above this are grid nodes; below, the
         staircase is smoothed (module docstring).
-    on_unstable : ``"raise"`` or ``"warn"`` as in :func:`spectral_theory.predict`.
+    on_unstable : ``"warn"``, ``"raise"`` or ``"ignore"`` as in :func:`spectral_theory.predict`.
     """
     check_on_unstable(on_unstable)
     if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
@@ -691,6 +691,7 @@ def run_ode(
     state = ChainState(theta2=theta2, mu=[], M={})
     results: dict[str, ModelResult] = {}
     warn_msgs: list[str] = []
+    unstable: dict[str, dict] = {}
     grid: dict[str, int] = {}
     max_xs: dict[str, float] = {}
     stats_all = _Stats()
@@ -704,8 +705,10 @@ def run_ode(
         q = 1.0 + (kappa - 2.0) / model.batch
         weights = w if weighted else None
         tl = Timeline.from_model(model, jump_tol)
-        limit = guard_steps(model.name, zip(tl.lrs, tl.step_start[:-1], strict=True), s, model.batch, kappa,
-                            on_unstable=on_unstable, warn_msgs=warn_msgs, weights=weights)
+        check = guard_steps(model.name, zip(tl.lrs, np.diff(tl.step_start), strict=True), s, model.batch,
+                            kappa, on_unstable=on_unstable, warn_msgs=warn_msgs, unstable_steps=unstable,
+                            weights=weights)
+        limit = check.limit
         max_xs[model.name] = tl.max_lr * (float(s.max()) if s.size else 0.0)
 
         g = state.add_model(expect=gi)
@@ -732,8 +735,7 @@ def run_ode(
             # _integrate knows tau, not the step: name the first step at or past that tau
             tau_fail = float(err.detail_tau) if err.detail_tau is not None else math.inf
             step = int(np.searchsorted(tl.tau_of_steps(np.arange(model.steps + 1)), tau_fail))
-            raise InstabilityError(model.name, min(step, model.steps), err.lr, limit,
-                                   detail=err.detail) from None
+            raise check.error(min(step, model.steps), err.lr, err.detail) from None
         grid[model.name] = stats.accepted
         stats_all.accepted += stats.accepted
         stats_all.rejected += stats.rejected
@@ -742,8 +744,7 @@ def run_ode(
         decay = np.exp(-s * tl.total_tau)
         state.set_from_residual(g, p, c, U_T, {h: W0[h] * decay for h in others}, m0 * decay)
         if not np.all(np.isfinite(state.M[(g, g)])):
-            raise InstabilityError(model.name, model.steps, tl.max_lr, limit,
-                                   detail="the moments overflowed to a non-finite value")
+            raise check.error(model.steps, tl.max_lr, "the moments overflowed to a non-finite value")
 
         # map recorded rows back to the requested checkpoints
         pos = np.searchsorted(rec_steps, ckpt)
@@ -771,6 +772,8 @@ def run_ode(
         "seconds": elapsed,
         "warnings": warn_msgs,
     }
+    if unstable:
+        diagnostics["unstable_steps"] = unstable
     if weighted:
         diagnostics["mode_weight_total"] = float(np.sum(w))
     return Result(method="ode", models=results, scenario=scenario, disagreement=disagreement,

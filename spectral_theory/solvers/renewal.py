@@ -63,7 +63,8 @@ decays over the phase (``n min delta > 1``) is inverted on the contour shifted
 onto its slowest pole ``log z*`` (``z*``: the top eigenvalue, by Newton on the
 secular equation), so that the quadrature error decays as ``z*^t`` with the
 row; otherwise the error is absolute (below). An unstable step
-(``on_unstable='warn'``) shifts the contour past its growing pole likewise.
+(above the stability limit, in a phase the schedule later leaves: ``docs/theory.md`` §5)
+shifts the contour past its growing pole likewise.
 
 Why a contour, not the eigen-decomposition of ``diag(a) + b 1^T``: the ``d``
 secular roots cost ``O(d^2)`` (10^10 at d = 10^5) and their residues are
@@ -130,14 +131,14 @@ from functools import cached_property
 
 import numpy as np
 
-from ..errors import InstabilityError
 from ..result import ModelResult, Result
 from ..spec import Constant, Piecewise, Scenario, Schedule, StepDecay
-from ..stability import DEFAULT_ON_UNSTABLE, guard_steps, is_stable
+from ..stability import DEFAULT_ON_UNSTABLE, StepCheck
 from .base import (
     ChainState,
     PrefixCache,
     Solver,
+    guard_chain,
     model_result,
     pairwise_disagreement,
     train_chain,
@@ -921,13 +922,14 @@ class RenewalSolver(Solver):
         return float(len(scenario.models) * phases * d * 150 + 50 * extra)
 
     def _solve(self, scenario, *, at, record_modes, every_step, on_unstable, cache):
-        warn_msgs: list[str] = []
         counters = _Counters()
         t_start = time.perf_counter()
+        checked: dict = {}
+        checks = guard_chain(scenario, on_unstable, checked)
 
         def train(state: ChainState, gi: int, ckpt: np.ndarray) -> ModelResult:
             return _train_model(state, scenario, gi, ckpt, record_modes=record_modes, every_step=every_step,
-                                on_unstable=on_unstable, warn_msgs=warn_msgs, counters=counters, fmm=self.fmm)
+                                check=checks[gi], counters=counters, fmm=self.fmm)
 
         results, state = train_chain(scenario, at, train, cache=cache, record_modes=record_modes,
                                      every_step=every_step, method=METHOD_NAME)
@@ -950,7 +952,7 @@ class RenewalSolver(Solver):
                 "multipole_setups": counters.fmm_setups,
                 "multipole_near_pairs": counters.near_pairs,
                 "consistency": counters.consistency,
-                "warnings": warn_msgs,
+                **checked,
             },
             state=state,
         )
@@ -977,9 +979,10 @@ def run_renewal(
 
 
 def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarray, *,
-                 record_modes: bool, every_step: bool, on_unstable: str, warn_msgs: list[str],
+                 record_modes: bool, every_step: bool, check: StepCheck,
                  counters: _Counters, fmm: bool | None) -> ModelResult:
-    """Train model ``gi`` (models ``0..gi-1`` are in ``state``) phase by phase; report its curves."""
+    """Train model ``gi`` (models ``0..gi-1`` are in ``state``) phase by phase; report its curves
+    (``check``: what the stability policy found for it)."""
     model = scenario.models[gi]
     prob = scenario.problem
     lam = prob.eigenvalues
@@ -996,10 +999,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     phases = _phases(model)
     assert not isinstance(phases, str)
     max_lr = max((lr for lr, _ in phases), default=0.0)
-    limit = guard_steps(model.name, model.phase_starts(), s, model.batch, kappa, on_unstable=on_unstable,
-                        warn_msgs=warn_msgs)
-    # with on_unstable="warn" unstable phases are integrated on a contour shifted past the growing pole
-    stable = {lr: lr < limit or is_stable(lr, s, model.batch, kappa) for lr, _ in phases}
+    limit = check.limit
 
     times = np.unique(ckpt)
     if every_step:
@@ -1030,7 +1030,8 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     for lr, n in phases:
         x = lr * s
         sel = np.flatnonzero((times > tg) & (times <= tg + n))
-        unstable = not stable[lr]
+        # a phase above the limit is integrated on a contour shifted past its growing pole
+        unstable = lr in check.rates
         with np.errstate(over="ignore", invalid="ignore") if unstable else _nullcontext():
             out = _solve_phase(x, q, inv_b, U, sig, n, times[sel] - tg, mode_flag[sel],
                                W[p] if p is not None else None, counters, fmm=fmm,
@@ -1051,8 +1052,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
                 W[h] = W[h] * fac
             mu_v = mu_v * fac
         if not (np.all(np.isfinite(U)) and np.all(np.isfinite(rU[:, sel]))):
-            raise InstabilityError(model.name, tg + n, lr, limit,
-                                   detail="the moments overflowed to a non-finite value")
+            raise check.error(tg + n, lr, "the moments overflowed to a non-finite value")
         tg += n
 
     # assemble g's moments (an untrained model keeps its initialisation exactly)
