@@ -4,7 +4,8 @@ One handler per subcommand (``_cmd_<name>(args)``, attached to its parser with
 ``set_defaults(handler=...)``) computes and returns an :class:`_Output`; :func:`main` is the
 one place that writes it (atomically, see :func:`_write_file`) and the one error boundary
 (:class:`SpecError` and :class:`InstabilityError` become ``spectral-theory: error: ...``,
-exit status 2).
+exit status 2); warnings (the stability policy's, ``docs/theory.md`` §5) become one line
+``spectral-theory: warning: ...`` each on standard error.
 
 Meanings shared by every subcommand: ``--method`` is the theory solver (``auto`` or a key of
 ``spectral_theory.solvers.METHODS``); theory or Monte Carlo is the subcommand (``run`` or
@@ -105,10 +106,17 @@ def _method_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _stability_args(p: argparse.ArgumentParser) -> None:
-    """The stability policy's flags (theory and Monte Carlo alike)."""
-    p.add_argument("--allow-unstable", action="store_true",
-                   help="integrate beyond the stability limit instead of failing (exact, but diverging)")
-    # (--strict-stability, the stability policy's other flag, goes here)
+    """The stability policy's flags (theory and Monte Carlo alike; docs/theory.md §5). Without
+    either, a schedule above its limit for some steps is computed with a warning, and one whose
+    final constant phase is above the limit is an error."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--allow-unstable", action="store_true",
+                   help="on_unstable='ignore': integrate steps above the stability limit without a "
+                        "warning, a final unstable phase included (exact, but diverging; a risk that "
+                        "overflows is still an error)")
+    g.add_argument("--strict-stability", action="store_true",
+                   help="on_unstable='raise': refuse any step above the stability limit (default: "
+                        "compute a schedule that returns below it, with a warning)")
 
 
 def _monte_carlo_args(p: argparse.ArgumentParser, *, switch: bool = False) -> None:
@@ -233,7 +241,10 @@ def _parse_values(text: str) -> tuple[str, list]:
 
 
 def _on_unstable(args: argparse.Namespace) -> str:
-    return "warn" if args.allow_unstable else "raise"
+    """``on_unstable`` from the stability flags (default: the API's, ``"warn"``)."""
+    if args.allow_unstable:
+        return "ignore"
+    return "raise" if args.strict_stability else "warn"
 
 
 def _solver_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -308,20 +319,25 @@ def _cmd_simulate(args: argparse.Namespace) -> _Output:
 
 
 def _cmd_stability(args: argparse.Namespace) -> _Output:
-    from .solvers.base import model_stability_limit
     from .spec import load_scenario
-    from .stability import is_stable
+    from .stability import guard_steps
 
     scenario = load_scenario(args.scenario)
     lines = []
-    for i, m in enumerate(scenario.models):
-        lim = model_stability_limit(scenario, i)
-        s = m.speed_profile(scenario.problem.eigenvalues)
-        lrs = {lr for lr, _ in m.phases()}
-        mx = max(lrs, default=0.0)
-        ok = all(is_stable(lr, s, m.batch, scenario.problem.kappa) for lr in lrs)
-        verdict = "stable" if ok else "UNSTABLE"
-        lines.append(f"{m.name}: largest stable constant step {lim:.6g} "
+    for m in scenario.models:
+        phases = m.phases()
+        check = guard_steps(m.name, phases, m.speed_profile(scenario.problem.eigenvalues), m.batch,
+                            scenario.problem.kappa, on_unstable="ignore")
+        mx = max((lr for lr, _ in phases), default=0.0)
+        if not check.unstable:
+            verdict = "stable"
+        elif check.final is None:
+            verdict = (f"above the limit at steps {check.ranges_text()} (peak growth factor "
+                       f"{check.growth_text()}), then below: computed with a warning")
+        else:
+            verdict = (f"UNSTABLE (the final constant phase, from step {check.final[0]}, is above the "
+                       "limit: an error unless --allow-unstable)")
+        lines.append(f"{m.name}: largest stable constant step {check.limit:.6g} "
                      f"(batch-mean); largest step used {mx:.6g}: {verdict}\n")
     return _Output("".join(lines))
 
@@ -377,10 +393,32 @@ def _cmd_demo(args: argparse.Namespace) -> _Output:
 
 
 # ---------------------------------------------------------------------------- entry point
+def _report_warnings(caught: list) -> None:
+    """Each distinct warning as one line ``spectral-theory: warning: ...`` on standard error
+    (no Python source lines)."""
+    seen: set[str] = set()
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if text not in seen:
+            seen.add(text)
+            sys.stderr.write(f"spectral-theory: warning: {text}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out = args.handler(args)
+        except (SpecError, InstabilityError) as err:
+            _report_warnings(caught)
+            sys.stderr.write(f"spectral-theory: error: {err}\n")
+            return 2
+    _report_warnings(caught)
     try:
-        _emit(args, args.handler(args))
+        _emit(args, out)
     except (SpecError, InstabilityError) as err:
         sys.stderr.write(f"spectral-theory: error: {err}\n")
         return 2

@@ -335,6 +335,14 @@ class StepCheck:
         """Number of steps above the limit."""
         return sum(b - a + 1 for a, b in self.ranges)
 
+    def ranges_text(self) -> str:
+        """The steps above the limit as text, e.g. ``0-9, 200-399``."""
+        return _ranges_text(self.ranges)
+
+    def growth_text(self) -> str:
+        """The peak growth factor as text (``10^x`` from ``10^300`` on)."""
+        return _growth_text(self.log10_growth)
+
     def entry(self) -> dict:
         """The ``diagnostics["unstable_steps"][model]`` entry of a result."""
         return {"steps": [[a, b] for a, b in self.ranges], "limit": self.limit,
@@ -446,13 +454,13 @@ def guard_steps(name: str, phases, speeds: np.ndarray, batch: int, kappa: float,
                           f"the final constant phase (steps {final[0]}-{total - 1}) is above the "
                           f"limit: the risk grows geometrically, by a factor up to "
                           f"{rates[final[1]]:.6g} per step, to the end of training "
-                          "(on_unstable='ignore' computes it anyway)")
+                          "(on_unstable='ignore', CLI --allow-unstable, computes it anyway)")
     if unstable_steps is not None:
         unstable_steps[name] = check.entry()
     if on_unstable == "warn":
         msg = (f"model {name!r}: {check.summary()}. The schedule returns below the limit, so it "
-               "is computed (the risk grows over those steps); on_unstable='ignore' silences this "
-               "warning, 'raise' refuses such schedules")
+               "is computed (the risk grows over those steps); on_unstable='ignore' (CLI "
+               "--allow-unstable) silences this warning, 'raise' (--strict-stability) refuses it")
         if warn_msgs is not None:
             warn_msgs.append(msg)
         import warnings

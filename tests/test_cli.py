@@ -132,6 +132,44 @@ def test_unstable_config_is_reported(capsys, tmp_path):
     assert "UNSTABLE" in out
 
 
+TRANSIENT = "schedule = { kind = 'piecewise', lrs = [0.6, 0.3], lengths = [3, 7] }\n"  # limit 0.5595
+FINAL_UNSTABLE = "schedule = { kind = 'piecewise', lrs = [0.3, 0.6], lengths = [7, 3] }\n"
+
+
+@pytest.mark.parametrize("command", ["run", "simulate"])
+def test_stability_flags_and_warning_lines(capsys, tmp_path, command):
+    """docs/theory.md §5 on the command line: a transient schedule is computed with one
+    ``spectral-theory: warning:`` line (no Python warning source lines); --strict-stability
+    refuses it; --allow-unstable computes a final unstable phase too, silently."""
+    extra = ["--reps", "8"] if command == "simulate" else []
+    transient = _write(tmp_path, BASE + TRANSIENT, "transient.toml")
+    final = _write(tmp_path, BASE + FINAL_UNSTABLE, "final.toml")
+    code, out, err = run_cli([command, transient, "--at", "0,10", *extra], capsys)
+    assert code == 0 and "excess risk" in out
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("spectral-theory: warning: model 'm': steps 0-2 (3 of 10")
+    assert "stability limit 0.559545" in lines[0] and "peak growth factor" in lines[0]
+    assert "RuntimeWarning" not in err and "warnings.warn" not in err
+    code, out, err = run_cli([command, transient, "--strict-stability", *extra], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("spectral-theory: error: models['m']: step size 0.6 at step 0 is unstable")
+    assert "on_unstable='raise'" in err and "warning" not in err
+    code, _, err = run_cli([command, final, *extra], capsys)
+    assert code == 2 and "final constant phase (steps 7-9)" in err and "0.559545" in err
+    code, out, err = run_cli([command, final, "--allow-unstable", "--at", "0,10", *extra], capsys)
+    assert code == 0 and err == "" and "excess risk" in out
+    with pytest.raises(SystemExit):  # one or the other
+        main([command, str(transient), "--allow-unstable", "--strict-stability"])
+
+
+def test_stability_command_names_transient_and_final_phases(capsys, tmp_path):
+    code, out, _ = run_cli(["stability", _write(tmp_path, BASE + TRANSIENT)], capsys)
+    assert code == 0 and "above the limit at steps 0-2 (peak growth factor" in out
+    assert "computed with a warning" in out and "UNSTABLE" not in out
+    code, out, _ = run_cli(["stability", _write(tmp_path, BASE + FINAL_UNSTABLE)], capsys)
+    assert code == 0 and "UNSTABLE (the final constant phase, from step 7" in out
+
+
 def test_problem_level_errors():
     with pytest.raises(st.SpecError, match=r"problem.spectrum.kind: got 'zipf'"):
         scenario_from_dict({"problem": {"spectrum": {"kind": "zipf"}, "target": {"kind": "powerlaw", "b": 2}},
