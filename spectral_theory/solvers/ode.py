@@ -1,143 +1,19 @@
-"""Continuous-time deterministic equivalent of the moment recursion (THEORY.md section 4).
+"""Continuous-time deterministic equivalent of the moment recursion (``docs/theory.md`` §6),
+integrated on an adaptive log grid; ``docs/solvers/ode.md`` describes the method.
 
-The ODE
--------
-Time is ``tau = sum_{u<t} eta_u`` (step ``t`` of a model sits at ``tau(t)``), and
-``eta(tau)`` is the model's step size as a function of ``tau`` (piecewise
-constant: ``eta_t`` on ``[tau(t), tau(t+1))``). The ODE is the exact per-step
-change of THEORY.md section 4 divided by the step's length ``eta`` (all terms
-kept, also the ``O(eta s^2)`` ones: this is the standard deterministic
-equivalent / homogenized SGD). For model ``g`` with speeds ``s``, batch ``B``,
-frozen parent ``p`` and hard-label weight ``alpha`` (``c = 1 - alpha``), per mode::
+In ``tau = sum_{u<t} eta_u`` the per-step change of the recursion divided by ``eta`` gives, for
+the student's residual ``U = E v^2`` (``v = e_g - c e_p``),
+``dU/dtau = -2 s U + eta(tau) [q s^2 U + (s^2/B)(sum_j U_j + alpha^2 sigma2)]`` with
+``q = 1 + (kappa - 2)/B``; cross moments and first moments decay as ``exp(-s tau)``. The solver
+is an exponential integrator (phi-functions of the stiff diagonal part, the rank-one coupling
+interpolated by a cubic in the past grid values) with local error control (``rtol``, ``atol``)
+and schedule jumps above ``jump_tol`` as grid nodes.
 
-    d mu_g / dtau = -s (mu_g - c mu_p)
-    d M_gh / dtau = -s (M_gh - c M_ph)                          every frozen h (h = p included)
-    d M_gg / dtau = -2 s (M_gg - c M_gp)
-                    + eta(tau) s^2 [ U + ( sum_j U_j + (kappa - 2) U + alpha^2 sigma2 ) / B ]
-    U = M_gg - 2 c M_gp + c^2 M_pp
-
-(hard labels: ``c = 0``, ``U = M_gg``:
-``dM/dtau = -2 s M + eta s^2 [M + ((kappa-2) M + sum_j M_j + sigma2)/B]``).
-
-Reduction used by the solver. With ``v = e_g - c e_p`` (the student's residual,
-``U = E v^2``) and ``W_h = M_gh - c M_ph = E[v e_h]``, the equations above give,
-because the parent is frozen::
-
-    dU/dtau   = -2 s U + eta(tau) [ q s^2 U + (s^2 / B) (sum_j U_j + alpha^2 sigma2) ],
-                q = 1 + (kappa - 2)/B                (the hard-label ODE, noise alpha^2 sigma2)
-    dW_h/dtau = -s W_h,       d(mu_g - c mu_p)/dtau = -s (mu_g - c mu_p)
-
-so ``W_h`` and ``mu_g`` are closed-form exponentials, ``M_gh = W_h + c M_ph``,
-``M_gg = U + 2 c W_p + c^2 M_pp`` and the disagreement with the parent is
-``sum_i [U - 2 (1-c) W_p + (1-c)^2 M_pp]``. The only coupled part is the
-rank-one system for ``U``. (The same identities hold step by step for the
-discrete recursion: ``U`` obeys the hard-label recursion exactly.) As in the
-exact engine, the moments carry two rows: row 0 driven by the target
-(``sigma2 = 0``), row 1 by the label noise (``theta = 0``).
-
-The integrator
---------------
-Exponential integrator in the Volterra form, per mode ``i``, on an interval
-``[a, b]`` of length ``h`` with ``z_i = 2 s_i h``::
-
-    U_i(b) = e^{-z_i} U_i(a) + int_a^b e^{-2 s_i (b - sigma)} G_i(sigma) d sigma,
-    G_i = eta(tau) [ q s_i^2 U_i + (s_i^2/B) (R + nu) ],   R = sum_j w_j U_j.
-
-The decay ``-2 s U`` is integrated exactly (no stiffness limit from fast
-modes); ``G`` is replaced by its polynomial interpolant through the new node
-``b``, the current node ``a`` and up to two previous nodes (cubic, variable
-step, an exponential Adams-Moulton method). The weights are
-``h sum_k L_jk J_k(z)`` with ``J_k(z) = int_0^1 e^{-z(1-u)} u^k du`` (upward
-recursion for ``z >= 1``, series plus downward recursion below: relative
-accuracy 1e-15) and ``L`` the monomial coefficients of the Lagrange basis.
-The unknown end value ``G(b)`` makes the step implicit, but the system is
-linear with a rank-one coupling: ``U(b) = P + K (R(b) + nu)`` per mode, so
-``R(b)`` follows from two weighted sums and one division per source row.
-O(d) work per grid point, no iteration (the modes are processed in
-cache-sized blocks).
-
-Error control: the estimate is the difference between the propagated
-interpolant and the one of one degree less (oldest node dropped) applied to
-the same data, i.e. the local error of the lower-degree method (``O(h^(deg+1))``);
-the step is accepted when, for each source row,
-``sum_i |w_i| |dU_i| <= rtol * sum_i |w_i U_i(b)| + atol * (largest such sum so far)``,
-and the next step is ``h * clip(0.9 err^(-1/(deg+1)), 0.2, 3)``. After a
-breakpoint (start, a large jump of the schedule) the history restarts: the
-first step uses the Hermite quadratic through ``G(a)``, ``G'(a+)`` (computed
-from the ODE itself) and ``G(b)``, checked against the linear interpolant.
-Reported steps are grid nodes. Measured: the global relative error of the risk is
-about ``0.4 rtol`` (rtol 1e-4 .. 1e-8), and the number of grid points grows
-like ``rtol^(-1/4)``. Because the solution of a power-law problem evolves on
-the scale ``tau`` itself, the accepted steps grow like ``h ~ tau``: the number
-of grid points grows like ``log T`` for constant and smoothly decaying
-schedules (about 20-45 points per decade of T at rtol 1e-6, d = 10^3 or
-infinity, fewer once the risk reaches its floor; ``benchmarks/bench_continuum.py``).
-Each large jump of the schedule restarts a relaxation on all time scales from
-``1/s_max`` up to ``tau``, so it costs ``O(log tau)`` points: step decay with
-``log2 T`` halvings costs ``O(log^2 T)``, and an erratic per-step schedule
-costs a few points per step (use ``jump_tol`` to smooth it). Solutions that
-decay exponentially (a few modes learned to completion) are resolved
-relatively until they fall below ``atol`` times their peak.
-
-Schedules. ``eta(tau)`` is used as given across a jump of relative size above
-``jump_tol`` (default 1e-2): such a jump is a grid node and the interpolation
-history restarts there. Within a run of phases whose consecutive relative
-jumps are all below ``jump_tol`` (a smooth schedule: polynomial, geometric,
-warm-up tails, fine step decays) the staircase is replaced by its linear
-interpolant through the phase midpoints (constant in the outer half-phases), which
-changes the ODE by a relative ``O(jump_tol * eta s)`` -- a fraction
-``jump_tol`` of the ODE's own error against the discrete recursion. With
-``jump_tol=0`` every jump is a node and the ODE is exactly the staircase one
-(cost grows with the number of jumps). ``tau(t)`` at reported steps is always
-the exact cumulative sum.
-
-Error of the ODE against the discrete recursion
------------------------------------------------
-Per step of size ``x_i = eta s_i`` the recursion multiplies the deviation of a
-mode from its fixed point by ``a_i = 1 - 2 x_i + q x_i^2`` (plus the rank-one
-coupling), the ODE over the same ``dtau = eta`` by
-``exp(-(1 - a_i)) = a_i exp((1-a_i)^2/2 + O((1-a_i)^3))``: it drops terms of
-relative order ``x_i`` per step, i.e. the ODE at ``tau`` is the recursion at
-a time rescaled by ``1 + O(x_i)``. Consequences, all checked in
-``tests/test_ode.py``:
-
-* For a constant step the fixed points coincide exactly (the vector field is
-  the per-step change divided by ``eta``, so the risk floor
-  ``(I - A)^{-1} b`` is the same) and so does the kernel-norm stability
-  threshold ``sum_i x_i / (B (2 - q x_i)) < 1`` (the recursion's extra
-  per-mode conditions ``x < 2``, ``a_i > -1`` have no ODE analogue).
-* The error is first order in the step: halving every step size while
-  doubling the number of steps halves the discrepancy (measured ratios
-  1.95, 1.99, 1.99 for eta = 0.1 -> 0.0125 on a teacher -> student pair).
-* Bound. With ``x_max = max_{t,i} eta_t s_i``::
-
-      max_t |E_ode(t) - E_exact(t)| <= C x_max max_t E_exact(t),   C = 0.5.
-
-  Without coupling, per mode ``|a^n - e^{-n(1-a)}| <= (1-a)/(2e) + O((1-a)^2)``
-  with ``1 - a ~ 2x``, i.e. ``C = 1/e``; measured ``C`` = 0.06-0.29 on the test
-  configs (single power-law models, Rademacher B = 1, step decay, a 3-model
-  chain with capacity-limited and mixed-label students, d = 1) and below 0.25
-  near the stability limit (where the risk is dominated by the exactly matched
-  floor). The same bound holds for the disagreement with the teacher
-  (measured 0.20-0.22).
-* Pointwise relative error: mode ``i`` is off by a factor ``~exp(-x_i s_i 2 tau)``,
-  so ``|E_ode/E_exact - 1|`` is the average of ``2 x_i s_i tau`` over the modes
-  that carry the risk at ``tau``. For power laws those have ``s_i tau = O(1)``:
-  measured ``<= 0.45 x_max`` for ``b <= 2.5`` (up to ``~x_max`` for ``b = 4``,
-  where the top mode dominates longer); for a few modes learned to completion
-  (``d = 1``) the relative error grows like ``x s tau`` while the absolute one
-  stays below the bound.
-
-Weighted modes
---------------
-``modes=(lam, theta2, weights)`` replaces the problem's modes by weighted
-nodes: every mode sum (the coupling ``sum_j U_j``, the risks, the
-disagreements, the stability kernel norm) becomes ``sum_j w_j (...)_j``.
-This is how the continuum limit (:mod:`spectral_theory.continuum`) plugs in.
-A model with ``capacity=k`` needs nodes that carry their mode-index ranges
-(``index_lo``, ``index_hi`` attributes, as :func:`continuum.powerlaw_nodes`
-provides with a panel break at ``k``); explicit ``speeds`` must have one
-entry per node.
+Not exact: it drops terms of relative order ``eta s`` per step. Stated bound against the
+discrete recursion: ``max_t |E_ode - E_exact| <= ODE_ERROR_CONSTANT * max(eta s) * max_t E``
+(:func:`ode_error_bound`; tests/test_ode.py measures it). Weighted nodes
+(``modes=(lam, theta2, weights)``) make the cost independent of ``d``: this is how the
+continuum limit (:mod:`spectral_theory.solvers.continuum`) plugs in.
 """
 
 from __future__ import annotations
@@ -148,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.polynomial import polynomial as npoly
 
 from ..errors import InstabilityError, SpecError
 from ..result import ModelResult, Result
@@ -225,26 +102,11 @@ def _jfun(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _lagrange(past: list[float], h: float) -> np.ndarray:
     """``L[j, k]``: coefficient of ``u^k`` in the Lagrange basis polynomial of node ``j``,
     nodes (in units of h) ``u = 1`` (new), ``0`` (current), ``-past[0]/h``, ..."""
-    u = [1.0, 0.0]
-    acc = 0.0
-    for hp in past:
-        acc += hp
-        u.append(-acc / h)
-    m = len(u)
-    L = np.zeros((m, m))
-    for j in range(m):
-        poly = [1.0]
-        den = 1.0
-        for i in range(m):
-            if i == j:
-                continue
-            nxt = [0.0] * (len(poly) + 1)
-            for k, cf in enumerate(poly):
-                nxt[k + 1] += cf
-                nxt[k] -= cf * u[i]
-            poly = nxt
-            den *= u[j] - u[i]
-        L[j] = np.array(poly) / den
+    u = np.concatenate([[1.0, 0.0], -np.cumsum(past) / h])
+    L = np.empty((u.size, u.size))
+    for j in range(u.size):
+        others = np.delete(u, j)
+        L[j] = npoly.polyfromroots(others) / np.prod(u[j] - others)
     return L
 
 
@@ -661,7 +523,7 @@ def run_ode(
 ) -> Result:
     """Integrate the deterministic-equivalent ODE for every model of the chain.
 
-    Same call shape and :class:`Result` fields as :func:`engine.run_exact`;
+    Same call shape and :class:`Result` fields as :func:`spectral_theory.solvers.exact.run_exact`;
     ``at[name]`` are SGD step indices, mapped to ``tau(t) = sum_{u<t} eta_u``.
 
     Parameters

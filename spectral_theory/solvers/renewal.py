@@ -1,124 +1,23 @@
-"""Fast exact solver: renewal equation inverted on hyperbolic contours (THEORY.md section 4).
+"""Renewal solver: the renewal equation of each constant phase inverted on hyperbolic
+contours; the same answer as the exact solver at a cost independent of the number of steps.
 
-Same call and result as :func:`spectral_theory.engine.run_exact`, for schedules
-made of a few constant phases; its cost does not grow with the number of steps.
+The method, its cost, its error control and what it declines are described in
+``docs/solvers/renewal.md``; in short, per constant phase:
 
-Reduction
----------
-Training model ``g`` (parent ``p``, ``c = 1 - alpha``; ``c = 0`` without a
-parent) only moves the residual ``v = e_g - c e_p``. Per mode ``i`` and source
-(row 0: bias, ``sigma2 = 0``; row 1: variance, ``theta = 0``):
+* the student's residual ``v = e_g - c e_p`` obeys the hard-label recursion
+  ``U(t+1) = diag(a) U(t) + b (1^T U(t) + sig)``; the cross moments and the first moment decay
+  by ``1 - x_i`` per step (``docs/theory.md`` §4, §6);
+* ``r(t) = 1^T U(t)`` has the z-transform ``R(z) = [F(z) + K(z) sig' z/(z - 1)] / (1 - K(z))``,
+  inverted by the trapezoid rule on a hyperbola per window of times ``[t0, lam t0]`` (tabulated
+  contours :data:`CONTOURS`, each with its measured error ``log10_err``, about 1e-12);
+* sums over modes are compressed by a one-dimensional multipole scheme from :data:`FMM_MIN`
+  moving modes on; times up to :data:`T_DIRECT` are stepped directly.
 
-* ``U_i = E[v_i^2]`` obeys the hard-label recursion
-  ``U(t+1) = diag(a) U(t) + b (1^T U(t) + sig)`` with ``x_i = eta s_i``,
-  ``q = (B + kappa - 2)/B``, ``a_i = 1 - delta_i``, ``delta_i = x_i (2 - q x_i)``,
-  ``b_i = x_i^2 / B`` and ``sig = (0, alpha^2 sigma2)``;
-* ``W_h,i = E[v_i e_h,i]`` (any frozen model ``h``) and the first-moment
-  multiplier ``mu_v = mu_g - c mu_p`` are multiplied by ``1 - x_i`` per step;
-* ``M_gg = U + 2 c W_p + c^2 M_pp``, ``M_gh = W_h + c M_ph``, ``mu_g = mu_v + c mu_p``,
-  and the disagreement with the teacher is ``E(v - alpha e_p)^2 = U - 2 alpha W_p + alpha^2 M_pp``.
-
-At the start of ``g``: ``U = M_gg - 2 c M_gp + c^2 M_pp`` with ``M_gg = (theta^2, 0)``,
-``M_gp = (-mu_p theta^2, 0)`` (the initialisation of ``ChainState.add_model``),
-``W_h = M_gh - c M_ph`` and ``mu_v = -1 - c mu_p``.
-
-Renewal equation and its inversion
-----------------------------------
-Within a constant phase, modes with ``s_i = 0`` are constant and add ``C`` to
-``r(t) = 1^T U(t)``; the moving modes obey the renewal (Volterra) equation of
-THEORY.md, whose z-transform ``R(z) = sum_t r(t) z^-t`` is
-
-    R(z) = [F(z) + K(z) sig' z/(z - 1)] / (1 - K(z)),   sig' = sig + C,
-    F(z) = sum_i U_i(0) z/(z - a_i),   K(z) = sum_i b_i / (z - a_i),
-
-and ``r(t) = (1/2 pi i) int R(e^s) e^(s t) ds`` over ``s in [sigma - i pi, sigma + i pi]``
-(``t >= 1``; ``r(0) = R(inf)``). When every ``a_i > 0`` (always for kappa >= 2)
-the poles of ``R`` (``z = 1`` if ``sig' != 0``, and the eigenvalues of
-``diag(a) + b 1^T``, which interlace the ``a_i`` plus one above them) are real
-in ``(0, 1]`` for a stable step, i.e. ``s <= 0``. Since ``R(e^s)`` is
-2 pi i-periodic and ``e^(s t)`` decays to the left, the segment is deformed into
-a hyperbola ``s(u) = mu (1 + sin(i u - alpha))`` kept inside ``|Im s| <= IM_MAX < pi``
-and integrated by the trapezoid rule (Weideman and Trefethen, Math. Comp. 76
-(2007) 1341). Per mode,
-
-    U_i(n) = a_i^n U_i(0) + b_i sig' (1 - a_i^n)/delta_i + b_i rho_i(n),
-    rho_i(n) = (1/2 pi i) int R(e^s) e^(s n) / (e^s - a_i) ds
-
-(the first two terms in closed form): the state at the end of a phase, the
-initial state of the next. Differences ``e^s - a_i`` are formed as
-``expm1(s) + delta_i``, without cancellation near ``z = 1``. The sums
-``sum_i W_p,i (1 - x_i)^t`` (disagreement, student risk) are inverted the same
-way from ``z sum_i W_p,i / (z - 1 + x_i)`` (or summed directly if some
-``x_i >= 1``).
-
-One contour serves a window of times ``[t0, lam t0]``: nodes ``s_k = s^_k / t0``
-with tabulated ``s^_k`` (:data:`CONTOURS`, ``lam`` from 1 to 10^4); the windows
-covering a phase's checkpoints and its end are chosen by a small dynamic
-programme minimising the number of nodes. Times up to :data:`T_DIRECT`, and
-phases no longer, are stepped directly (O(d) per step); ``t0 >= t_min`` keeps
-the nodes inside the strip.
-
-Exponential regime: a source row with ``sig' = 0`` (no steady state) that
-decays over the phase (``n min delta > 1``) is inverted on the contour shifted
-onto its slowest pole ``log z*`` (``z*``: the top eigenvalue, by Newton on the
-secular equation), so that the quadrature error decays as ``z*^t`` with the
-row; otherwise the error is absolute (below). An unstable step
-(above the stability limit, in a phase the schedule later leaves: ``docs/theory.md`` §5)
-shifts the contour past its growing pole likewise.
-
-Why a contour, not the eigen-decomposition of ``diag(a) + b 1^T``: the ``d``
-secular roots cost ``O(d^2)`` (10^10 at d = 10^5) and their residues are
-ill-conditioned for the clustered ``a_i`` of a power law; the contour needs
-``F`` and ``K`` at ~100 nodes per phase, ``O(nodes d)``, compressed below.
-
-Cost
-----
-For ``d >= FMM_MIN`` moving modes the sums over modes are compressed by a
-one-dimensional fast multipole scheme (sorted ``delta``; no copy when the
-spectrum is monotone): modes with ``delta <= FAR_RATIO min |E|`` share one
-Taylor series about 0 (``FAR_TERMS`` terms); the rest are binned geometrically
-(ratio :data:`BIN_RATIO`), each bin keeping ``FMM_TERMS`` moments about its
-centre; a node with ``radius / |E + centre| > FMM_RATIO`` sums that bin
-directly. The transposed scheme (local expansions) gives the per-mode
-``rho_i``. Per phase: ``O((FMM_TERMS + FAR_TERMS) d)`` for the moments and the
-per-mode states, plus ``O(nodes x bins x FMM_TERMS)``; below ``FMM_MIN`` the
-sums are direct, ``O(nodes d)``. Nothing depends on the number of steps
-except through the number of phases and the log-spread of the checkpoints.
-Measured figures (d = 10^5, T = 10^8: well under a second; cost nearly flat in
-T; thousands of times faster than ``run_exact`` at d = 10^4, T = 10^6) are in
-benchmarks/README.md, from ``python benchmarks/bench_fast.py``.
-
-Error control
--------------
-The contour parameters were optimised offline (Nelder-Mead) so that the
-trapezoid rule reproduces ``e^(-rho t)`` from ``1/(s + rho)`` with
-``max |error| (1 + rho t) <= 10^log10_err`` (about 1e-12, listed per contour
-and re-measured by :func:`contour_error`) for every ``rho >= 0`` and ``t`` in
-the window. A sum ``sum_k c_k lambda_k^t`` (``lambda_k = e^-rho_k``) is thus
-reproduced to about ``1e-12 sum_k |c_k| / (1 + rho_k t)`` plus ``~1e-13 / t0``
-of its fast (``lambda_k ~ 0``) part: relative ~1e-12 for the sums of many
-slowly decaying geometric sequences met here (power-law spectra), and for
-exponentially decaying rows through the shift above, up to the conditioning
-of ``1 - K`` near the stability limit. For windows starting near ``t_min``
-the z-transform's periodic images cost up to two digits (1e-10). The
-multipole truncation is below ``FMM_RATIO^FMM_TERMS = 1e-14`` and
-``FAR_RATIO^FAR_TERMS = 6e-16`` of the absolute sums. Reported a-posteriori
-check: ``diagnostics['consistency']``, the largest relative gap between
-``sum_i U_i(n) + C`` and the quadrature of ``r(n)`` over the phase ends
-(typically 1e-13 to 1e-11). Tests compare every reported field with
-``run_exact`` at relative 1e-8 (floors of 1e-14 of the source size for exact
-zeros and cancellations); the measured agreement is ~1e-12 to 1e-10. What is
-not relative: a per-mode value or a row far below ~1e-12 of the sources,
-reached through the fast (already decayed) components of a row that keeps a
-slower part, is accurate only in absolute terms.
-
-Not supported (``supports`` says why): some ``a_i <= 0`` (kappa < 2 with a
-large step: then poles can be negative), schedules with more than
-:data:`MAX_PHASES` constant phases per model, or schedules without a native
-phase list over more than :data:`MAX_EXPAND` steps. ``every_step=True`` is
-served for models of at most :data:`MAX_EVERY_STEP` steps (every step becomes
-a checkpoint) and refused above with a :class:`SpecError`. ``record_modes=True``
-is served (per-mode moments at every checkpoint, O(d) each).
+Accuracy: about 1e-10 relative to the exact solver (tests/test_renewal.py checks every field
+at 1e-8); ``diagnostics["consistency"]`` is an a-posteriori check. Declined (``supports``): some
+per-mode factor ``a_i <= 0``, more than :data:`MAX_PHASES` phases per model, schedules without
+a native phase list over more than :data:`MAX_EXPAND` steps, and ``every_step`` beyond
+:data:`MAX_EVERY_STEP` steps.
 """
 
 from __future__ import annotations
