@@ -154,6 +154,44 @@ def is_stable(eta: float, speeds: np.ndarray, batch: int, kappa: float,
     return _lower_ok(eta, moving, w, batch, kappa)
 
 
+def _kernel_root(start: float, moving: np.ndarray, w: np.ndarray, batch: int, kappa: float) -> float:
+    """The step ``eta <= start`` with ``kernel_norm(eta) = 1``, given ``kernel_norm(start) >= 1``.
+
+    ``k(eta) = sum_i w_i x_i / (B (2 - q x_i))`` (``x = eta s``) is increasing and convex on
+    ``[0, 2 / (q max s))`` for ``q >= 0``, so its tangent lies below it: Newton's method started
+    right of the root stays right of it and decreases monotonically to it (to the last ulp)."""
+    q = _q(batch, kappa)
+    e = start
+    for _ in range(400):
+        den = 2.0 - q * e * moving
+        k = float(np.sum(w * e * moving / den)) / batch
+        dk = float(np.sum(2.0 * w * moving / (den * den))) / batch
+        step = (k - 1.0) / dk
+        if not step > 4.0 * np.finfo(float).eps * e:  # converged, or rounding at the root
+            return e - max(step, 0.0)
+        e -= step
+    return e  # pragma: no cover - quadratic convergence ends within ~50 steps of the pole
+
+
+def secular_top(D: np.ndarray, b: np.ndarray) -> float:
+    """The root ``v > 0`` of ``sum_i b_i / (v + D_i) = 1`` (``D_i >= 0``, ``min D = 0``, ``b >= 0``
+    with ``b > 0`` where ``D = 0``): with ``D = max a - a`` the top eigenvalue of
+    ``diag(a) + b 1^T`` is ``max a + v`` (the form keeps ``v`` accurate when it is tiny).
+
+    ``h(v) = sum_i b_i / (v + D_i) - 1`` is convex and decreasing for ``v > 0``; started left of
+    the root (``v = bm / 2``, ``bm`` the sum of ``b`` where ``D = 0``, so that ``h >= 1``) Newton's
+    method increases monotonically to it."""
+    v = 0.5 * float(b[D == 0].sum())
+    for _ in range(400):
+        inv = 1.0 / (v + D)
+        binv = b * inv
+        step = (float(binv.sum()) - 1.0) / float((binv * inv).sum())
+        if not step > 4.0 * np.finfo(float).eps * v:
+            return v + max(step, 0.0)
+        v += step
+    return v  # pragma: no cover - the distance to the pole doubles per step until it converges
+
+
 def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
                     weights: np.ndarray | None = None) -> float:
     """End of the stable interval of constant steps ``(0, eta_max)`` (batch-mean convention);
@@ -167,10 +205,7 @@ def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
     if kernel_norm(below, moving, batch, kappa, w) < 1.0:
         limit = eta_bound
     else:
-        from ._brentq import brentq  # scipy's brentq, without importing scipy.optimize
-
-        limit = float(brentq(lambda e: kernel_norm(e, moving, batch, kappa, w) - 1.0, 0.0, below,
-                             xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500))
+        limit = _kernel_root(below, moving, w, batch, kappa)
     window = _low_window(batch, kappa)
     if window is None:
         return limit
@@ -192,8 +227,9 @@ def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
                 first = bad[0]
                 prev = max([e for e in grid if e < first], default=left)
                 # Brent's method on the sign of the predicate (-1: stable, +1: not) between
-                # the last good and the first bad grid point (it bisects a step function)
-                from ._brentq import brentq
+                # the last good and the first bad grid point (it bisects a step function);
+                # reached only for B = 1, kappa < 1.5
+                from scipy.optimize import brentq
 
                 def sign(e: float) -> float:
                     return -1.0 if _lower_ok(e, moving, w, batch, kappa) else 1.0
@@ -231,8 +267,6 @@ def map_radius(eta: float, speeds: np.ndarray, batch: int, kappa: float,
     when that value is shared by more than one mode, else the root below the second
     smallest. 1 when nothing moves.
     """
-    from ._brentq import brentq  # scipy's brentq, without importing scipy.optimize
-
     moving, w = _moving(speeds, weights)
     if moving.size == 0 or eta <= 0:
         return 1.0
@@ -240,17 +274,7 @@ def map_radius(eta: float, speeds: np.ndarray, batch: int, kappa: float,
     a = 1.0 - 2.0 * x + _q(batch, kappa) * x * x
     wb = w * (x * x / batch)
     amax = float(a.max())
-    D = amax - a
-    total = float(wb.sum())
-    # top root z = amax + v: h(v) = sum wb / (v + D) - 1 decreases from h(bm/2) >= 1 to h(total) <= 0
-    lo = 0.5 * float(wb[D == 0].sum())
-
-    def h(v: float) -> float:
-        return float(np.sum(wb / (v + D))) - 1.0
-
-    v = total if h(total) >= 0 else brentq(h, lo, total, xtol=1e-300, rtol=4 * np.finfo(float).eps,
-                                           maxiter=500)
-    top = amax + v
+    top = amax + secular_top(amax - a, wb)
     radius = abs(top)
     if float(a.min()) >= -radius:
         return radius
@@ -275,6 +299,8 @@ def map_radius(eta: float, speeds: np.ndarray, batch: int, kappa: float,
         if not (f(left) > 0 > f(right)):  # pragma: no cover - a root at round-off distance of a pole
             bottom = float(ua[0])
         else:
+            from scipy.optimize import brentq  # reached only for B = 1, kappa < 1.5
+
             bottom = float(ua[0]) + brentq(f, left, right, xtol=1e-300, rtol=4 * np.finfo(float).eps,
                                            maxiter=500)
     return max(radius, abs(bottom))

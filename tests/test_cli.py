@@ -423,34 +423,3 @@ def test_help_imports_no_numpy(argv):
     mods = _modules_after(f"from spectral_theory.cli import main\ntry:\n    main({argv!r})\n"
                           "except SystemExit as e:\n    assert e.code == 0")
     assert "numpy" not in mods and "spectral_theory.solvers" not in mods
-
-
-def test_brentq_port_matches_scipy():
-    """``spectral_theory._brentq`` (scipy-free, for the stability limit) returns scipy's roots."""
-    import math
-    import platform
-
-    from scipy.optimize import brentq as scipy_brentq
-
-    from spectral_theory._brentq import brentq
-    from spectral_theory.stability import _upper_bound, kernel_norm
-
-    eps = np.finfo(float).eps
-    cases = [(math.cos, 0.0, 3.0, {}), (lambda x: x**3 - 2 * x - 5, 2.0, 3.0, {}),
-             (lambda x: math.exp(x) - 10, 0.0, 5.0, {"xtol": 1e-300}), (lambda x: x - 1e-9, -1.0, 1.0, {})]
-    for d, a, batch, kappa in [(10, 1.5, 1, 3.0), (1000, 1.1, 1, 3.0), (10**5, 1.5, 1, 3.0), (1000, 2.5, 4, 1.2)]:
-        s = np.arange(1, d + 1, dtype=float) ** -a
-        below = _upper_bound(batch, kappa) / s.max() * (1 - 1e-13)
-        f = lambda e, s=s, batch=batch, kappa=kappa: kernel_norm(e, s, batch, kappa) - 1.0  # noqa: E731
-        assert f(below) > 0
-        cases.append((f, 0.0, below, {"xtol": 1e-300, "rtol": 4 * eps, "maxiter": 500}))
-    for f, lo, hi, kw in cases:
-        ours, ref = brentq(f, lo, hi, **kw), scipy_brentq(f, lo, hi, **kw)
-        if platform.machine() in ("x86_64", "AMD64"):
-            assert ours == ref  # the same operations in the same order
-        else:  # the C code may fuse multiply-adds
-            assert abs(ours - ref) <= 4 * eps * abs(ref) + kw.get("xtol", 2e-12)
-    with pytest.raises(ValueError, match="different signs"):
-        brentq(math.cos, 0.0, 1.0)
-    with pytest.raises(RuntimeError, match="converge"):
-        brentq(math.cos, 0.0, 3.0, maxiter=1)

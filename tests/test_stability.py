@@ -137,3 +137,33 @@ def test_exact_criterion_against_spectral_radius_random():
 def test_rademacher_single_mode_limit_is_x_below_two():
     # kappa = 1, B = 1, d = 1: M' = (1 - x)^2 M + x^2 sigma2 is stable for x < 2 although a = 1 - 2x < -1
     assert st.stability_limit(np.array([0.8]), 1, 1.0) == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("d,a,batch,kappa", [(10, 1.5, 1, 3.0), (1000, 1.1, 1, 3.0), (10**5, 1.5, 1, 3.0),
+                                             (1000, 2.5, 4, 1.2), (50, 1.5, 1, 1.0), (300, 1.2, 3, 9.0)])
+def test_limit_root_and_secular_top_against_scipy_and_dense(d, a, batch, kappa):
+    """The monotone Newton iterations of the stability limit and of the secular equation's top
+    root against scipy's brentq on the same equations and numpy's dense eigenvalues."""
+    from scipy.optimize import brentq
+
+    from spectral_theory.stability import _upper_bound, kernel_norm, secular_top
+
+    s = np.arange(1, d + 1, dtype=float) ** -a
+    eps = np.finfo(float).eps
+    below = _upper_bound(batch, kappa) / s.max() * (1 - 1e-13)
+    if kernel_norm(below, s, batch, kappa) >= 1.0:
+        ref = brentq(lambda e: kernel_norm(e, s, batch, kappa) - 1.0, 0.0, below, xtol=1e-300, rtol=4 * eps)
+        assert st.stability_limit(s, batch, kappa) == pytest.approx(ref, rel=8 * eps)
+    q = (batch + kappa - 2.0) / batch
+    for frac in (0.3, 0.9):
+        x = frac * st.stability_limit(s, batch, kappa) * s
+        av, bv = 1.0 - 2.0 * x + q * x * x, x * x / batch
+        D = av.max() - av
+        v = secular_top(D, bv)
+        h = lambda u, D=D, bv=bv: float(np.sum(bv / (u + D))) - 1.0  # noqa: E731
+        ref = brentq(h, 0.5 * bv[D == 0].sum(), 2.0 * bv.sum(), xtol=1e-300, rtol=4 * eps)
+        assert v == pytest.approx(ref, rel=1e-13)
+        top = av.max() + v
+        if d <= 1000:
+            dense = np.max(np.linalg.eigvals(np.diag(av) + np.outer(bv, np.ones(d))).real)
+            assert top == pytest.approx(dense, rel=1e-10)

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..result import ModelResult, Result
 from ..spec import Constant, Piecewise, Scenario, Schedule, StepDecay
-from ..stability import DEFAULT_ON_UNSTABLE, StepCheck
+from ..stability import DEFAULT_ON_UNSTABLE, StepCheck, secular_top
 from .base import (
     ChainState,
     PrefixCache,
@@ -659,54 +659,22 @@ def _solve_phase(x: np.ndarray, q: float, inv_b: float, U0: np.ndarray, sig: np.
 
 
 def _slowest_log_pole(delta: np.ndarray, b: np.ndarray) -> float:
-    """``log z*`` for ``z* < 1`` the largest eigenvalue of ``diag(1 - delta) + b 1^T`` (stable step).
-
-    With ``D_i = delta_i - min delta >= 0``, ``v = z* - max a`` is the root of the
-    convex decreasing ``h(v) = sum_i b_i / (v + D_i) - 1`` on ``(0, min delta)``;
-    Newton from the left (``h > 0``) increases monotonically to it.
-    """
+    """``log z*`` for ``z* < 1`` the largest eigenvalue of ``diag(1 - delta) + b 1^T`` (stable step)."""
     dmin = float(delta.min())
-    D = delta - dmin
-    bm = float(b[D == 0].sum())
-    v = 0.5 * bm
-    for _ in range(200):
-        inv = 1.0 / (v + D)
-        binv = b * inv
-        h = float(binv.sum()) - 1.0
-        hp = float((binv * inv).sum())
-        step = h / hp
-        if not step > 1e-15 * v:
-            break
-        v += step
+    v = secular_top(delta - dmin, b)
     return math.log1p(min(v - dmin, 0.0))
 
 
 def _growth_shift(a: np.ndarray, b: np.ndarray) -> float:
     """``log`` of the largest pole of ``R`` when it exceeds 1 (unstable step), else 0.
 
-    The poles are the eigenvalues of ``diag(a) + b 1^T``; the largest solves
-    ``sum_i b_i / (z - a_i) = 1`` above ``max a_i``.
-    """
-    from scipy.optimize import brentq
-
+    The poles are the eigenvalues of ``diag(a) + b 1^T``."""
     if a.size == 0:
         return 0.0
     amax = float(a.max())
-    sb = float(b.sum())
-    if sb <= 0:
+    if float(b.sum()) <= 0:
         return max(0.0, math.log(amax))
-
-    def g(z: float) -> float:
-        return float(np.sum(b / (z - a))) - 1.0
-
-    lo = amax + 1e-15 * max(1.0, abs(amax))
-    while g(lo) < 0:  # pragma: no cover - only if b is tiny next to the rounding of amax
-        lo = amax + (lo - amax) * 0.5
-        if lo <= amax:
-            return max(0.0, math.log(amax))
-    hi = amax + sb
-    zmax = brentq(g, lo, hi, xtol=1e-300, rtol=1e-15) if g(hi) < 0 else hi
-    return max(0.0, math.log(zmax))
+    return max(0.0, math.log(amax + secular_top(amax - a, b)))
 
 
 def _geo_contour_ok(x: np.ndarray) -> bool:
