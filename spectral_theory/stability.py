@@ -155,13 +155,17 @@ def is_stable(eta: float, speeds: np.ndarray, batch: int, kappa: float,
 
 
 def _kernel_root(start: float, moving: np.ndarray, w: np.ndarray, batch: int, kappa: float) -> float:
-    """The step ``eta <= start`` with ``kernel_norm(eta) = 1``, given ``kernel_norm(start) >= 1``.
+    """The step ``eta <= start`` with ``kernel_norm(eta) = 1``, given ``kernel_norm(start) >= 1``
+    (``start``: just below the pole of the fastest mode).
 
     ``k(eta) = sum_i w_i x_i / (B (2 - q x_i))`` (``x = eta s``) is increasing and convex on
     ``[0, 2 / (q max s))`` for ``q >= 0``, so its tangent lies below it: Newton's method started
     right of the root stays right of it and decreases monotonically to it (to the last ulp)."""
     q = _q(batch, kappa)
-    e = start
+    # the fastest mode's term alone reaches 1 at x = 2B / (w + qB): the other terms only add,
+    # so that step is right of the root (and left of the pole), a closer start than ``start``
+    top = int(np.argmax(moving))
+    e = min(start, 2.0 * batch / (float(w[top]) + q * batch) / float(moving[top]))
     for _ in range(400):
         den = 2.0 - q * e * moving
         k = float(np.sum(w * e * moving / den)) / batch

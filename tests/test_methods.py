@@ -112,3 +112,22 @@ def test_steps_past_training_are_reported_as_not_reported(capsys):
     assert "not reported" in capsys.readouterr().err
     assert main(["run", str(EXAMPLES / "chain.json"), "--rtol", "1e-3"]) == 2
     assert "--rtol" in capsys.readouterr().err
+
+
+def test_exact_methods_list_matches_the_classes():
+    from spectral_theory.solvers import EXACT_METHODS
+
+    assert set(EXACT_METHODS) == {name for name, cls in st.METHODS.items() if cls.exact}
+
+
+def test_auto_on_a_long_horizon_imports_no_approximate_solver():
+    import subprocess
+    import sys
+
+    code = ("import sys, spectral_theory as st\n"
+            "p = st.Problem(st.PowerLawSpectrum(a=1.5, d=20000), st.PowerLawTarget(b=2.0), noise=0.1)\n"
+            "r = st.predict(st.Scenario(p, (st.Model('m', steps=10**7, schedule=0.2),)))\n"
+            "assert r.method == 'renewal'\n"
+            "bad = [m for m in ('spectral_theory.solvers.ode', 'spectral_theory.solvers.continuum', 'scipy.optimize') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -23,7 +23,7 @@ from ..errors import SpecError
 from ..spec import Scenario
 from .base import ChainState, PrefixCache, Solver
 
-__all__ = ["METHODS", "CHEAP", "Solver", "ChainState", "PrefixCache", "solver_class", "make_solver",
+__all__ = ["METHODS", "EXACT_METHODS", "CHEAP", "Solver", "ChainState", "PrefixCache", "solver_class", "make_solver",
            "choose"]
 
 class _Registry(Mapping):
@@ -50,6 +50,9 @@ METHODS: Mapping[str, type[Solver]] = _Registry({
     "ode": ("ode", "ODESolver"),
     "continuum": ("continuum", "ContinuumSolver"),
 })
+#: the methods exact to round-off, the only ones ``auto`` picks (without importing the others;
+#: a test checks this against each class's ``exact``)
+EXACT_METHODS = ("exact", "renewal")
 
 #: mode-operations (about 0.1 s): below this, ``auto`` keeps the step-by-step solver
 CHEAP = 1e7
@@ -80,11 +83,10 @@ def choose(scenario: Scenario, *, every_step: bool = False, record_modes: bool =
     if exact_cost <= CHEAP:
         return exact, f"auto: exact (step by step, ~{exact_cost:.3g} mode-operations)"
     best, best_cost, why = exact, exact_cost, ""
-    for name in METHODS:
-        cls = solver_class(name)
-        if not cls.exact or name == "exact":
+    for name in EXACT_METHODS:
+        if name == "exact":
             continue
-        solver = cls()
+        solver = solver_class(name)()
         reason = solver.supports(scenario, every_step=every_step, record_modes=record_modes)
         if reason is not None:
             why += f"; {name} declined: {reason}"
