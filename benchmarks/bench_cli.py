@@ -25,6 +25,12 @@ installation, even where the environment turns it off (``PYTHONDONTWRITEBYTECODE
 import would compile its module again, about 0.1 s for this package); the cache goes to a
 temporary folder (``PYTHONPYCACHEPREFIX``), not into the source tree. ``--env-as-is`` keeps
 the environment unchanged.
+
+``--against REV`` runs the same commands, in the same run, with the package as it was at git
+revision ``REV`` (exported with ``git archive`` to a temporary folder and run through its own
+``cli.main``, one repeat, at most ``--timeout`` seconds each: ``>T`` when it did not finish),
+and prints the speed-up; an option that revision does not know (``--modes``, ``--npz``) is
+shown as ``n/a``.
 """
 
 from __future__ import annotations
@@ -87,17 +93,37 @@ def user_env(folder: Path) -> dict[str, str]:
     return env
 
 
-def wall(cmd: list[str], repeats: int, env: dict[str, str] | None) -> float:
-    """Median wall-clock seconds of ``cmd`` over ``repeats`` fresh processes, after one untimed run."""
+def wall(cmd: list[str], repeats: int, env: dict[str, str] | None, *, timeout: float | None = None,
+         warm: bool = True) -> float | None:
+    """Median wall-clock seconds of ``cmd`` over ``repeats`` fresh processes, after one untimed run
+    (``warm``); None when a run takes longer than ``timeout``."""
     times = []
-    for k in range(repeats + 1):
+    for k in range(repeats + int(warm)):
         t0 = time.perf_counter()
-        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        if k:
+        try:
+            r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if k or not warm:
             times.append(time.perf_counter() - t0)
         if r.returncode != 0:
             sys.exit(f"{' '.join(cmd)} failed:\n{r.stderr}")
     return statistics.median(times)
+
+
+def export_revision(rev: str, folder: Path, env: dict[str, str] | None) -> list[str]:
+    """The package at git revision ``rev`` exported to ``folder`` and byte-compiled (as an
+    installation would be); the command prefix that runs its command line."""
+    root = Path(__file__).resolve().parent.parent
+    folder.mkdir()
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev, "spectral_theory"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(folder)], check=True, env=env)
+    code = (f"import sys; sys.path.insert(0, {str(folder)!r}); "
+            "from spectral_theory.cli import main; sys.exit(main(sys.argv[1:]))")
+    return [sys.executable, "-c", code]
 
 
 def main() -> None:
@@ -106,6 +132,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, help="runs per command, median reported (default 3; 1 with --quick)")
     ap.add_argument("--env-as-is", action="store_true",
                     help="keep the environment as it is (default: bytecode cache on, in a temporary folder)")
+    ap.add_argument("--against", metavar="REV", help="also run every command with the package at git revision REV")
+    ap.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds allowed per command of --against (default 60)")
     args = ap.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
     exe = console_script()
@@ -133,12 +162,24 @@ def main() -> None:
             (f"w2s d={d_big:.0e} T={T_big:.0e} per model", ["w2s", pair, *out], 2.0),
             (f"kd d={d_small:.0e} T={T_small:.0e} per model", ["kd", small, *out], 1.0),
         ]
+        old = export_revision(args.against, folder / "against", env) if args.against else None
         width = max(len(c[0]) for c in cases)
-        print(f"{'command':<{width}}  {'seconds':>8}  {'target':>7}  {'ratio':>6}")
+        head = f"{'command':<{width}}  {'seconds':>8}  {'target':>7}  {'ratio':>6}"
+        if old:
+            head += f"  {args.against[:10]:>10}  {'speed-up':>8}"
+        print(head)
         for name, argv, target in cases:
             s = wall([exe, *argv], repeats, env)
             tgt, ratio = ("-", "-") if target is None or args.quick else (f"{target:g} s", f"{s / target:.2f}")
-            print(f"{name:<{width}}  {s:>8.3f}  {tgt:>7}  {ratio:>6}", flush=True)
+            line = f"{name:<{width}}  {s:>8.3f}  {tgt:>7}  {ratio:>6}"
+            if old:
+                if "--modes" in argv or "--npz" in argv:
+                    line += f"  {'n/a':>10}  {'-':>8}"
+                else:
+                    before = wall([*old, *argv], 1, env, timeout=args.timeout, warm=False)
+                    line += (f"  {'>' + format(args.timeout, 'g'):>10}  {'>' + format(args.timeout / s, '.0f'):>8}"
+                             if before is None else f"  {before:>10.3f}  {before / s:>8.1f}")
+            print(line, flush=True)
 
 
 if __name__ == "__main__":
