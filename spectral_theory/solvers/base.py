@@ -30,7 +30,7 @@ from ..stability import (
     stability_limit,
 )
 
-__all__ = ["Solver", "ChainState", "PrefixCache", "model_stability_limit", "guard_chain", "train_chain",
+__all__ = ["Solver", "ChainState", "PrefixCache", "model_stability_limit", "guard_chain", "solve_chain",
            "pairwise_disagreement", "model_result"]
 
 
@@ -211,18 +211,24 @@ class PrefixCache:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def train_chain(
+def solve_chain(
     scenario: Scenario,
     at: dict[str, np.ndarray],
-    train: Callable[[ChainState, int, np.ndarray], ModelResult],
+    train: Callable[[ChainState, int, np.ndarray, StepCheck], ModelResult],
     *,
     cache: PrefixCache | None,
     record_modes: bool,
     every_step: bool,
+    on_unstable: str,
     method: str,
-) -> tuple[dict[str, ModelResult], ChainState]:
-    """Train the chain model by model with ``train(state, index, checkpoints)``, taking the
-    models whose chain prefix is in ``cache`` from it. Shared by the step and renewal solvers."""
+) -> Result:
+    """The chain loop shared by the step-by-step and renewal solvers: the stability policy for
+    every model (:func:`guard_chain`), then each model trained in order with
+    ``train(state, index, checkpoints, check)`` (or taken from ``cache`` when its chain prefix is
+    there), then the final pairwise disagreements, assembled into a :class:`Result` whose
+    ``diagnostics`` the solver completes with its own counters."""
+    diagnostics: dict[str, Any] = {}
+    checks = guard_chain(scenario, on_unstable, diagnostics)
     state = ChainState(theta2=np.array(scenario.problem.theta2, dtype=float), mu=[], M={})
     results: dict[str, ModelResult] = {}
     for gi, model in enumerate(scenario.models):
@@ -236,10 +242,12 @@ def train_chain(
                 results[model.name] = hit[2]
                 continue
             cache.misses += 1
-        results[model.name] = train(state, gi, np.asarray(at[model.name], dtype=np.int64))
+        results[model.name] = train(state, gi, np.asarray(at[model.name], dtype=np.int64), checks[gi])
         if cache is not None:
             cache.entries[key] = (list(state.mu), dict(state.M), results[model.name])
-    return results, state
+    disagreement = pairwise_disagreement(state, [m.name for m in scenario.models])
+    return Result(method=method, models=results, scenario=scenario, disagreement=disagreement,
+                  diagnostics=diagnostics, state=state)
 
 
 def pairwise_disagreement(state: ChainState, names: list[str],

@@ -22,10 +22,8 @@ from .base import (
     ChainState,
     PrefixCache,
     Solver,
-    guard_chain,
     model_result,
-    pairwise_disagreement,
-    train_chain,
+    solve_chain,
 )
 
 __all__ = ["ExactSolver", "run_exact"]
@@ -39,37 +37,21 @@ class ExactSolver(Solver):
     uses_cache = True
 
     def _solve(self, scenario, *, at, record_modes, every_step, on_unstable, cache):
-        d = scenario.problem.d
         t_start = time.perf_counter()
-        checked: dict = {}
-        checks = guard_chain(scenario, on_unstable, checked)
-
         trained = []
 
-        def train(state: ChainState, gi: int, ckpt: np.ndarray) -> ModelResult:
+        def train(state: ChainState, gi: int, ckpt: np.ndarray, check: StepCheck) -> ModelResult:
             trained.append(scenario.models[gi].steps)
             return _train_model(state, scenario, gi, ckpt, record_modes=record_modes, every_step=every_step,
-                                check=checks[gi])
+                                check=check)
 
-        results, state = train_chain(scenario, at, train, cache=cache, record_modes=record_modes,
-                                     every_step=every_step, method="exact")
-        mode_steps = d * sum(trained)
-        disagreement = pairwise_disagreement(state, [m.name for m in scenario.models])
+        res = solve_chain(scenario, at, train, cache=cache, record_modes=record_modes, every_step=every_step,
+                          on_unstable=on_unstable, method=self.name)
         elapsed = time.perf_counter() - t_start
-        return Result(
-            method="exact",
-            models=results,
-            scenario=scenario,
-            disagreement=disagreement,
-            diagnostics={
-                "mode_steps": mode_steps,
-                "seconds": elapsed,
-                "mode_steps_per_second": mode_steps / elapsed if elapsed > 0 else math.inf,
-                **checked,
-            },
-            state=state,
-        )
-
+        mode_steps = scenario.problem.d * sum(trained)
+        res.diagnostics.update(mode_steps=mode_steps, seconds=elapsed,
+                               mode_steps_per_second=mode_steps / elapsed if elapsed > 0 else math.inf)
+        return res
 
 
 def run_exact(

@@ -23,7 +23,6 @@ a native phase list over more than :data:`MAX_EXPAND` steps, and ``every_step`` 
 from __future__ import annotations
 
 import math
-import time
 from contextlib import nullcontext as _nullcontext
 from dataclasses import dataclass
 from functools import cached_property
@@ -37,10 +36,8 @@ from .base import (
     ChainState,
     PrefixCache,
     Solver,
-    guard_chain,
     model_result,
-    pairwise_disagreement,
-    train_chain,
+    solve_chain,
 )
 
 __all__ = ["RenewalSolver", "run_renewal", "supports", "contour_error", "ContourSpec", "CONTOURS", "METHOD_NAME"]
@@ -790,41 +787,20 @@ class RenewalSolver(Solver):
 
     def _solve(self, scenario, *, at, record_modes, every_step, on_unstable, cache):
         counters = _Counters()
-        t_start = time.perf_counter()
-        checked: dict = {}
-        checks = guard_chain(scenario, on_unstable, checked)
 
-        def train(state: ChainState, gi: int, ckpt: np.ndarray) -> ModelResult:
+        def train(state: ChainState, gi: int, ckpt: np.ndarray, check: StepCheck) -> ModelResult:
             return _train_model(state, scenario, gi, ckpt, record_modes=record_modes, every_step=every_step,
-                                check=checks[gi], counters=counters, fmm=self.fmm)
+                                check=check, counters=counters, fmm=self.fmm)
 
-        results, state = train_chain(scenario, at, train, cache=cache, record_modes=record_modes,
-                                     every_step=every_step, method=METHOD_NAME)
-        disagreement = pairwise_disagreement(state, [m.name for m in scenario.models])
-        elapsed = time.perf_counter() - t_start
-        return Result(
-            method=METHOD_NAME,
-            models=results,
-            scenario=scenario,
-            disagreement=disagreement,
-            diagnostics={
-                "seconds": elapsed,
-                "contour_nodes": counters.nodes,
-                "node_modes": counters.node_modes,
-                "windows": counters.windows,
-                "direct_steps": counters.direct_steps,
-                "direct_mode_steps": counters.direct_mode_steps,
-                "phases_direct": counters.phases_direct,
-                "phases_contour": counters.phases_contour,
-                "multipole_setups": counters.fmm_setups,
-                "multipole_near_pairs": counters.near_pairs,
-                "consistency": counters.consistency,
-                **checked,
-            },
-            state=state,
-        )
-
-
+        res = solve_chain(scenario, at, train, cache=cache, record_modes=record_modes, every_step=every_step,
+                          on_unstable=on_unstable, method=self.name)
+        res.diagnostics.update(
+            contour_nodes=counters.nodes, node_modes=counters.node_modes, windows=counters.windows,
+            direct_steps=counters.direct_steps, direct_mode_steps=counters.direct_mode_steps,
+            phases_direct=counters.phases_direct, phases_contour=counters.phases_contour,
+            multipole_setups=counters.fmm_setups, multipole_near_pairs=counters.near_pairs,
+            consistency=counters.consistency)
+        return res
 
 
 def run_renewal(
