@@ -83,7 +83,8 @@ class StabilityReport:
         return self.limit / self.eta if self.eta > 0 else math.inf
 
 
-def _q(batch: int, kappa: float) -> float:
+def moment_q(batch: int, kappa: float) -> float:
+    """``q = (B + kappa - 2) / B``: the per-mode second-moment factor is ``a = 1 - 2x + q x^2``."""
     return (batch + kappa - 2.0) / batch
 
 
@@ -100,7 +101,7 @@ def kernel_norm(eta: float, speeds: np.ndarray, batch: int, kappa: float,
     """``sum_i w_i b_i / (1 - a_i)`` over moving modes (inf where some ``a_i >= 1``)."""
     s, w = _moving(speeds, weights)
     x = eta * s
-    q = _q(batch, kappa)
+    q = moment_q(batch, kappa)
     denom = batch * (2.0 - q * x)
     if np.any(denom <= 0):
         return math.inf
@@ -109,13 +110,13 @@ def kernel_norm(eta: float, speeds: np.ndarray, batch: int, kappa: float,
 
 def _upper_bound(batch: int, kappa: float) -> float:
     """Largest per-mode step ``x`` allowed by ``x < 2`` and ``a < 1``."""
-    q = _q(batch, kappa)
+    q = moment_q(batch, kappa)
     return min(2.0, 2.0 / q) if q > 0 else 2.0
 
 
 def _low_window(batch: int, kappa: float) -> tuple[float, float] | None:
     """Per-mode steps ``x`` with ``a(x) <= -1``: ``[lo, hi]``, or None if there are none."""
-    q = _q(batch, kappa)
+    q = moment_q(batch, kappa)
     if q >= 0.5:
         return None
     root = math.sqrt(1.0 - 2.0 * q)
@@ -128,7 +129,7 @@ def _lower_ok(eta: float, moving: np.ndarray, weights: np.ndarray, batch: int, k
     """Condition 3: the bottom eigenvalue of the second-moment map is above -1
     (``weights``: how many identical modes each entry stands for)."""
     x = eta * moving
-    a = 1.0 - 2.0 * x + _q(batch, kappa) * x * x
+    a = 1.0 - 2.0 * x + moment_q(batch, kappa) * x * x
     low = a <= -1.0
     n_low = float(weights[low].sum())
     if n_low == 0:
@@ -161,7 +162,7 @@ def _kernel_root(start: float, moving: np.ndarray, w: np.ndarray, batch: int, ka
     ``k(eta) = sum_i w_i x_i / (B (2 - q x_i))`` (``x = eta s``) is increasing and convex on
     ``[0, 2 / (q max s))`` for ``q >= 0``, so its tangent lies below it: Newton's method started
     right of the root stays right of it and decreases monotonically to it (to the last ulp)."""
-    q = _q(batch, kappa)
+    q = moment_q(batch, kappa)
     # the fastest mode's term alone reaches 1 at x = 2B / (w + qB): the other terms only add,
     # so that step is right of the root (and left of the pole), a closer start than ``start``
     top = int(np.argmax(moving))
@@ -221,7 +222,7 @@ def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
     for left, right in zip(edges[:-1], edges[1:], strict=True):
         mid = 0.5 * (left + right)
         x = mid * moving
-        n_low = float(w[1.0 - 2.0 * x + _q(batch, kappa) * x * x <= -1.0].sum())
+        n_low = float(w[1.0 - 2.0 * x + moment_q(batch, kappa) * x * x <= -1.0].sum())
         if n_low > 1:
             return float(left)
         if n_low > 0:
@@ -252,7 +253,7 @@ def check_step(eta: float, speeds: np.ndarray, batch: int, kappa: float,
         limit = stability_limit(speeds, batch, kappa)
     if moving.size:
         x = eta * moving
-        a = 1.0 - 2.0 * x + _q(batch, kappa) * x * x
+        a = 1.0 - 2.0 * x + moment_q(batch, kappa) * x * x
         factor = float(max(np.max(np.abs(a)), np.max(np.abs(1.0 - x))))
     else:
         factor = 1.0
@@ -275,7 +276,7 @@ def map_radius(eta: float, speeds: np.ndarray, batch: int, kappa: float,
     if moving.size == 0 or eta <= 0:
         return 1.0
     x = eta * moving
-    a = 1.0 - 2.0 * x + _q(batch, kappa) * x * x
+    a = 1.0 - 2.0 * x + moment_q(batch, kappa) * x * x
     wb = w * (x * x / batch)
     amax = float(a.max())
     top = amax + secular_top(amax - a, wb)

@@ -31,6 +31,8 @@ import numpy as np
 from scipy import special
 from scipy.optimize import brentq
 
+from ..stability import moment_q
+
 __all__ = [
     "CONVENTION",
     "incomplete_gamma_interval",
@@ -74,10 +76,6 @@ CONVENTION = {
     "risk": "excess risk sum_i (phi_i - theta_i)^2, not halved",
     "q": "q = (B + kappa - 2) / B; a_i = 1 - 2 x + q x^2, b_i = x^2 / B, x = eta s_i",
 }
-
-
-def _q(batch: int, kappa: float) -> float:
-    return (batch + kappa - 2.0) / batch
 
 
 # ----------------------------------------------------------------------------
@@ -294,7 +292,7 @@ def _check_bq(batch: int, kappa: float) -> float:
         raise ValueError("batch must be >= 1")
     if kappa < 1:
         raise ValueError("kappa must be >= 1")
-    return _q(batch, kappa)
+    return moment_q(batch, kappa)
 
 
 def kernel_norm_powerlaw(eta: float, a: float, d: int | None = None, *, batch: int = 1,
@@ -321,7 +319,7 @@ def _mode_bound(batch: int, kappa: float) -> float:
     ``kappa < 1.5``) is not modelled here; :func:`spectral_theory.stability.is_stable`
     is the exact test.
     """
-    q = _q(batch, kappa)
+    q = moment_q(batch, kappa)
     return min(2.0, 2.0 / q) if q > 0 else 2.0
 
 
@@ -692,7 +690,7 @@ def horizon_half(t: Any, eta: float, a: float, d: int | None = None, *, exact: b
         return horizon(2.0 * eta * t / math.log(2.0), a, d)
     if d is None:
         raise ValueError("exact=True needs a finite d")
-    q = _q(batch, kappa)
+    q = moment_q(batch, kappa)
     x = eta * np.arange(1, d + 1, dtype=float) ** (-a)
     ai = 1.0 - 2.0 * x + q * x * x
     out = []

@@ -29,7 +29,7 @@ from numpy.polynomial import polynomial as npoly
 from ..errors import InstabilityError, SpecError
 from ..result import ModelResult, Result
 from ..spec import Constant, Model, Piecewise, Scenario, StepDecay
-from ..stability import DEFAULT_ON_UNSTABLE, check_on_unstable, guard_steps
+from ..stability import DEFAULT_ON_UNSTABLE, check_on_unstable, guard_steps, moment_q
 from .base import ChainState, Solver, model_result, pairwise_disagreement
 
 __all__ = ["run_ode", "ode_error_bound", "ODE_ERROR_CONSTANT", "Timeline"]
@@ -564,7 +564,7 @@ def run_ode(
         p = scenario.index(model.teacher) if model.teacher is not None else None
         alpha = float(model.alpha)
         c = 1.0 - alpha
-        q = 1.0 + (kappa - 2.0) / model.batch
+        q = moment_q(model.batch, kappa)
         weights = w if weighted else None
         tl = Timeline.from_model(model, jump_tol)
         check = guard_steps(model.name, zip(tl.lrs, np.diff(tl.step_start), strict=True), s, model.batch,

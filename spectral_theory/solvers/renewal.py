@@ -31,7 +31,7 @@ import numpy as np
 
 from ..result import ModelResult, Result
 from ..spec import Constant, Piecewise, Scenario, Schedule, StepDecay
-from ..stability import DEFAULT_ON_UNSTABLE, StepCheck, secular_top
+from ..stability import DEFAULT_ON_UNSTABLE, StepCheck, moment_q, secular_top
 from .base import (
     ChainState,
     PrefixCache,
@@ -739,7 +739,7 @@ def supports(scenario: Scenario) -> str | None:
         pos = np.unique(s[s > 0])
         if pos.size == 0:
             continue
-        q = (model.batch + kappa - 2.0) / model.batch
+        q = moment_q(model.batch, kappa)
         for lr, _ in {(lr, 0) for lr, _ in ph}:
             amin, x = _min_factor(pos, lr, q)
             if not amin > 0:
@@ -837,7 +837,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     alpha = float(model.alpha)
     c = 1.0 - alpha if p is not None else 0.0
     inv_b = 1.0 / model.batch
-    q = (model.batch + kappa - 2.0) / model.batch
+    q = moment_q(model.batch, kappa)
     sig = np.array([0.0, alpha * alpha * prob.noise])
     phases = _phases(model)
     assert not isinstance(phases, str)
