@@ -18,28 +18,39 @@ from .solvers import METHODS, Solver, choose, make_solver
 from .spec import Output, Scenario
 from .stability import DEFAULT_ON_UNSTABLE, check_on_unstable
 
-__all__ = ["METHODS", "predict", "simulate", "resolve_at", "resolve_solver", "dropped_steps"]
+__all__ = ["METHODS", "predict", "simulate", "resolve_at", "resolve_solver", "steps_past_end", "dropped_steps"]
+
+
+def _output(scenario: Scenario, at: Sequence[int] | None) -> Output:
+    if at is None:
+        return scenario.output
+    if isinstance(at, (str, bytes)) or not isinstance(at, Sequence | np.ndarray):
+        raise SpecError("at", at, "must be a list of non-negative integers (steps)")
+    try:
+        return Output(at=tuple(at), points=scenario.output.points)
+    except SpecError as err:
+        raise SpecError(err.field.replace("output.at", "at"), err.value, err.allowed) from None
 
 
 def resolve_at(scenario: Scenario, at: Sequence[int] | None) -> dict[str, np.ndarray]:
-    """Reported steps per model: ``at`` (clipped to each model's steps) or the scenario's output."""
-    if at is None:
-        out = scenario.output
-    else:
-        try:
-            out = Output(at=tuple(at), points=scenario.output.points)
-        except SpecError as err:
-            raise SpecError(err.field.replace("output.at", "at"), err.value, err.allowed) from None
+    """Reported steps per model: ``at`` or the scenario's output; a step past a model's end is
+    reported as its last step (:func:`steps_past_end` lists them)."""
+    out = _output(scenario, at)
     return {m.name: out.steps_for(m.steps) for m in scenario.models}
 
 
+def steps_past_end(scenario: Scenario, at: Sequence[int] | None) -> dict[str, dict[str, Any]]:
+    """Requested steps past each model's training: ``{model: {"requested": [...], "reported":
+    its last step}}``; each such model reports its last step in their place
+    (``diagnostics["steps_past_end"]`` of :func:`predict` and :func:`simulate`)."""
+    out = _output(scenario, at)
+    found = {m.name: (out.past_end(m.steps), m.steps) for m in scenario.models}
+    return {k: {"requested": past, "reported": last} for k, (past, last) in found.items() if past}
+
+
 def dropped_steps(scenario: Scenario, at: Sequence[int] | None) -> dict[str, list[int]]:
-    """Requested steps past each model's training, which that model does not report."""
-    steps = scenario.output.at if at is None else at
-    if steps is None:
-        return {}
-    out = {m.name: sorted({int(t) for t in steps if int(t) > m.steps}) for m in scenario.models}
-    return {k: v for k, v in out.items() if v}
+    """Deprecated name: the requested steps of :func:`steps_past_end`, per model."""
+    return {k: v["requested"] for k, v in steps_past_end(scenario, at).items()}
 
 
 def resolve_solver(scenario: Scenario, method: str | Solver, options: dict[str, Any], *,
@@ -73,7 +84,9 @@ def predict(
     Parameters
     ----------
     at : steps at which each model's excess risk is reported (each model's own
-        step count, 0 = initialisation); default: the scenario's ``output``.
+        step count, 0 = initialisation); default: the scenario's ``output``. A step past a
+        model's end is reported as its last step, and ``diagnostics["steps_past_end"]`` says
+        so (``{model: {"requested": [...], "reported": last step}}``).
     method : ``"auto"`` (``"exact"`` when it costs under ``solvers.CHEAP`` mode-operations,
         else the cheapest exact method that supports the request), a key of ``METHODS``
         (``"exact"``, ``"renewal"``, ``"ode"``, ``"continuum"``: ``docs/solvers/``) or a
@@ -98,9 +111,9 @@ def predict(
     res = solver.solve(scenario, at=resolve_at(scenario, at), record_modes=record_modes,
                        every_step=every_step, on_unstable=on_unstable, cache=cache)
     res.diagnostics["method_choice"] = why
-    dropped = dropped_steps(scenario, at)
-    if dropped:
-        res.diagnostics["steps_not_reported"] = dropped
+    past = steps_past_end(scenario, at)
+    if past:
+        res.diagnostics["steps_past_end"] = past
     return res
 
 
@@ -127,7 +140,7 @@ def simulate(
     check_on_unstable(on_unstable)
     res = run_monte_carlo(scenario, at=resolve_at(scenario, at), reps=reps, seed=seed,
                           progress=progress, on_unstable=on_unstable)
-    dropped = dropped_steps(scenario, at)
-    if dropped:
-        res.diagnostics["steps_not_reported"] = dropped
+    past = steps_past_end(scenario, at)
+    if past:
+        res.diagnostics["steps_past_end"] = past
     return res

@@ -271,9 +271,10 @@ def _solver_options(args: argparse.Namespace) -> dict[str, Any]:
 def _result_output(res: Any, args: argparse.Namespace) -> _Output:
     """A :class:`~spectral_theory.result.Result` in ``args.format``, with its ``.npz`` sidecar;
     notes on standard error for requested steps a model does not reach."""
-    for name, steps in res.diagnostics.get("steps_not_reported", {}).items():
-        sys.stderr.write(f"spectral-theory: note: model {name!r} trains fewer steps than {steps[0]}; "
-                         f"steps {steps} are not reported for it\n")
+    for name, past in res.diagnostics.get("steps_past_end", {}).items():
+        sys.stderr.write(f"spectral-theory: note: model {name!r} trains {past['reported']} steps; "
+                         f"requested step(s) {past['requested']} are past its end, so its last step "
+                         f"{past['reported']} is reported in their place\n")
     if args.format == "json":
         text = res.to_json(modes=args.modes) + "\n"
     elif args.format == "csv":

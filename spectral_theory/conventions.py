@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from .errors import SpecError
 
-__all__ = ["from_bordelon_pehlevan", "to_bordelon_pehlevan", "from_paquette", "to_paquette", "convert"]
+__all__ = ["from_bordelon_pehlevan", "to_bordelon_pehlevan", "from_paquette", "to_paquette", "convert",
+           "CONVENTION_NAMES"]
 
 
 def from_bordelon_pehlevan(a_bp: float, b_bp: float) -> tuple[float, float]:
@@ -40,10 +41,20 @@ _TO = {"spectral-theory": lambda x, y: (float(x), float(y)),
        "bordelon-pehlevan": to_bordelon_pehlevan, "paquette": to_paquette}
 
 
+#: the convention names :func:`convert` takes
+CONVENTION_NAMES = tuple(_FROM)
+
+
 def convert(x: float, y: float, *, source: str, target: str) -> tuple[float, float]:
-    """Convert an exponent pair between conventions named in ``_FROM``."""
-    if source not in _FROM:
-        raise SpecError("source", source, f"must be one of {sorted(_FROM)}")
-    if target not in _TO:
-        raise SpecError("target", target, f"must be one of {sorted(_TO)}")
+    """Convert an exponent pair between the conventions ``"spectral-theory"`` (this project's
+    ``(a, b)``), ``"bordelon-pehlevan"`` (their ``(a, b)``) and ``"paquette"`` (their
+    ``(alpha, beta)``); ``x``, ``y`` are finite numbers. Unknown names or non-numbers are a
+    :class:`SpecError` naming the field and what is allowed."""
+    from .spec.validate import finite
+
+    if not isinstance(source, str) or source not in _FROM:
+        raise SpecError("source", source, f"must be one of {list(_FROM)}")
+    if not isinstance(target, str) or target not in _TO:
+        raise SpecError("target", target, f"must be one of {list(_TO)}")
+    x, y = finite("x", x), finite("y", y)
     return _TO[target](*_FROM[source](x, y))

@@ -18,6 +18,27 @@ class SpecError(ValueError):
         self.allowed = allowed
         super().__init__(f"{field}: got {_short(value)}; {allowed}")
 
+    def __reduce__(self):  # picklable (errors raised in worker processes reach the caller)
+        return (type(self), (self.field, self.value, self.allowed))
+
+
+class UnknownNameError(SpecError, KeyError):
+    """A name looked up that does not exist (a model of a result or scenario, a metric of a
+    report): a :class:`SpecError` whose message lists the names that do, and a
+    :class:`KeyError`, so that ``except KeyError`` keeps working."""
+
+    def __init__(self, field: str, value: Any, names: Any, what: str = "names"):
+        self.names = list(names)
+        self.what = what
+        super().__init__(field, value, f"must be one of the {what} {self.names}")
+
+    def __reduce__(self):
+        return (type(self), (self.field, self.value, self.names, self.what))
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return self.args[0]
+
+
 
 class InstabilityError(ArithmeticError):
     """A step size at or beyond the stability limit of the moment recursion.
@@ -43,6 +64,9 @@ class InstabilityError(ArithmeticError):
         if detail:
             msg += f" [{detail}]"
         super().__init__(msg)
+
+    def __reduce__(self):  # picklable (errors raised in worker processes reach the caller)
+        return (type(self), (self.model, self.step, self.lr, self.limit, self.detail, self.detail_tau))
 
 
 def _short(value: Any) -> str:

@@ -87,7 +87,10 @@ class ModelResult:
         """Excess risk at one reported step."""
         idx = np.flatnonzero(self.steps == step)
         if idx.size == 0:
-            raise KeyError(f"step {step} is not among the reported steps of {self.name!r}")
+            from .errors import UnknownNameError
+
+            raise UnknownNameError(f"result[{self.name!r}].at", step,
+                                   np.asarray(self.steps, dtype=np.int64).ravel().tolist(), "reported steps")
         return float(self.excess_risk[idx[0]])
 
     @property
@@ -149,7 +152,12 @@ class Result:
     state: Any = field(default=None, repr=False)  # final per-mode state (theory), not exported
 
     def __getitem__(self, name: str) -> ModelResult:
-        return self.models[name]
+        try:
+            return self.models[name]
+        except (KeyError, TypeError):
+            from .errors import UnknownNameError
+
+            raise UnknownNameError("result", name, list(self.models), "models") from None
 
     # ------------------------------------------------------------------ export
     def to_dict(self, *, modes: bool = False) -> dict[str, Any]:

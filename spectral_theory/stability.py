@@ -88,6 +88,27 @@ def moment_q(batch: int, kappa: float) -> float:
     return (batch + kappa - 2.0) / batch
 
 
+def _checked(speeds, batch, kappa, weights=None, eta=None):
+    """The public functions' arguments, checked (a :class:`SpecError` naming the field):
+    ``speeds`` a 1-D array of finite numbers ``>= 0``, ``batch`` an integer ``>= 1``, ``kappa``
+    finite ``>= 1``, ``weights`` (if given) like ``speeds`` and of its length, ``eta`` (if
+    given) finite ``>= 0``. Returns ``(speeds, batch, kappa, weights)``."""
+    from .errors import SpecError
+    from .spec.validate import array, finite, integer
+
+    if eta is not None:
+        finite("eta", eta, lo=0.0)
+    batch = integer("batch", batch, lo=1)
+    kappa = finite("kappa", kappa, lo=1.0)
+    s = array("speeds", speeds, min_len=0)
+    if weights is not None:
+        weights = array("weights", weights, min_len=0)
+        if weights.size != s.size:
+            raise SpecError("weights", f"<array of length {weights.size}>",
+                            f"must have one entry per speed ({s.size})")
+    return s, batch, kappa, weights
+
+
 def _moving(speeds: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Speeds and multiplicities of the modes that move (``s_i > 0``)."""
     s = np.asarray(speeds, dtype=float)
@@ -99,6 +120,7 @@ def _moving(speeds: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray,
 def kernel_norm(eta: float, speeds: np.ndarray, batch: int, kappa: float,
                 weights: np.ndarray | None = None) -> float:
     """``sum_i w_i b_i / (1 - a_i)`` over moving modes (inf where some ``a_i >= 1``)."""
+    speeds, batch, kappa, weights = _checked(speeds, batch, kappa, weights, eta)
     s, w = _moving(speeds, weights)
     x = eta * s
     q = moment_q(batch, kappa)
@@ -145,6 +167,7 @@ def is_stable(eta: float, speeds: np.ndarray, batch: int, kappa: float,
               weights: np.ndarray | None = None) -> bool:
     """Exact stability test of one constant step (conditions 1-3 of the module docstring);
     ``weights[i]``: the number of identical modes entry ``i`` stands for (default 1)."""
+    speeds, batch, kappa, weights = _checked(speeds, batch, kappa, weights, eta)
     moving, w = _moving(speeds, weights)
     if moving.size == 0 or eta <= 0:
         return True
@@ -200,7 +223,10 @@ def secular_top(D: np.ndarray, b: np.ndarray) -> float:
 def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
                     weights: np.ndarray | None = None) -> float:
     """End of the stable interval of constant steps ``(0, eta_max)`` (batch-mean convention);
-    ``weights[i]``: the number of identical modes entry ``i`` stands for (default 1)."""
+    ``weights[i]``: the number of identical modes entry ``i`` stands for (default 1). Invalid
+    arguments (``batch < 1``, ``kappa < 1``, a negative or non-finite speed) are a
+    :class:`~spectral_theory.errors.SpecError` naming the field."""
+    speeds, batch, kappa, weights = _checked(speeds, batch, kappa, weights)
     moving, w = _moving(speeds, weights)
     if moving.size == 0:
         return math.inf
@@ -247,7 +273,7 @@ def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
 def check_step(eta: float, speeds: np.ndarray, batch: int, kappa: float,
                limit: float | None = None) -> StabilityReport:
     """Stability report for one constant step."""
-    speeds = np.asarray(speeds, dtype=float)
+    speeds, batch, kappa, _ = _checked(speeds, batch, kappa, None, eta)
     moving = speeds[speeds > 0]
     if limit is None:
         limit = stability_limit(speeds, batch, kappa)
@@ -272,6 +298,7 @@ def map_radius(eta: float, speeds: np.ndarray, batch: int, kappa: float,
     when that value is shared by more than one mode, else the root below the second
     smallest. 1 when nothing moves.
     """
+    speeds, batch, kappa, weights = _checked(speeds, batch, kappa, weights, eta)
     moving, w = _moving(speeds, weights)
     if moving.size == 0 or eta <= 0:
         return 1.0
@@ -315,6 +342,7 @@ def step_growth(eta: float, speeds: np.ndarray, batch: int, kappa: float,
                 weights: np.ndarray | None = None) -> float:
     """How much one step of size ``eta`` can amplify the moments: the larger of
     :func:`map_radius` (second moments) and ``max |1 - x_i|`` (means and cross moments)."""
+    speeds, batch, kappa, weights = _checked(speeds, batch, kappa, weights, eta)
     moving, _ = _moving(speeds, weights)
     mean = float(np.max(np.abs(1.0 - eta * moving))) if moving.size else 1.0
     return max(map_radius(eta, speeds, batch, kappa, weights), mean)
@@ -443,6 +471,7 @@ def guard_steps(name: str, phases, speeds: np.ndarray, batch: int, kappa: float,
     The caller still turns a risk that overflows into an error (:meth:`StepCheck.error`).
     """
     check_on_unstable(on_unstable)
+    speeds, batch, kappa, weights = _checked(speeds, batch, kappa, weights)
     limit = stability_limit(speeds, batch, kappa, weights)
     arr = np.asarray(phases if isinstance(phases, np.ndarray) else list(phases), dtype=float)
     arr = arr.reshape(-1, 2)

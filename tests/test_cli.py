@@ -214,7 +214,6 @@ capacity = 10
 steps = 200
 lr = 0.3
 [transfer]
-kind = "kd"
 teacher = "big"
 student = "small"
 weak = "small"
@@ -239,8 +238,8 @@ def test_every_subcommand_has_its_handler(capsys, transfer_file):
         "kd": ["kd", transfer_file],
         "w2s": ["w2s", transfer_file],
         "chain": ["chain", transfer_file, "--base", "small", "--generations", "3"],
-        "tune": ["tune", transfer_file, "--grid", "3"],
-        "map": ["map", transfer_file, "--x", "alpha=0,1", "--y", "student.capacity=5,10"],
+        "tune": ["tune", transfer_file, "--kind", "kd", "--grid", "3"],
+        "map": ["map", transfer_file, "--kind", "kd", "--x", "alpha=0,1", "--y", "student.capacity=5,10"],
         "demo": ["demo"],
     }
     parser = cli.build_parser()
@@ -265,19 +264,19 @@ def test_method_reaches_the_solver_of_transfer_commands(capsys, transfer_file, k
 
 def test_method_reaches_the_solver_of_tune_and_map(capsys, transfer_file):
     for method in ("renewal", "exact"):
-        code, out, err = run_cli(["tune", transfer_file, "--grid", "3", "--method", method, "--format", "json"],
-                                 capsys)
+        code, out, err = run_cli(["tune", transfer_file, "--kind", "kd", "--grid", "3", "--method", method,
+                                  "--format", "json"], capsys)
         assert code == 0, err
         assert json.loads(out)["method"] == method
-        code, out, err = run_cli(["tune", transfer_file, "--param", "lr", "--grid", "3", "--objective", "oracle",
+        code, out, err = run_cli(["tune", transfer_file, "--kind", "kd", "--param", "lr", "--grid", "3", "--objective", "oracle",
                                   "--method", method, "--format", "json"], capsys)
         assert code == 0, err
         assert json.loads(out)["method"] == method
-        code, out, err = run_cli(["map", transfer_file, "--x", "alpha=0,1", "--y", "student.capacity=5,10",
-                                  "--method", method, "--format", "json"], capsys)
+        code, out, err = run_cli(["map", transfer_file, "--kind", "kd", "--x", "alpha=0,1", "--y",
+                                  "student.capacity=5,10", "--method", method, "--format", "json"], capsys)
         assert code == 0, err
         assert json.loads(out)["method"] == method
-    code, out, _ = run_cli(["tune", transfer_file, "--grid", "3"], capsys)
+    code, out, _ = run_cli(["tune", transfer_file, "--kind", "kd", "--grid", "3"], capsys)
     assert "(exact)" in out.splitlines()[0]
 
 
@@ -350,7 +349,7 @@ def test_transfer_npz_and_modes(capsys, transfer_file, tmp_path):
     from spectral_theory.spec import read_scenario_file
     from spectral_theory.transfer import transfer_from_dict
 
-    rep = st.evaluate(transfer_from_dict(read_scenario_file(transfer_file), name="t"))
+    rep = st.evaluate(transfer_from_dict(read_scenario_file(transfer_file), kind="kd", name="t"))
     with np.load(npz) as z:
         assert set(z.files) == set(rep.arrays())
         np.testing.assert_array_equal(z["profiles/kd_normalised"], rep.profiles["kd_normalised"])

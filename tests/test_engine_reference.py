@@ -164,8 +164,9 @@ def build(lam, theta2, sigma2, feat, specs, at, *, spectrum=None, target=None):
         else:
             parent = names.index(sp["teacher"])
             alpha = 0.0 if sp.get("alpha") is None else float(sp["alpha"])
+        # a step past a model's end is reported as its last step (docs/scenario-files.md)
         refs.append(RefModel(sp["name"], etas, s, B, parent, alpha,
-                             tuple(t for t in sorted(set(at)) if t <= sp["steps"])))
+                             tuple(sorted({min(t, sp["steps"]) for t in at}))))
         models.append(m)
         names.append(sp["name"])
     sc = st.Scenario(prob, tuple(models), output=st.Output(at=tuple(at)))
@@ -319,7 +320,7 @@ def test_stability_limit_secular_b1_gaussian():
 SCHEDULES = {
     "constant": {"lr": 0.7},
     "step_decay": {"lr": 0.9, "factor": 0.5, "every": 9},
-    "piecewise": {"lrs": [0.5, 0.9, 0.2], "lengths": [5, 12, 30]},
+    "piecewise": {"lrs": [0.5, 0.9, 0.2], "lengths": [5, 12, 23]},
     "geometric": {"lr": 0.95, "factor": 0.96},
     "polynomial": {"lr": 0.9, "t0": 4.0, "power": 0.7},
     "warmup_decay": {"lr": 0.9, "warmup": 6, "t0": 5.0, "power": 1.0},
@@ -526,18 +527,18 @@ def chains(draw):
             sp["speeds"] = s
         else:
             s = lam
-        kind = draw(hst.sampled_from(KINDS))
+        # piecewise and array schedules have a length of their own, which must be T (>= 1)
+        kind = draw(hst.sampled_from(KINDS if T else [k for k in KINDS if k not in ("piecewise", "array")]))
         n = max(T, 1)
         if kind == "constant":
             p = {"lr": 1.0}
         elif kind == "step_decay":
             p = {"lr": 1.0, "factor": draw(hst.floats(0.2, 1.5)), "every": draw(hst.integers(1, 10))}
         elif kind == "piecewise":
-            k = draw(hst.integers(1, 4))
+            k = draw(hst.integers(1, min(4, T)))
             lrs = draw(hst.lists(hst.floats(0.05, 1.0), min_size=k, max_size=k))
-            lengths = draw(hst.lists(hst.integers(1, 12), min_size=k, max_size=k))
-            lengths[-1] += max(0, n - sum(lengths))
-            p = {"lrs": lrs, "lengths": lengths}
+            cuts = sorted(draw(hst.lists(hst.integers(1, T - 1), min_size=k - 1, max_size=k - 1, unique=True)))
+            p = {"lrs": lrs, "lengths": np.diff([0, *cuts, T]).tolist()}
         elif kind == "geometric":
             p = {"lr": 1.0, "factor": draw(hst.floats(0.8, 1.05))}
         elif kind == "polynomial":

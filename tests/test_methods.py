@@ -104,12 +104,14 @@ def test_cache_entries_are_per_method():
     assert cache.hits == 2
 
 
-def test_steps_past_training_are_reported_as_not_reported(capsys):
+def test_steps_past_training_report_the_last_step(capsys):
     sc = chain(d=20, T=100)
     r = st.predict(sc, at=[0, 10, 80, 150])
-    assert r.diagnostics["steps_not_reported"] == {"t": [150], "s": [80, 150]}
+    assert r.diagnostics["steps_past_end"] == {"t": {"requested": [150], "reported": 100},
+                                               "s": {"requested": [80, 150], "reported": 50}}
+    assert r["t"].steps.tolist() == [0, 10, 80, 100] and r["s"].steps.tolist() == [0, 10, 50]
     assert main(["run", str(EXAMPLES / "chain.json"), "--at", "0,10,500"]) == 0
-    assert "not reported" in capsys.readouterr().err
+    assert "its last step 200 is reported in their place" in capsys.readouterr().err
     assert main(["run", str(EXAMPLES / "chain.json"), "--rtol", "1e-3"]) == 2
     assert "--rtol" in capsys.readouterr().err
 

@@ -104,7 +104,7 @@ def test_step_decay_with_phase_boundaries():
 
 def test_piecewise_with_short_and_long_phases():
     T = 6000
-    sched = Piecewise((0.35, 0.05, 0.3, 0.1), (5, 1000, 3, 10_000))
+    sched = Piecewise((0.35, 0.05, 0.3, 0.1), (5, 1000, 3, T - 1008))
     sc = st.Scenario(problem(d=150, noise=0.2), (st.Model("m", steps=T, schedule=sched),))
     fa, _ = compare(sc, checkpoints(T, [4, 5, 6, 1004, 1005, 1006, 1008, 1009, 1010]))
     assert fa.diagnostics["phases_direct"] == 2  # the 5- and 3-step phases are stepped directly
@@ -182,7 +182,7 @@ def test_many_phases_schedule_stepped_directly():
     sc = st.Scenario(problem(d=60), (st.Model("m", steps=300, schedule=Polynomial(0.3, 20.0, 1.0)),))
     fa, _ = compare(sc, checkpoints(300))
     assert fa.diagnostics["phases_direct"] == 300
-    sc = st.Scenario(problem(d=60), (st.Model("m", steps=400, schedule=WarmupDecay(0.3, 30)),))
+    sc = st.Scenario(problem(d=60), (st.Model("m", steps=400, schedule=WarmupDecay(0.3, 30, 1.0, 0.0)),))
     compare(sc, checkpoints(400, [29, 30, 31]))
 
 
@@ -205,7 +205,7 @@ def test_three_generation_chain_and_shared_teacher():
         st.Model("t", steps=T, schedule=0.3, capacity=40),
         st.Model("s1", steps=T, schedule=0.25, teacher="t", alpha=0.3),
         st.Model("s2", steps=T // 2, schedule=0.2, batch=3, teacher="t", alpha=0.0),
-        st.Model("g", steps=T, schedule=Piecewise((0.3, 0.1), (500, 5000)), teacher="s1",
+        st.Model("g", steps=T, schedule=Piecewise((0.3, 0.1), (500, T - 500)), teacher="s1",
                  alpha=0.5, capacity=100)))
     compare(sc, checkpoints(T, [500, 501]))
 
@@ -341,7 +341,7 @@ def test_contour_table():
 def test_supports_reasons():
     ok = st.Scenario(problem(d=20), (st.Model("m", steps=10**9, schedule=0.2),))
     assert renewal.supports(ok) is None
-    poly = st.Scenario(problem(d=20), (st.Model("m", steps=10**8, schedule=Polynomial(0.2)),))
+    poly = st.Scenario(problem(d=20), (st.Model("m", steps=10**8, schedule=Polynomial(0.2, 1.0, 1.0)),))
     assert "polynomial" in renewal.supports(poly)
     many = st.Scenario(problem(d=20), (st.Model("m", steps=10**6, schedule=StepDecay(0.2, 0.99, 2)),))
     assert "phases" in renewal.supports(many)
@@ -379,9 +379,12 @@ def chains(draw):
             sched = lr
         elif kind == "decay":
             sched = StepDecay(lr, 0.5, draw(hst.integers(1, 600)))
-        else:
-            sched = Piecewise((lr, 0.3 * lr, 0.8 * lr), (draw(hst.integers(1, 400)),
-                                                         draw(hst.integers(1, 50)), 2000))
+        elif steps < 3:
+            sched = lr
+        else:  # the phase lengths add up to the model's steps
+            first = draw(hst.integers(1, min(400, steps - 2)))
+            second = draw(hst.integers(1, min(50, steps - 1 - first)))
+            sched = Piecewise((lr, 0.3 * lr, 0.8 * lr), (first, second, steps - first - second))
         teacher = alpha = None
         if g and draw(hst.booleans()):
             teacher = models[draw(hst.integers(0, g - 1))].name

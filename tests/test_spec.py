@@ -61,11 +61,11 @@ def test_lr_convention_sum_scales_by_batch():
         (lambda: st.Model("m", steps=5, teacher="m"), "models['m'].teacher", "own teacher"),
         (lambda: st.Model("m", steps=5, capacity=2, speeds=[1.0]), "models['m'].speeds", "not both"),
         (lambda: st.Model("m", steps=5, lr_convention="median"), "models['m'].lr_convention", "'mean' or 'sum'"),
-        (lambda: st.Model("m", steps=5, schedule=st.ArraySchedule([0.1, 0.1])), "models['m'].schedule.values", "at least one step size per training step"),
-        (lambda: st.Model("m", steps=5, schedule=st.Piecewise([0.1], [3])), "models['m'].schedule.lengths", "at least the model's steps"),
+        (lambda: st.Model("m", steps=5, schedule=st.ArraySchedule([0.1, 0.1])), "models['m'].schedule.values", "the model's steps are 5, the array has 2 values"),
+        (lambda: st.Model("m", steps=5, schedule=st.Piecewise([0.1], [3])), "models['m'].schedule.lengths", "must add up to the model's steps (5); they add up to 3"),
         (lambda: st.Piecewise([0.1, 0.2], [3]), "schedule.lengths", "one length per step size"),
         (lambda: st.StepDecay(0.1, 0.5, 0), "schedule.every", ">= 1"),
-        (lambda: st.Polynomial(0.1, t0=0), "schedule.t0", "> 0"),
+        (lambda: st.Polynomial(0.1, t0=0, power=1.0), "schedule.t0", "> 0"),
         (lambda: st.ArraySchedule([0.1, 0.0]), "schedule.values[1]", "> 0"),
         (lambda: st.Scenario(prob(), (st.Model("a", steps=1), st.Model("a", steps=1))), "models[1].name", "unique"),
         (lambda: st.Scenario(prob(), (st.Model("a", steps=1, teacher="b"), st.Model("b", steps=1))), "models['a'].teacher", "earlier"),
@@ -87,7 +87,8 @@ def test_errors_name_field_value_and_allowed(build, field, fragment):
 def test_output_steps():
     o = st.Output(at=(100, 0, 10, 10))
     assert o.at == (0, 10, 100)
-    np.testing.assert_array_equal(o.steps_for(50), [0, 10])
+    np.testing.assert_array_equal(o.steps_for(50), [0, 10, 50])  # a step past the end: the last step
+    assert o.past_end(50) == [100] and o.past_end(100) == []
     s = log_steps(1000, 20)
     assert s[0] == 0 and s[-1] == 1000 and np.all(np.diff(s) > 0)
 
@@ -97,12 +98,12 @@ def test_schedules_rates_and_phases():
     cases = [
         (st.Constant(0.5), [0.5] * T),
         (st.StepDecay(1.0, 0.5, 4), [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25]),
-        (st.Piecewise([0.3, 0.1], [3, 20]), [0.3] * 3 + [0.1] * 7),
+        (st.Piecewise([0.3, 0.1], [3, 7]), [0.3] * 3 + [0.1] * 7),
         (st.Geometric(1.0, 0.9), [0.9**t for t in range(T)]),
         (st.Polynomial(1.0, t0=2.0, power=0.5), [(1 + t / 2) ** -0.5 for t in range(T)]),
         (st.WarmupDecay(1.0, warmup=4, t0=2.0, power=1.0),
          [0.25, 0.5, 0.75, 1.0] + [1 / (1 + (t - 4) / 2) for t in range(4, T)]),
-        (st.ArraySchedule(np.linspace(1, 0.1, 12)), list(np.linspace(1, 0.1, 12)[:T])),
+        (st.ArraySchedule(np.linspace(1, 0.1, T)), list(np.linspace(1, 0.1, T))),
     ]
     for sched, expected in cases:
         np.testing.assert_allclose(sched.rates(T), expected, rtol=1e-15)

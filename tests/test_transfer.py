@@ -158,9 +158,13 @@ def test_transfer_from_dict_roles_and_errors():
             "transfer": {"kind": "kd", "teacher": "big", "student": "small", "alpha": 0.5}}
     spec = transfer_from_dict(data)
     assert spec.kind == "kd" and spec.teacher.name == "big" and spec.alpha == 0.5
-    w = transfer_from_dict(data, kind="w2s", overrides={"weak": "small", "strong": "big"})
-    assert w.weak.name == "small" and w.strong.name == "big"
-    ch = transfer_from_dict(data, kind="chain", overrides={"generations": 3})
+    # a section without kind serves every comparison, each reading its own roles
+    several = {**data, "transfer": {"teacher": "big", "student": "small", "weak": "small", "strong": "big"}}
+    w = transfer_from_dict(several, kind="w2s")
+    assert w.weak.name == "small" and w.strong.name == "big" and w.alpha == 0.0
+    w = transfer_from_dict(several, kind="w2s", overrides={"weak": "big", "strong": "small"})
+    assert w.weak.name == "big" and w.strong.name == "small"
+    ch = transfer_from_dict(several, kind="chain", overrides={"generations": 3})
     assert ch.generations == 3 and ch.base.name == "big" and ch.child.name == "small"
     with pytest.raises(st.SpecError, match=r"transfer.teacher: got 'huge'"):
         transfer_from_dict(data, overrides={"teacher": "huge"})
@@ -169,7 +173,12 @@ def test_transfer_from_dict_roles_and_errors():
     with pytest.raises(st.SpecError, match=r"transfer.alpha"):
         transfer_from_dict(data, overrides={"alpha": 2.0})
     with pytest.raises(st.SpecError, match=r"transfer.generations"):
-        transfer_from_dict(data, kind="chain", overrides={"generations": 0})
+        transfer_from_dict(several, kind="chain", overrides={"generations": 0})
+    # the section's kind and the comparison asked for must agree
+    with pytest.raises(st.SpecError, match=r"transfer.kind: got 'kd'.*'w2s'"):
+        transfer_from_dict(data, kind="w2s", overrides={"weak": "small", "strong": "big"})
+    with pytest.raises(st.SpecError, match=r"transfer.kind: got None"):
+        transfer_from_dict(several)
 
 
 SMALL = """
@@ -188,7 +197,6 @@ capacity = 30
 steps = 300
 lr = 0.3
 [transfer]
-kind = "kd"
 teacher = "big"
 student = "small"
 [output]
@@ -211,9 +219,9 @@ def test_cli_json_carries_metrics_and_modes(tmp_path, capsys):
     assert {"pgr", "pgr_oracle", "student_teacher_disagreement"} <= set(w["metrics"])
     assert main(["chain", str(scn), "--base", "small", "--generations", "3"]) == 0
     assert "generation_growth" in capsys.readouterr().out
-    assert main(["map", str(scn), "--x", "teacher.capacity=20,60", "--y", "alpha=0,0.5"]) == 0
+    assert main(["map", str(scn), "--kind", "kd", "--x", "teacher.capacity=20,60", "--y", "alpha=0,0.5"]) == 0
     assert capsys.readouterr().out.count("\n") == 5
-    assert main(["tune", str(scn), "--param", "alpha", "--grid", "5", "--format", "json"]) == 0
+    assert main(["tune", str(scn), "--kind", "kd", "--param", "alpha", "--grid", "5", "--format", "json"]) == 0
     assert 0 <= json.loads(capsys.readouterr().out)["best"] <= 1
 
 

@@ -330,7 +330,28 @@ def run_continuum(scenario: Scenario, *, at: dict[str, np.ndarray], d: Any = "pr
     res = run_ode(scenario, at=at, modes=nodes, **ode_options)
     res.method = "continuum"
     res.diagnostics["nodes"] = nodes.info
+    res.scenario = ComputedScenario(scenario, nodes.info["d"])
     return res
+
+
+class ComputedScenario:
+    """The scenario as the continuum solver computed it: everything as ``scenario`` except the
+    number of modes, ``d`` (``None``: infinity), which :meth:`describe` (the JSON echo of a
+    result) reports as computed, ``"inf"`` for d = infinity."""
+
+    def __init__(self, scenario: Scenario, d: int | None):
+        self.scenario = scenario
+        self.d = d
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("scenario", "d"):
+            raise AttributeError(name)
+        return getattr(self.scenario, name)
+
+    def describe(self) -> dict[str, Any]:
+        out = self.scenario.describe()
+        out["problem"]["spectrum"]["d"] = "inf" if self.d is None else int(self.d)
+        return out
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import SpecError, UnknownNameError
 from .schedules import Constant, Schedule
 from .validate import array, finite, integer
 
@@ -253,8 +253,10 @@ class Problem:
         if not isinstance(self.features, Features):
             raise SpecError("problem.features", self.features, "must be a Features object")
         object.__setattr__(self, "noise", finite("problem.noise", self.noise, lo=0.0))
-        # resolve the target now so a length mismatch fails at construction
-        self.theta2  # noqa: B018
+        # an array target must have one entry per mode: checked now, without materialising
+        # d-sized arrays for the other kinds (the continuum method never needs them)
+        if isinstance(self.target, ArrayTarget):
+            self.theta2  # noqa: B018
 
     @property
     def d(self) -> int:
@@ -355,21 +357,25 @@ class Model:
     def field_name(self) -> str:
         return f"models[{self.name!r}]"
 
+    def check_modes(self, d: int) -> None:
+        """A :class:`SpecError` unless this model's speeds or capacity fit ``d`` modes (no
+        d-sized array is made: scenarios check their models with it)."""
+        if self.speeds is not None and self.speeds.size != d:
+            raise SpecError(
+                f"{self.field_name}.speeds", f"<array of length {self.speeds.size}>",
+                f"must have one entry per mode, i.e. length d = {d}",
+            )
+        if self.capacity is not None and self.capacity > d:
+            raise SpecError(f"{self.field_name}.capacity", self.capacity,
+                            f"must be an integer between 1 and d = {d}")
+
     def speed_profile(self, eigenvalues: np.ndarray) -> np.ndarray:
         """The per-mode speeds ``s_i`` of this model on a problem's spectrum."""
-        d = eigenvalues.size
+        self.check_modes(eigenvalues.size)
         if self.speeds is not None:
-            if self.speeds.size != d:
-                raise SpecError(
-                    f"{self.field_name}.speeds", f"<array of length {self.speeds.size}>",
-                    f"must have one entry per mode, i.e. length d = {d}",
-                )
             return np.array(self.speeds)
         s = np.array(eigenvalues, dtype=float)
         if self.capacity is not None:
-            if self.capacity > d:
-                raise SpecError(f"{self.field_name}.capacity", self.capacity,
-                                f"must be an integer between 1 and d = {d}")
             s[self.capacity:] = 0.0
         return s
 
@@ -394,17 +400,16 @@ class Model:
         return out
 
     def describe(self) -> dict[str, Any]:
+        """Every field, defaults included (``capacity``/``speeds`` ``None``: ``s = lambda``;
+        ``teacher`` ``None``: hard labels, ``alpha = 1``)."""
         out: dict[str, Any] = {
             "name": self.name, "steps": self.steps, "batch": self.batch,
             "schedule": self.schedule.describe(), "lr_convention": self.lr_convention,
+            "capacity": self.capacity,
+            "speeds": None if self.speeds is None else self.speeds.tolist(),
         }
-        if self.capacity is not None:
-            out["capacity"] = self.capacity
-        if self.speeds is not None:
-            out["speeds"] = self.speeds.tolist()
-        if self.teacher is not None:
-            out["teacher"] = self.teacher
-            out["alpha"] = self.alpha
+        out["teacher"] = self.teacher
+        out["alpha"] = self.alpha
         return out
 
 
@@ -416,9 +421,10 @@ class Model:
 class Output:
     """Which steps of each model are reported.
 
-    ``at``: explicit steps (each model reports those ``<=`` its own ``steps``;
-    step 0 is its initialisation). ``None``: ``points`` log-spaced steps from 0
-    to each model's last step.
+    ``at``: explicit steps (step 0 is each model's initialisation); a step past a
+    model's ``steps`` is reported as that model's last step (``steps_for``; the results
+    say so in ``diagnostics["steps_past_end"]``). ``None``: ``points`` log-spaced steps
+    from 0 to each model's last step (``points`` is used only without ``at``).
     """
 
     _: KW_ONLY
@@ -436,9 +442,15 @@ class Output:
         object.__setattr__(self, "points", integer("output.points", self.points, lo=2))
 
     def steps_for(self, total: int) -> np.ndarray:
+        """The steps a model of ``total`` steps reports: ``at`` with every step past ``total``
+        replaced by ``total`` (sorted, without repeats), or ``points`` log-spaced steps."""
         if self.at is not None:
-            return np.array([t for t in self.at if t <= total], dtype=np.int64)
+            return np.array(sorted({min(t, total) for t in self.at}), dtype=np.int64)
         return log_steps(total, self.points)
+
+    def past_end(self, total: int) -> list[int]:
+        """The requested steps ``at`` past ``total`` (reported as step ``total``)."""
+        return [t for t in self.at if t > total] if self.at is not None else []
 
 
 def log_steps(total: int, points: int) -> np.ndarray:
@@ -477,24 +489,31 @@ class Scenario:
                     "must name a model listed earlier in the chain "
                     f"(earlier models: {sorted(seen) or 'none'})",
                 )
-            # resolve the speed profile now so a length mismatch fails at construction
-            m.speed_profile(self.problem.eigenvalues)
+            # speeds and capacity must fit the problem (checked without d-sized arrays)
+            m.check_modes(self.problem.d)
             seen.add(m.name)
         object.__setattr__(self, "models", models)
         if isinstance(self.output, dict):
+            bad = sorted(set(self.output) - {"at", "points"})
+            if bad:
+                raise SpecError(f"output.{bad[0]}", self.output[bad[0]], "unknown key; allowed keys: ['at', 'points']")
             object.__setattr__(self, "output", Output(**self.output))
+        if not isinstance(self.output, Output):
+            raise SpecError("output", self.output, "must be an Output object (or a dict with 'at' / 'points')")
+        if not isinstance(self.name, str):
+            raise SpecError("scenario.name", self.name, "must be a string")
 
     def model(self, name: str) -> Model:
-        for m in self.models:
-            if m.name == name:
-                return m
-        raise KeyError(name)
+        """The model named ``name`` (an :class:`~spectral_theory.errors.UnknownNameError`, a
+        ``KeyError`` listing the names, if there is none)."""
+        return self.models[self.index(name)]
 
     def index(self, name: str) -> int:
+        """Position of the model named ``name`` in the chain."""
         for i, m in enumerate(self.models):
             if m.name == name:
                 return i
-        raise KeyError(name)
+        raise UnknownNameError("scenario.models", name, [m.name for m in self.models], "models")
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -9,13 +9,18 @@ Kinds (the scenario-file ``kind`` key in brackets):
 * :class:`Constant` [``constant``]: ``lr``.
 * :class:`StepDecay` [``step_decay``]: ``lr * factor^(t // every)``.
 * :class:`Piecewise` [``piecewise``]: constant phases ``lrs`` of ``lengths``
-  steps; the lengths must cover the training steps (extra length is unused).
+  steps; the lengths add up to the model's steps exactly.
 * :class:`Geometric` [``geometric``]: ``lr * factor^t``.
-* :class:`Polynomial` [``polynomial``]: ``lr / (1 + t/t0)^power``.
+* :class:`Polynomial` [``polynomial``]: ``lr / (1 + t/t0)^power`` (``t0`` and
+  ``power`` required: there are no defaults).
 * :class:`WarmupDecay` [``warmup_decay``]: linear warm-up
   ``lr * (t + 1) / warmup`` for ``t < warmup``, then
-  ``lr / (1 + (t - warmup)/t0)^power`` (``power = 0``: constant after warm-up).
-* :class:`ArraySchedule` [``array``]: one value per step (at least ``steps`` values).
+  ``lr / (1 + (t - warmup)/t0)^power`` (``power = 0``: constant after warm-up;
+  ``t0`` and ``power`` required).
+* :class:`ArraySchedule` [``array``]: one value per step (exactly ``steps`` values).
+
+A schedule with a length of its own (``piecewise``, ``array``) whose length differs from
+the model's ``steps`` is an error naming both (``docs/scenario-files.md``).
 
 All step sizes are in the batch-mean convention unless the model says
 ``lr_convention = 'sum'``.
@@ -59,7 +64,7 @@ class Schedule:
         return _runs(self.rates(steps))
 
     def check_length(self, steps: int) -> None:
-        """Raise :class:`SpecError` if the schedule cannot cover ``steps`` steps."""
+        """Raise :class:`SpecError` if the schedule's own length (if it has one) is not ``steps``."""
 
     def describe(self) -> dict[str, Any]:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -118,6 +123,7 @@ class StepDecay(Schedule):
 
 def halving_every(total_steps: int) -> int:
     """The step-decay period of ``docs/theory.md`` §3: halve every ``T / log2(T)`` steps (at least 1)."""
+    total_steps = integer("total_steps", total_steps, lo=0)
     if total_steps < 2:
         return 1
     return max(1, int(round(total_steps / math.log2(total_steps))))
@@ -125,8 +131,8 @@ def halving_every(total_steps: int) -> int:
 
 @dataclass(frozen=True)
 class Piecewise(Schedule):
-    """Constant phases: ``lrs[k]`` for ``lengths[k]`` steps, in order; the lengths add up to at
-    least the model's steps."""
+    """Constant phases: ``lrs[k]`` for ``lengths[k]`` steps, in order; the lengths add up to the
+    model's steps exactly."""
 
     lrs: tuple[float, ...]
     lengths: tuple[int, ...]
@@ -145,10 +151,10 @@ class Piecewise(Schedule):
         object.__setattr__(self, "lengths", lengths)
 
     def check_length(self, steps: int) -> None:
-        if sum(self.lengths) < steps:
+        total = sum(self.lengths)
+        if total != steps:
             raise SpecError("schedule.lengths", list(self.lengths),
-                            f"must add up to at least the model's steps ({steps}); "
-                            f"they add up to {sum(self.lengths)}")
+                            f"must add up to the model's steps ({steps}); they add up to {total}")
 
     def rates(self, steps: int) -> np.ndarray:
         self.check_length(steps)
@@ -189,11 +195,11 @@ class Geometric(Schedule):
 
 @dataclass(frozen=True)
 class Polynomial(Schedule):
-    """``eta_t = lr / (1 + t / t0)^power``."""
+    """``eta_t = lr / (1 + t / t0)^power`` (``t0 > 0`` and ``power >= 0`` required)."""
 
     lr: float
-    t0: float = 1.0
-    power: float = 1.0
+    t0: float
+    power: float
 
     def __post_init__(self):
         object.__setattr__(self, "lr", finite("schedule.lr", self.lr, lo=0, lo_open=True))
@@ -211,12 +217,13 @@ class Polynomial(Schedule):
 @dataclass(frozen=True)
 class WarmupDecay(Schedule):
     """Linear warm-up then polynomial decay: ``eta_t = lr (t + 1) / warmup`` for ``t < warmup``,
-    then ``lr / (1 + (t - warmup) / t0)^power``."""
+    then ``lr / (1 + (t - warmup) / t0)^power`` (``t0 > 0`` and ``power >= 0`` required;
+    ``power = 0``: constant after the warm-up)."""
 
     lr: float
     warmup: int
-    t0: float = 1.0
-    power: float = 0.0
+    t0: float
+    power: float
 
     def __post_init__(self):
         object.__setattr__(self, "lr", finite("schedule.lr", self.lr, lo=0, lo_open=True))
@@ -237,7 +244,7 @@ class WarmupDecay(Schedule):
 
 @dataclass(frozen=True, eq=False)
 class ArraySchedule(Schedule):
-    """One step size per step, as given (``values[t]`` is ``eta_t``)."""
+    """One step size per step, as given (``values[t]`` is ``eta_t``; exactly the model's steps)."""
 
     values: Any = field(repr=False)
 
@@ -257,9 +264,10 @@ class ArraySchedule(Schedule):
         object.__setattr__(self, "values", arr)
 
     def check_length(self, steps: int) -> None:
-        if self.values.size < steps:
+        if self.values.size != steps:
             raise SpecError("schedule.values", f"<array of length {self.values.size}>",
-                            f"must give at least one step size per training step ({steps})")
+                            f"must give one step size per training step: the model's steps are "
+                            f"{steps}, the array has {self.values.size} values")
 
     def rates(self, steps: int) -> np.ndarray:
         self.check_length(steps)

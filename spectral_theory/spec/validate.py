@@ -58,7 +58,8 @@ def integer(field_: str, value: Any, *, lo: int | None = None, hi: int | None = 
 
 def array(field_: str, values: Any, *, nonneg: bool = True, min_len: int = 1) -> np.ndarray:
     """A read-only 1-D float array of finite values (``>= 0`` with ``nonneg``); the error names the bad entry."""
-    allowed = "must be a non-empty 1-D array of finite real numbers" + (" >= 0" if nonneg else "")
+    allowed = (f"must be a {'non-empty ' if min_len >= 1 else ''}1-D array of finite real numbers"
+               + (" >= 0" if nonneg else ""))
     try:
         arr = np.array(values, dtype=float)
     except (TypeError, ValueError):

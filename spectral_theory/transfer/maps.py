@@ -15,7 +15,7 @@ from ..result import as_list
 from ..solvers import PrefixCache
 from ..spec import Model
 from .report import evaluate
-from .specs import Chain, Distillation, WeakToStrong
+from .specs import Chain, Distillation, WeakToStrong, check_spec
 
 __all__ = ["TransferMap", "transfer_map", "set_param"]
 
@@ -28,6 +28,8 @@ def set_param(spec: Any, path: str, value: Any) -> Any:
     ``<model>.lr`` sets a constant step), ``spectrum.<field>`` (``spectrum.a``),
     ``target.<field>`` (``target.b``), ``noise``.
     """
+    if not isinstance(path, str):
+        raise SpecError("map parameter", path, "must be a string such as 'teacher.capacity' or 'alpha'")
     head, _, tail = path.partition(".")
     if not tail:
         if head == "noise":
@@ -43,7 +45,9 @@ def set_param(spec: Any, path: str, value: Any) -> Any:
     elif isinstance(getattr(spec, head, None), Model):
         model = getattr(spec, head)
         if tail == "lr":
-            tail, value = "schedule", float(value)
+            from ..spec.validate import finite
+
+            tail, value = "schedule", finite(f"map parameter {path}", value, lo=0.0, lo_open=True)
         if tail not in {f.name for f in dataclasses.fields(model)}:
             raise SpecError("map parameter", path, f"Model has no field {tail!r}")
         return dataclasses.replace(spec, **{head: dataclasses.replace(model, **{tail: value})})
@@ -109,6 +113,15 @@ def transfer_map(spec: Distillation | WeakToStrong | Chain, x: tuple[str, Sequen
     (work is then shared within a row only). ``method``: the theory solver of every grid
     point, as in :func:`spectral_theory.predict` (the map names what ran).
     """
+    check_spec(spec)
+    for label, axis in (("x", x), ("y", y)):
+        if (not isinstance(axis, (tuple, list)) or len(axis) != 2 or not isinstance(axis[0], str)
+                or isinstance(axis[1], (str, bytes)) or not isinstance(axis[1], Sequence | np.ndarray)
+                or len(axis[1]) == 0):
+            raise SpecError(label, axis, "must be a pair (parameter path, non-empty list of values), "
+                                         "e.g. ('teacher.capacity', [50, 100])")
+    if metric is not None and not isinstance(metric, str):
+        raise SpecError("metric", metric, "must be the name of a metric of the comparison's report")
     metric = metric or {"kd": "kd_gain", "w2s": "pgr", "chain": "final_over_first"}[spec.kind]
     (xp, xs), (yp, ys) = x, y
     if executor is None:

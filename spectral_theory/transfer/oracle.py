@@ -98,10 +98,11 @@ def oracle_stop(scenario: Scenario, name: str, *, method: str | Solver = "auto",
 
     kw = {} if on_unstable is None else {"on_unstable": on_unstable}
     solver, _ = resolve_solver(scenario, method, options)
+    scenario.model(name)  # an UnknownNameError listing the models if there is none
     final = [m.steps for m in scenario.models]
     if exhaustive(solver, scenario):
         res = predict(scenario, at=final, every_step=True, method=solver, cache=cache, **kw)
-        return from_curve(res.models[name].curve)
+        return from_curve(res[name].curve)
     return search(solver, scenario, name, resolve_at(scenario, final), cache=cache,
                   on_unstable=kw.get("on_unstable", _default_on_unstable()))
 

@@ -25,7 +25,7 @@ from ..solvers import PrefixCache
 from ..spec import Scenario
 from ..stability import DEFAULT_ON_UNSTABLE
 from .oracle import OracleStop, exhaustive, from_curve, search
-from .specs import Chain, Distillation, WeakToStrong
+from .specs import Chain, Distillation, WeakToStrong, check_spec
 
 __all__ = ["ModelSummary", "TransferReport", "spectral_horizon", "evaluate"]
 
@@ -84,7 +84,12 @@ class TransferReport:
     conventions: dict[str, str] = field(default_factory=lambda: dict(CONVENTIONS))
 
     def __getitem__(self, key: str) -> Any:
-        return self.metrics[key]
+        try:
+            return self.metrics[key]
+        except (KeyError, TypeError):
+            from ..errors import UnknownNameError
+
+            raise UnknownNameError("report", key, list(self.metrics), "metrics") from None
 
     def to_dict(self, *, modes: bool = False) -> dict[str, Any]:
         """JSON-ready contents; ``modes``: also the per-mode arrays (each model's normalised
@@ -194,6 +199,7 @@ def evaluate(
     ``cache``: a :class:`~spectral_theory.solvers.PrefixCache` shared with other calls (tuning,
     maps); ``on_unstable`` as in :func:`spectral_theory.predict`.
     """
+    check_spec(spec)
     if not isinstance(simulate, bool):
         raise SpecError("simulate", simulate, "must be True (Monte Carlo) or False (theory)")
     if simulate and method != "auto":

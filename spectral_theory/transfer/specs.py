@@ -20,9 +20,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpecError
-from ..spec import Model, Output, Problem, Scenario, scenario_from_dict
+from ..spec import Model, Output, Problem, Scenario
+from ..spec.files import MAX_GENERATIONS, TRANSFER_ROLES, parse_transfer, read_sections
+from ..spec.validate import integer
 
-__all__ = ["Distillation", "WeakToStrong", "Chain", "TransferSpec", "transfer_from_dict"]
+__all__ = ["Distillation", "WeakToStrong", "Chain", "TransferSpec", "transfer_from_dict", "MAX_GENERATIONS",
+           "CHAIN_MEMORY_BUDGET", "chain_state_bytes"]
+
+#: bytes the theory's chain state may take (``docs/scenario-files.md``): a chain of ``G`` models
+#: on ``d`` modes holds ``G (G + 1) / 2`` pair moments of shape ``(2, d)`` plus ``G`` first
+#: moments, :func:`chain_state_bytes`; a :class:`Chain` that would need more is refused
+CHAIN_MEMORY_BUDGET = 4 * 2**30
 
 
 def _renamed(model: Model, name: str, *, teacher: str | None = None, alpha: float | None = None) -> Model:
@@ -75,7 +83,7 @@ class Distillation(TransferSpec):
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "problem": self.problem.describe(), "teacher": self.teacher.describe(),
-                "student": self.student.describe(), "alpha": self.alpha}
+                "student": self.student.describe(), "alpha": self.alpha, "output": _describe_output(self.output)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,7 +111,7 @@ class WeakToStrong(TransferSpec):
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "problem": self.problem.describe(), "weak": self.weak.describe(),
-                "strong": self.strong.describe(), "alpha": self.alpha}
+                "strong": self.strong.describe(), "alpha": self.alpha, "output": _describe_output(self.output)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,10 +131,16 @@ class Chain(TransferSpec):
         _check_models(self, ("base",))
         if self.child is not None and not isinstance(self.child, Model):
             raise SpecError("transfer.child", self.child, "must be a Model")
-        g = self.generations
-        if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
-            raise SpecError("transfer.generations", g, "must be an integer >= 1 (models in the chain, "
-                                                      "generation 0 included)")
+        g = integer("transfer.generations", self.generations, lo=1, hi=MAX_GENERATIONS)
+        object.__setattr__(self, "generations", g)
+        need = chain_state_bytes(g, self.problem.d)
+        if need > CHAIN_MEMORY_BUDGET:
+            raise SpecError("transfer.generations", g,
+                            f"a chain of {g} models on d = {self.problem.d} modes needs "
+                            f"{_size(need)} for its pair moments (G (G + 1) rows of d numbers), over "
+                            f"the budget of {_size(CHAIN_MEMORY_BUDGET)} (spectral_theory.transfer.specs."
+                            f"CHAIN_MEMORY_BUDGET); at most {_max_generations(self.problem.d)} "
+                            "generations fit")
         _check_alpha(self.alpha)
 
     @property
@@ -143,7 +157,39 @@ class Chain(TransferSpec):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "problem": self.problem.describe(), "base": self.base.describe(),
                 "child": (self.child or self.base).describe(), "generations": int(self.generations),
-                "alpha": self.alpha}
+                "alpha": self.alpha, "output": _describe_output(self.output)}
+
+
+def check_spec(spec: Any, field: str = "spec") -> None:
+    """A :class:`SpecError` unless ``spec`` is a comparison (:class:`Distillation`,
+    :class:`WeakToStrong` or :class:`Chain`)."""
+    if not isinstance(spec, TransferSpec):
+        raise SpecError(field, spec, "must be a Distillation, WeakToStrong or Chain (spectral_theory.transfer)")
+
+
+def _describe_output(output: Output) -> dict[str, Any]:
+    return {"at": list(output.at) if output.at is not None else None, "points": output.points}
+
+
+def chain_state_bytes(models: int, d: int) -> int:
+    """Bytes of the theory's chain state for ``models`` models on ``d`` modes: ``G (G + 1) / 2``
+    pair moments of shape ``(2, d)`` and ``G`` first moments of ``d`` float64 numbers."""
+    g = int(models)
+    return 8 * int(d) * (g * (g + 1) + g)
+
+
+def _max_generations(d: int) -> int:
+    g = min(MAX_GENERATIONS, max(1, int(math.isqrt(CHAIN_MEMORY_BUDGET // (8 * max(int(d), 1))))))
+    while g > 1 and chain_state_bytes(g, d) > CHAIN_MEMORY_BUDGET:
+        g -= 1
+    return g
+
+
+def _size(n: int) -> str:
+    for unit, k in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= k:
+            return f"{n / k:.3g} {unit}"
+    return f"{n} bytes"
 
 
 def _check_models(spec: Any, names: Sequence[str]) -> None:
@@ -153,10 +199,15 @@ def _check_models(spec: Any, names: Sequence[str]) -> None:
         if not isinstance(getattr(spec, n), Model):
             raise SpecError(f"transfer.{n}", getattr(spec, n), "must be a Model")
     if isinstance(spec.output, dict):
+        bad = sorted(set(spec.output) - {"at", "points"})
+        if bad:
+            raise SpecError(f"output.{bad[0]}", spec.output[bad[0]], "unknown key; allowed keys: ['at', 'points']")
         object.__setattr__(spec, "output", Output(**spec.output))
+    if not isinstance(spec.output, Output):
+        raise SpecError("output", spec.output, "must be an Output object (or a dict with 'at' / 'points')")
     # speed profiles must fit the problem
     for n in names:
-        getattr(spec, n).speed_profile(spec.problem.eigenvalues)
+        getattr(spec, n).check_modes(spec.problem.d)
 
 
 def _check_alpha(alpha: Any) -> None:
@@ -167,23 +218,41 @@ def _check_alpha(alpha: Any) -> None:
 
 def transfer_from_dict(data: dict[str, Any], *, kind: str | None = None, overrides: dict[str, Any] | None = None,
                        name: str = "scenario") -> Distillation | WeakToStrong | Chain:
-    """A transfer spec from a scenario file's contents: ``[transfer]`` names the roles of
-    the ``[[models]]`` (defaults: the first model is the teacher/weak/base, the second the
-    student/strong/child). ``kind`` and ``overrides`` (e.g. from CLI flags) take precedence."""
-    t = dict(data.get("transfer", {}))
-    t.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    kind = kind or t.get("kind")
-    if kind not in ("kd", "w2s", "chain"):
-        raise SpecError("transfer.kind", kind, "must be 'kd', 'w2s' or 'chain'")
-    base = {k: v for k, v in data.items() if k != "transfer"}
-    scn = scenario_from_dict(base, name=name)
-    models = {m.name: m for m in scn.models}
+    """A transfer spec from a scenario file's contents, read by the one strict reader
+    (:func:`spectral_theory.spec.read_sections`: unknown keys anywhere, ``[transfer]`` included,
+    are errors listing the allowed keys).
+
+    ``[transfer]`` names the roles of the ``[[models]]`` (``docs/scenario-files.md``). The
+    comparison is ``kind`` (a command's own: ``kd``, ``w2s``, ``chain``; or ``--kind``) or
+    else the section's ``kind``; a section whose ``kind`` differs from the one asked for is an
+    error naming both (a file used by several comparisons leaves ``kind`` out). Roles the
+    comparison needs and nobody names default by position: the first model is the
+    teacher/weak/base, the second the student/strong/child. ``overrides`` (e.g. from CLI
+    flags; ``None`` values are ignored) take precedence over the section and are checked
+    the same way: a role of another comparison is an error.
+    """
+    scn, t = read_sections(data, name=name)
     order = [m.name for m in scn.models]
+    models = {m.name: m for m in scn.models}
+    file_kind = t.get("kind")
+    if kind is None:
+        if file_kind is None:
+            raise SpecError("transfer.kind", None, f"must be one of {list(TRANSFER_ROLES)}: give it in "
+                                                   "[transfer] (or --kind on the command line)")
+        kind = file_kind
+    elif not isinstance(kind, str) or kind not in TRANSFER_ROLES:
+        raise SpecError("kind", kind, f"must be one of {list(TRANSFER_ROLES)}")
+    elif file_kind is not None and file_kind != kind:
+        raise SpecError("transfer.kind", file_kind,
+                        f"the file's [transfer] section is for a {file_kind!r} comparison, but a {kind!r} "
+                        f"comparison was asked for: run {file_kind!r}, or leave 'kind' out of [transfer] "
+                        "to use the file for several comparisons")
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if given:
+        t = {**t, **parse_transfer({**given, "kind": kind}, order)}
 
     def pick(role: str, default_index: int) -> Model:
         if role in t:
-            if t[role] not in models:
-                raise SpecError(f"transfer.{role}", t[role], f"must name one of the models {order}")
             return models[t[role]]
         if default_index >= len(order):
             raise SpecError(f"transfer.{role}", None, f"is required (the file lists {len(order)} model(s))")

@@ -16,7 +16,7 @@ from ..result import as_list
 from ..solvers import PrefixCache, Solver
 from ..stability import stability_limit
 from .oracle import oracle_stop
-from .specs import Chain, Distillation, WeakToStrong
+from .specs import Chain, Distillation, WeakToStrong, check_spec
 
 __all__ = ["Tuning", "tune_alpha", "tune_lr"]
 
@@ -110,6 +110,7 @@ def tune_alpha(spec: Distillation | WeakToStrong | Chain, *, grid: int = 21, obj
     best grid point to ``xatol``. The teacher is trained once (shared prefix). ``method``:
     the theory solver, as in :func:`spectral_theory.predict` (the result names what ran).
     """
+    check_spec(spec)
     _check(objective, grid)
     cache = cache if cache is not None else PrefixCache()
     h0, m0 = cache.hits, cache.misses
@@ -132,6 +133,7 @@ def tune_lr(spec: Distillation | WeakToStrong | Chain, *, grid: int = 21, object
     (every generation after the first) is tuned. ``method``: the theory solver, as in
     :func:`spectral_theory.predict` (the result names what ran).
     """
+    check_spec(spec)
     _check(objective, grid)
     field_ = {"kd": "student", "w2s": "strong", "chain": "child"}[spec.kind]
     student = getattr(spec, field_) or spec.base  # chain without child: the base recipe
