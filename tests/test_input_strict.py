@@ -399,6 +399,10 @@ def test_unknown_names_list_the_names_that_exist():
         st.Scenario(prob, sc.models, output={"x": 1})
     with pytest.raises(st.SpecError, match=r"output: got 3"):
         st.Scenario(prob, sc.models, output=3)
+    with pytest.raises(st.SpecError, match=r"models\['m'\].alpha: got 'soft'"):  # was a ValueError
+        st.Model("m", steps=3, alpha="soft")
+    with pytest.raises(st.SpecError, match=r"problem.kurtosis: got 'x'"):
+        st.Features("gaussian", "x")
 
 
 def test_errors_survive_pickling():

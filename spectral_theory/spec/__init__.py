@@ -3,7 +3,14 @@ their step-size schedules and the reported steps, and the scenario-file reader
 (``docs/theory.md`` §1-3). Every constructor raises :class:`~spectral_theory.errors.SpecError`
 naming the field, the value and what is allowed."""
 
-from .files import load_scenario, parse_schedule, read_scenario_file, scenario_from_dict
+from .files import (
+    load_scenario,
+    parse_schedule,
+    parse_transfer,
+    read_scenario_file,
+    read_sections,
+    scenario_from_dict,
+)
 from .problem import (
     ArraySpectrum,
     ArrayTarget,
@@ -36,6 +43,6 @@ __all__ = [
     "ArraySchedule", "ArraySpectrum", "ArrayTarget", "Constant", "ExponentialSpectrum", "Features",
     "Geometric", "Model", "Output", "Piecewise", "Polynomial", "PowerLawSpectrum", "PowerLawTarget",
     "Problem", "SCHEDULE_KINDS", "Scenario", "Schedule", "Spectrum", "StepDecay", "Target",
-    "WarmupDecay", "halving_every", "load_scenario", "log_steps", "parse_schedule",
-    "read_scenario_file", "scenario_from_dict",
+    "WarmupDecay", "halving_every", "load_scenario", "log_steps", "parse_schedule", "parse_transfer",
+    "read_scenario_file", "read_sections", "scenario_from_dict",
 ]

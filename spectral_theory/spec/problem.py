@@ -213,7 +213,7 @@ class Features:
             k = finite("problem.kurtosis", self.kurtosis, lo=1.0)
             object.__setattr__(self, "kurtosis", k)
         else:
-            if self.kurtosis is not None and float(self.kurtosis) != _KURTOSIS[self.kind]:
+            if self.kurtosis is not None and finite("problem.kurtosis", self.kurtosis, lo=1.0) != _KURTOSIS[self.kind]:
                 raise SpecError(
                     "problem.kurtosis", self.kurtosis,
                     f"features {self.kind!r} have kurtosis {_KURTOSIS[self.kind]:g}; "
@@ -295,8 +295,9 @@ class Model:
 
     * speed profile: ``capacity=k`` (``s_i = lambda_i`` for ``i <= k``, else 0),
       or ``speeds`` (one ``s_i >= 0`` per mode); default ``s = lambda``;
-    * recipe: ``batch`` B, ``steps`` T, ``schedule`` (a :mod:`~spectral_theory.spec.schedules` object
-      or a float for a constant step); ``lr_convention='mean'`` (batch-averaged
+    * recipe: ``batch`` B (default 1), ``steps`` T, ``schedule`` (a
+      :mod:`~spectral_theory.spec.schedules` object or a float for a constant step; default a
+      constant 0.1, echoed by :meth:`describe`); ``lr_convention='mean'`` (batch-averaged
       gradients, the default) or ``'sum'`` (batch-summed: the recursion uses
       ``eta_mean = B * eta_sum``);
     * label source: ``teacher=None`` (hard labels) or the name of an earlier
@@ -338,7 +339,7 @@ class Model:
         if self.speeds is not None:
             object.__setattr__(self, "speeds", array(f"{f}.speeds", self.speeds))
         if self.teacher is None:
-            if self.alpha is not None and float(self.alpha) != 1.0:
+            if self.alpha is not None and finite(f"{f}.alpha", self.alpha, lo=0.0, hi=1.0) != 1.0:
                 raise SpecError(
                     f"{f}.alpha", self.alpha,
                     "a model without a teacher trains on hard labels (alpha = 1); "
