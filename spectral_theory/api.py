@@ -129,9 +129,16 @@ def simulate(
     """Monte Carlo SGD for the scenario's chain, same call shape and result type as :func:`predict`.
 
     ``reps`` replicates (each trains its own chain on fresh samples), seeded by
-    ``seed``; mean excess risk and its standard error at each reported step.
-    ``on_unstable``: the stability policy, as in :func:`predict` (the simulated weights
-    overflowing is an error).
+    ``seed``; at each reported step the mean excess risk, its standard error (exactly 0 where
+    every replicate agrees) and a 95% studentized bootstrap interval
+    (``excess_risk_ci_low/high``); a :class:`~spectral_theory.montecarlo.HeavyTailWarning`
+    where the replicates are too skewed for the normal interval (``docs/montecarlo.md``,
+    "Uncertainty"). ``progress``: a bar with an ETA on standard error (``None``: when it is a
+    terminal and the run is estimated above 2 s); unless ``False``, a run estimated above
+    ``montecarlo.NOTE_SECONDS`` is announced first
+    (:func:`~spectral_theory.montecarlo.estimate_simulation_seconds`). ``on_unstable``: the
+    stability policy, as in :func:`predict` (anything overflowing is an
+    :class:`~spectral_theory.errors.InstabilityError`, never a non-finite number).
     """
     from .montecarlo import run_monte_carlo
 

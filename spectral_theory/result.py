@@ -72,16 +72,22 @@ class ModelResult:
     steps: np.ndarray
     excess_risk: np.ndarray
     excess_risk_se: np.ndarray | None = None
+    excess_risk_ci_low: np.ndarray | None = None  # Monte Carlo: bootstrap interval (Result.ci_level)
+    excess_risk_ci_high: np.ndarray | None = None
     bias: np.ndarray | None = None
     variance: np.ndarray | None = None
     teacher: str | None = None
     disagreement: np.ndarray | None = None  # E||phi_g(t) - phi_teacher||^2 at steps
     disagreement_se: np.ndarray | None = None
+    disagreement_ci_low: np.ndarray | None = None
+    disagreement_ci_high: np.ndarray | None = None
     modes: ModeProfile | None = None  # at the end of training
     mode_curves: np.ndarray | None = None  # (len(steps), d) E[e_i^2] at steps, if recorded
     curve: np.ndarray | None = None  # excess risk at every step 0..T, if recorded
     stability_limit: float | None = None
     max_lr: float | None = None
+    #: Monte Carlo: per-replicate values (montecarlo.Replicates), for bootstraps; not exported
+    replicates: Any = field(default=None, repr=False)
 
     def at(self, step: int) -> float:
         """Excess risk at one reported step."""
@@ -101,7 +107,8 @@ class ModelResult:
         """Curves as JSON-ready lists; ``modes``: also the per-mode arrays (``modes``, ``mode_curves``)."""
         out: dict[str, Any] = {"steps": np.asarray(self.steps, dtype=np.int64).ravel().tolist(),
                                "excess_risk": as_list(self.excess_risk)}
-        for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se"):
+        for k in ("excess_risk_se", "excess_risk_ci_low", "excess_risk_ci_high", "bias", "variance",
+                  "disagreement", "disagreement_se", "disagreement_ci_low", "disagreement_ci_high"):
             v = getattr(self, k)
             if v is not None:
                 out[k] = as_list(v)
@@ -122,7 +129,8 @@ class ModelResult:
         """Every array of this model, curves and per-mode, by name (the ``.npz`` layout of
         :meth:`Result.save_npz`, without the model prefix)."""
         out: dict[str, np.ndarray] = {"steps": np.asarray(self.steps), "excess_risk": np.asarray(self.excess_risk)}
-        for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se", "curve",
+        for k in ("excess_risk_se", "excess_risk_ci_low", "excess_risk_ci_high", "bias", "variance",
+                  "disagreement", "disagreement_se", "disagreement_ci_low", "disagreement_ci_high", "curve",
                   "mode_curves"):
             v = getattr(self, k)
             if v is not None:
@@ -147,6 +155,7 @@ class Result:
     disagreement: dict[str, dict[str, float]] | None = None  # final pairwise E||phi_g - phi_h||^2
     reps: int | None = None
     seed: int | None = None
+    ci_level: float | None = None  # Monte Carlo: level of the *_ci_low/high bootstrap intervals
     conventions: dict[str, str] = field(default_factory=lambda: dict(CONVENTIONS))
     diagnostics: dict[str, Any] = field(default_factory=dict)
     state: Any = field(default=None, repr=False)  # final per-mode state (theory), not exported
@@ -171,6 +180,8 @@ class Result:
         if self.reps is not None:
             out["reps"] = self.reps
             out["seed"] = self.seed
+        if self.ci_level is not None:
+            out["ci_level"] = self.ci_level
         if self.disagreement is not None:
             out["disagreement"] = {g: {h: _num(v) for h, v in row.items()}
                                    for g, row in self.disagreement.items()}
@@ -195,7 +206,8 @@ class Result:
 
     def rows(self) -> list[dict[str, Any]]:
         """Tidy rows: one per (model, step)."""
-        keys = ("excess_risk", "excess_risk_se", "bias", "variance", "disagreement", "disagreement_se")
+        keys = ("excess_risk", "excess_risk_se", "excess_risk_ci_low", "excess_risk_ci_high", "bias",
+                "variance", "disagreement", "disagreement_se", "disagreement_ci_low", "disagreement_ci_high")
         rows = []
         for name, m in self.models.items():
             steps = np.asarray(m.steps, dtype=np.int64).ravel().tolist()
@@ -211,7 +223,8 @@ class Result:
     def to_csv(self) -> str:
         rows = self.rows()
         cols = ["model", "step", "excess_risk"]
-        for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se"):
+        for k in ("excess_risk_se", "excess_risk_ci_low", "excess_risk_ci_high", "bias", "variance",
+                  "disagreement", "disagreement_se", "disagreement_ci_low", "disagreement_ci_high"):
             if any(r[k] is not None for r in rows):
                 cols.append(k)
         buf = io.StringIO()
@@ -224,11 +237,15 @@ class Result:
 
     def table(self) -> str:
         rows = self.rows()
+        for r in rows:
+            r["interval"] = (None if r["excess_risk_ci_low"] is None else
+                             f"[{_fmt(r['excess_risk_ci_low'])}, {_fmt(r['excess_risk_ci_high'])}]")
         cols = ["model", "step", "excess_risk"]
-        for k in ("excess_risk_se", "bias", "variance", "disagreement"):
+        for k in ("excess_risk_se", "interval", "bias", "variance", "disagreement"):
             if any(r[k] is not None for r in rows):
                 cols.append(k)
         head = {"excess_risk": "excess risk", "excess_risk_se": "s.e.",
+                "interval": f"{100 * (self.ci_level or 0.95):g}% interval",
                 "disagreement": "disagr. w/ teacher"}
         cells = [[head.get(c, c) for c in cols]]
         for r in rows:

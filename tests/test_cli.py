@@ -146,7 +146,7 @@ def test_stability_flags_and_warning_lines(capsys, tmp_path, command):
     final = _write(tmp_path, BASE + FINAL_UNSTABLE, "final.toml")
     code, out, err = run_cli([command, transient, "--at", "0,10", *extra], capsys)
     assert code == 0 and "excess risk" in out
-    lines = err.splitlines()
+    lines = [x for x in err.splitlines() if "heavy-tailed" not in x]  # Monte Carlo's own warning
     assert len(lines) == 1 and lines[0].startswith("spectral-theory: warning: model 'm': steps 0-2 (3 of 10")
     assert "stability limit 0.559545" in lines[0] and "peak growth factor" in lines[0]
     assert "RuntimeWarning" not in err and "warnings.warn" not in err
@@ -157,7 +157,8 @@ def test_stability_flags_and_warning_lines(capsys, tmp_path, command):
     code, _, err = run_cli([command, final, *extra], capsys)
     assert code == 2 and "final constant phase (steps 7-9)" in err and "0.559545" in err
     code, out, err = run_cli([command, final, "--allow-unstable", "--at", "0,10", *extra], capsys)
-    assert code == 0 and err == "" and "excess risk" in out
+    assert code == 0 and "excess risk" in out
+    assert all("heavy-tailed" in x for x in err.splitlines())  # no stability warning
     with pytest.raises(SystemExit):  # one or the other
         main([command, str(transient), "--allow-unstable", "--strict-stability"])
 
@@ -396,7 +397,9 @@ def test_vectorised_json_encoding_matches_the_per_element_encoder(monkeypatch):
     for r in (res, sim):
         ref = [{"model": name, "step": int(t), "excess_risk": float(m.excess_risk[j]),
                 **{k: (None if getattr(m, k) is None else float(getattr(m, k)[j]))
-                   for k in ("excess_risk_se", "bias", "variance", "disagreement", "disagreement_se")}}
+                   for k in ("excess_risk_se", "excess_risk_ci_low", "excess_risk_ci_high", "bias",
+                             "variance", "disagreement", "disagreement_se", "disagreement_ci_low",
+                             "disagreement_ci_high")}}
                for name, m in r.models.items() for j, t in enumerate(m.steps)]
         rows = r.rows()
         assert rows == ref and [list(map(type, x.values())) for x in rows] == [list(map(type, x.values())) for x in ref]

@@ -42,10 +42,21 @@ def test_seeded_and_same_schema_as_theory():
         np.testing.assert_array_equal(a[name].steps, th[name].steps)
     np.testing.assert_array_equal(a["t"].steps, [0, 10, 40, 60])
     np.testing.assert_array_equal(a["s"].steps, [0, 10, 40])
-    # step 0: phi = 0, so the risk is exactly sum theta^2 in every replicate
+    # step 0: phi = 0, so the risk is exactly sum theta^2 in every replicate: a deterministic
+    # quantity, whose standard error is exactly 0 (it was 1e-17 from rounding) and whose
+    # bootstrap interval is the point
     assert a["t"].excess_risk[0] == pytest.approx(sc.problem.theta2.sum(), rel=1e-14)
+    for name in ("t", "s"):
+        assert a[name].excess_risk_se[0] == 0.0
+        assert a[name].excess_risk_ci_low[0] == a[name].excess_risk_ci_high[0] == a[name].excess_risk[0]
+        assert np.all(a[name].excess_risk_ci_low[1:] < a[name].excess_risk[1:])
+        assert np.all(a[name].excess_risk[1:] < a[name].excess_risk_ci_high[1:])
     d = a.to_dict()
-    assert d["reps"] == 200 and "excess_risk_se" in d["models"]["s"]
+    assert d["reps"] == 200 and "excess_risk_se" in d["models"]["s"] and d["ci_level"] == 0.95
+    assert d["models"]["t"]["excess_risk_se"][0] == 0.0
+    assert {"excess_risk_ci_low", "excess_risk_ci_high", "disagreement_ci_low",
+            "disagreement_ci_high"} <= set(d["models"]["s"])
+    assert "95% interval" in a.table() and "excess_risk_ci_high" in a.to_csv().splitlines()[0]
     assert a["s"].disagreement is not None and a["s"].disagreement_se is not None
 
 

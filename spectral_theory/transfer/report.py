@@ -55,6 +55,11 @@ class ModelSummary:
     normalised_variance: np.ndarray | None
     final_se: float | None = None
     oracle_over: str = "every step"
+    #: Monte Carlo: bootstrap intervals (``docs/montecarlo.md``, "Uncertainty"); None for theory
+    final_ci: list[float] | None = None
+    oracle_step_ci: list[int] | None = None
+    oracle_risk_ci: list[float] | None = None
+    horizon_ci: list[int] | None = None
 
     def to_dict(self, *, modes: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -64,6 +69,9 @@ class ModelSummary:
         }
         if self.final_se is not None:
             out["final_se"] = self.final_se
+        for k in ("final_ci", "oracle_step_ci", "oracle_risk_ci", "horizon_ci"):
+            if getattr(self, k) is not None:
+                out[k] = getattr(self, k)
         if modes:
             out["normalised_error"] = as_list(self.normalised)
             if self.normalised_bias is not None:
@@ -139,6 +147,13 @@ class TransferReport:
             fin = f"{m.final_risk:.6g}" + (f"+-{m.final_se:.1g}" if m.final_se else "")
             lines.append(f"{name:<16} {fin:>12} {_f(m.final_bias):>11} {_f(m.final_variance):>11} "
                          f"{m.oracle_step:>12d} {m.oracle_risk:>12.6g} {m.horizon:>8d}")
+        cis = [(name, m) for name, m in self.models.items() if m.oracle_step_ci is not None]
+        if cis:
+            level = self.metrics.get("uncertainty", {}).get("level", 0.95)
+            lines.append(f"{100 * level:g}% bootstrap intervals:")
+            for name, m in cis:
+                lines.append(f"  {name:<14} final {_f(m.final_ci)}  oracle step {_f(m.oracle_step_ci)}  "
+                             f"oracle risk {_f(m.oracle_risk_ci)}  horizon {_f(m.horizon_ci) or 'n/a'}")
         lines.append("")
         for k, v in self.metrics.items():
             if isinstance(v, list):
@@ -153,6 +168,8 @@ def _f(v: Any) -> str:
         return ""
     if isinstance(v, (float, np.floating)):
         return f"{v:.6g}"
+    if isinstance(v, list):  # an interval
+        return "[" + ", ".join(_f(x) for x in v) + "]"
     return str(v)
 
 
@@ -187,7 +204,7 @@ def evaluate(
     reps: int = 1000,
     seed: int = 0,
     cache: PrefixCache | None = None,
-    progress: bool | None = False,
+    progress: bool | None = None,
     on_unstable: str = DEFAULT_ON_UNSTABLE,
 ) -> TransferReport:
     """Train every model the comparison needs and compute its metrics.
@@ -195,7 +212,12 @@ def evaluate(
     Theory by default (``method``: the solver, as in :func:`spectral_theory.predict`; oracle
     stopping over every step, :func:`oracle_stop`), or Monte Carlo with ``simulate=True``
     (``reps`` replicates; each lineage gets its own seed ``seed + k``; oracle over the
-    reported steps). Every model also reports its last step, whatever the spec's output says.
+    reported steps; bootstrap intervals of every model's final risk, oracle step and risk and
+    horizon and of the metrics, :mod:`~spectral_theory.transfer.uncertainty`). ``progress``: one
+    bar with an ETA over all lineages (``None``: when standard error is a terminal and the
+    simulations are estimated above 2 s); unless it is ``False``, simulations estimated above
+    ``montecarlo.NOTE_SECONDS`` are announced on standard error first. Every model also reports
+    its last step, whatever the spec's output says.
     ``cache``: a :class:`~spectral_theory.solvers.PrefixCache` shared with other calls (tuning,
     maps); ``on_unstable`` as in :func:`spectral_theory.predict`.
     """
@@ -207,10 +229,16 @@ def evaluate(
     results: dict[str, Result] = {}
     oracles: dict[str, OracleStop] = {}
     cache = cache if cache is not None else PrefixCache()
+    bar = _progress_bar(spec, reps, progress) if simulate else None
     for k, (lname, scn) in enumerate(spec.lineages().items()):
         at = _with_final(scn)
         if simulate:
-            results[lname] = run_simulation(scn, at=at, reps=reps, seed=seed + k, progress=progress)
+            try:
+                results[lname] = run_simulation(scn, at=at, reps=reps, seed=seed + k, progress=bar,
+                                                on_unstable=on_unstable)
+            finally:
+                if k == len(spec.lineages()) - 1 or lname not in results:
+                    bar.close()
             continue
         solver, why = resolve_solver(scn, method, {})
         every = exhaustive(solver, scn)
@@ -226,9 +254,31 @@ def evaluate(
     summaries = {name: _summary(r, name, theta2, oracles.get(name))
                  for r in results.values() for name in r.models}
     metrics, profiles = _METRICS[spec.kind](spec, results, summaries)
+    if simulate:
+        from .uncertainty import add_uncertainty
+
+        add_uncertainty(spec.kind, results, summaries, metrics, theta2)
     methods = sorted({r.method for r in results.values()})
     return TransferReport(kind=spec.kind, method="+".join(methods),
                           spec=spec, models=summaries, metrics=metrics, profiles=profiles, results=results)
+
+
+def _progress_bar(spec: Any, reps: int, progress: bool | None):
+    """One progress bar over every lineage's simulation, after the cost note (module
+    ``montecarlo``)."""
+    from ..montecarlo import Progress, announce, estimate_simulation_seconds
+
+    lineages = spec.lineages()
+    total = sum(estimate_simulation_seconds(scn, reps, at=_with_final(scn)) for scn in lineages.values()) \
+        if isinstance(reps, (int, np.integer)) and not isinstance(reps, bool) and reps >= 2 else 0.0
+    if progress is not False:
+        d = spec.problem.d
+        announce(total, f"{reps} replicates of {len(lineages)} lineages, d = {d}")
+    if progress is None:
+        import sys
+
+        progress = sys.stderr.isatty() and total > 2.0
+    return Progress(total, bool(progress), label=f"simulate {spec.kind}")
 
 
 def _with_final(scn: Scenario) -> list[int] | None:
