@@ -62,9 +62,9 @@ COST_PER_REPLICATE_STEP = 1.13e-7
 #: ... per step and block of replicates (Python and numpy call overhead) ...
 COST_PER_STEP = 3.8e-5
 #: ... per bootstrap resample and replicate (drawing the resample) ...
-COST_PER_RESAMPLE = 4.0e-8
+COST_PER_RESAMPLE = 3.0e-8
 #: ... and per resample, replicate and reported value
-COST_PER_BOOTSTRAP = 3.0e-9
+COST_PER_BOOTSTRAP = 5.0e-10
 
 
 class HeavyTailWarning(RuntimeWarning):
@@ -182,20 +182,22 @@ class Progress:
         self._drawn = -math.inf
         self._width = 0
 
-    def advance(self, work: float, what: str = "") -> None:
+    def advance(self, work: float, what: str = "", *, force: bool = False) -> None:
+        """Count ``work`` (estimated seconds) done and redraw (at most every 0.2 s unless
+        ``force``) with ``what`` as the current phase."""
         if not self.enabled:
             return
         self.done += work
         now = time.perf_counter()
-        if now - self._drawn < 0.2 and self.done < self.total:
+        if now - self._drawn < 0.2 and self.done < self.total and not force:
             return
         self._drawn = now
         frac = min(self.done / self.total, 1.0)
         el = now - self.t0
         eta = el * (1.0 - frac) / frac if frac > 0 else self.total
         pct = int(100 * frac)
-        text = (f"\r{self.label} [{'#' * (pct // 4):<25}] {pct:3d}% {what}  {_clock(el)} elapsed, "
-                f"about {_clock(eta)} left")
+        text = f"\r{self.label} [{'#' * (pct // 4):<25}] {pct:3d}% {what}  {_clock(el)} elapsed"
+        text += f", about {_clock(eta)} left" if frac < 1.0 else ""
         pad = max(0, self._width - len(text))
         self._width = len(text)
         sys.stderr.write(text + " " * pad)
@@ -205,8 +207,7 @@ class Progress:
         """The final line (100% and the time taken), then a newline."""
         if self.enabled and self._width:
             self.done = self.total
-            self._drawn = -math.inf
-            self.advance(0.0, "done")
+            self.advance(0.0, "done", force=True)
             sys.stderr.write("\n")
             sys.stderr.flush()
             self._width = 0
@@ -507,9 +508,8 @@ def run_monte_carlo(
             for g in range(G):
                 for h in range(g + 1, G):
                     pair_dis[g, h, cols] = pair_dis[h, g, cols] = sq_norm(phis[g] - phis[h])
-    if not isinstance(progress, Progress):
-        bar.close()
     seconds = time.perf_counter() - t_start
+    bar.advance(0.0, "bootstrap intervals", force=True)
 
     # ------------------------------------------------------------ statistics over replicates
     # every reported quantity of every model as rows of one (rows, reps) array: one bootstrap
@@ -584,6 +584,8 @@ def run_monte_carlo(
             replicates=Replicates(steps=ck[gi], excess_risk=risk[gi], disagreement=dis[gi],
                                   final_sq_error=None if final_sq is None else final_sq[gi], seed=int(seed)),
         )
+    if not isinstance(progress, Progress):
+        bar.close()
     warn_msgs.extend(heavy_msgs)
     for msg in heavy_msgs:
         warnings.warn(msg, HeavyTailWarning, stacklevel=_user_stacklevel())
