@@ -50,8 +50,9 @@ class ModeProfile:
     @property
     def normalised(self) -> np.ndarray:
         t = np.asarray(self.theta2, dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(t > 0, self.second_moment / np.where(t > 0, t, 1.0), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            r = np.where(t > 0, self.second_moment / np.where(t > 0, t, 1.0), np.nan)
+        return np.where(np.isinf(r), np.nan, r)  # nan also where theta_i^2 is too small to divide by
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"second_moment": as_list(self.second_moment)}
@@ -115,7 +116,8 @@ class ModelResult:
         if self.teacher is not None:
             out["teacher"] = self.teacher
         if self.stability_limit is not None:
-            out["stability_limit"] = _num(self.stability_limit)
+            # null: no limit (every speed is 0, so the model never moves and any step is stable)
+            out["stability_limit"] = _num(self.stability_limit) if math.isfinite(self.stability_limit) else None
             out["max_lr"] = _num(self.max_lr)
         if self.curve is not None:
             out["curve"] = as_list(self.curve)

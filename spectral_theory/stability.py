@@ -231,7 +231,10 @@ def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
     if moving.size == 0:
         return math.inf
     smax = float(moving.max())
-    eta_bound = _upper_bound(batch, kappa) / smax
+    with np.errstate(over="ignore"):
+        eta_bound = _upper_bound(batch, kappa) / smax
+    if not math.isfinite(eta_bound):  # subnormal speeds only: no finite step moves them
+        return math.inf
     below = eta_bound * (1.0 - 1e-13)
     if kernel_norm(below, moving, batch, kappa, w) < 1.0:
         limit = eta_bound
@@ -242,7 +245,8 @@ def stability_limit(speeds: np.ndarray, batch: int, kappa: float,
         return limit
     # condition 3 can only change where some mode enters or leaves a <= -1: scan those windows
     lo, hi = window
-    events = np.concatenate([lo / moving, hi / moving])
+    with np.errstate(over="ignore"):  # a subnormal speed: its events are past the limit (inf), dropped
+        events = np.concatenate([lo / moving, hi / moving])
     events = np.unique(events[events < limit])
     edges = np.concatenate([events, [limit]])
     for left, right in zip(edges[:-1], edges[1:], strict=True):
@@ -305,6 +309,11 @@ def map_radius(eta: float, speeds: np.ndarray, batch: int, kappa: float,
     x = eta * moving
     a = 1.0 - 2.0 * x + moment_q(batch, kappa) * x * x
     wb = w * (x * x / batch)
+    frozen = wb < np.finfo(float).tiny
+    if frozen.any():  # x^2 underflows (x below ~1e-154): no rank-one part, the eigenvalue is a_i (= 1)
+        still = float(np.abs(a[frozen]).max())
+        rest = ~frozen
+        return max(still, map_radius(eta, moving[rest], batch, kappa, w[rest])) if rest.any() else still
     amax = float(a.max())
     top = amax + secular_top(amax - a, wb)
     radius = abs(top)
@@ -320,7 +329,8 @@ def map_radius(eta: float, speeds: np.ndarray, batch: int, kappa: float,
         E = ua - ua[0]
 
         def f(u: float) -> float:  # secular function at z = ua[0] + u, decreasing on (0, E[1])
-            return float(np.sum(Bk / (u - E))) - 1.0
+            with np.errstate(divide="ignore", invalid="ignore"):  # u at a pole (a gap at round-off)
+                return float(np.sum(Bk / (u - E))) - 1.0
 
         gap = float(E[1])
         left, right = 0.5 * gap, 0.5 * gap
@@ -328,8 +338,8 @@ def map_radius(eta: float, speeds: np.ndarray, batch: int, kappa: float,
             left *= 0.5
         while f(right) >= 0 and right < gap:
             right = 0.5 * (right + gap)
-        if not (f(left) > 0 > f(right)):  # pragma: no cover - a root at round-off distance of a pole
-            bottom = float(ua[0])
+        if not (f(left) > 0 > f(right)):  # a root at round-off distance of a pole: that pole
+            bottom = float(ua[0]) if f(left) <= 0 else float(ua[1])
         else:
             from scipy.optimize import brentq  # reached only for B = 1, kappa < 1.5
 

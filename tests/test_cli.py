@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,8 +22,14 @@ CHAIN = ROOT / "examples" / "chain.json"
 
 
 def run_cli(args, capsys):
+    """``main(args)`` in-process: exit status, stdout, stderr. Every run, whatever it does,
+    prints no traceback, and an error (exit 2) is one line ``spectral-theory: error: ...``."""
     code = main([str(a) for a in args])
     out = capsys.readouterr()
+    assert "Traceback" not in out.err, out.err
+    if code == 2:
+        errors = [x for x in out.err.splitlines() if not x.startswith("spectral-theory: warning: ")]
+        assert len(errors) == 1 and errors[0].startswith("spectral-theory: error: "), out.err
     return code, out.out, out.err
 
 
@@ -57,7 +64,7 @@ def test_run_json_schema(capsys, tmp_path):
 
 def test_run_csv_and_out_file(capsys, tmp_path):
     out_file = tmp_path / "sub" / "r.csv"
-    code, out, _ = run_cli(["run", CHAIN, "--format", "csv", "--out", out_file, "--at", "0,5"], capsys)
+    code, out, _ = run_cli(["run", CHAIN, "--format", "csv", "--out", out_file, "--at", "0,5", "--mkdir"], capsys)
     assert code == 0 and out == ""
     rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
     assert [r["step"] for r in rows] == ["0", "5"] * 3
@@ -129,7 +136,7 @@ def test_unstable_config_is_reported(capsys, tmp_path):
     code, _, err = run_cli(["simulate", p, "--reps", "10"], capsys)
     assert code == 2 and "unstable" in err
     code, out, _ = run_cli(["stability", p], capsys)
-    assert "UNSTABLE" in out
+    assert code == 1 and "UNSTABLE" in out  # the stability command exits 1 on an unstable file
 
 
 TRANSIENT = "schedule = { kind = 'piecewise', lrs = [0.6, 0.3], lengths = [3, 7] }\n"  # limit 0.5595
@@ -168,7 +175,7 @@ def test_stability_command_names_transient_and_final_phases(capsys, tmp_path):
     assert code == 0 and "above the limit at steps 0-2 (peak growth factor" in out
     assert "computed with a warning" in out and "UNSTABLE" not in out
     code, out, _ = run_cli(["stability", _write(tmp_path, BASE + FINAL_UNSTABLE)], capsys)
-    assert code == 0 and "UNSTABLE (the final constant phase, from step 7" in out
+    assert code == 1 and "UNSTABLE (the final constant phase, from step 7" in out  # exit 1: unstable
 
 
 def test_problem_level_errors():
@@ -241,6 +248,8 @@ def test_every_subcommand_has_its_handler(capsys, transfer_file):
         "chain": ["chain", transfer_file, "--base", "small", "--generations", "3"],
         "tune": ["tune", transfer_file, "--kind", "kd", "--grid", "3"],
         "map": ["map", transfer_file, "--kind", "kd", "--x", "alpha=0,1", "--y", "student.capacity=5,10"],
+        "compare": ["compare", CHAIN, "--at", "0,5", "--reps", "20", "--no-progress"],
+        "convert": ["convert", "1", "2", "--from", "paquette"],
         "demo": ["demo"],
     }
     parser = cli.build_parser()
@@ -296,7 +305,7 @@ def test_literal_choices_are_their_registries():
     from spectral_theory.solvers import METHODS
 
     assert set(cli.METHOD_NAMES) == set(METHODS)
-    assert set(cli.DEMOS) == set(demo.DEMOS)
+    assert cli.DEMOS == demo.DEMOS  # names and one-line descriptions
 
 
 def test_cli_defaults_are_the_api_defaults():
@@ -323,7 +332,7 @@ def test_cli_defaults_are_the_api_defaults():
 # ---------------------------------------------------------------------------- output: modes, npz, JSON
 def test_npz_sidecar_round_trips(capsys, tmp_path):
     npz = tmp_path / "out" / "r.npz"
-    code, out, _ = run_cli(["run", CHAIN, "--npz", npz, "--format", "json"], capsys)
+    code, out, _ = run_cli(["run", CHAIN, "--npz", npz, "--format", "json", "--mkdir"], capsys)
     assert code == 0 and "modes" not in json.loads(out)["models"]["g1"]
     res = st.predict(load_scenario(CHAIN))
     arrays = res.arrays()
@@ -425,3 +434,348 @@ def test_help_imports_no_numpy(argv):
     mods = _modules_after(f"from spectral_theory.cli import main\ntry:\n    main({argv!r})\n"
                           "except SystemExit as e:\n    assert e.code == 0")
     assert "numpy" not in mods and "spectral_theory.solvers" not in mods
+
+
+# ---------------------------------------------------------------------------- issue 8: error boundary
+HUGE = BASE.replace("d = 20", "d = 1e9") + "lr = 0.1\n"
+
+
+def test_os_errors_are_one_line_errors_naming_the_path(capsys, tmp_path):
+    good = _write(tmp_path, BASE + "lr = 0.1\n")
+    (tmp_path / "dir.toml").mkdir()
+    regular = _write(tmp_path, "x", "regular.txt")
+    cases = [
+        (["run", tmp_path / "dir.toml"], "dir.toml"),
+        (["run", good, "--out", tmp_path], "is a directory"),
+        (["run", good, "--out", regular / "r.json"], "is not a directory"),
+        (["run", good, "--out", regular / "sub" / "r.json", "--mkdir"], "is not a directory"),
+        (["run", good, "--out", tmp_path / "missing" / "r.json"], "--mkdir creates it"),
+        (["run", good, "--out", good], "is the scenario file"),
+        (["run", good, "--out", tmp_path / "a.npz", "--npz", tmp_path / "a.npz"], "name two files"),
+        (["kd", good, "--out", tmp_path], "is a directory"),
+    ]
+    if Path("/proc/self").is_dir():  # an unwritable location, even for root
+        cases.append((["run", good, "--out", "/proc/spectral-theory-test.json"], "/proc/spectral-theory-test.json"))
+    before = sorted(tmp_path.rglob("*"))
+    for argv, fragment in cases:
+        code, out, err = run_cli(argv, capsys)
+        assert code == 2 and out == "" and fragment in err, (argv, err)
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, no directory made
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes anywhere")
+def test_unwritable_directory_is_an_error(capsys, tmp_path):
+    good = _write(tmp_path, BASE + "lr = 0.1\n")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        code, _, err = run_cli(["run", good, "--out", locked / "r.json"], capsys)
+        assert code == 2 and "permission denied" in err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_non_utf8_scenario_file(capsys, tmp_path):
+    p = tmp_path / "latin1.toml"
+    p.write_bytes((BASE + "lr = 0.1\nname2 = 'caf\xe9'\n").encode("latin-1"))
+    code, _, err = run_cli(["run", p], capsys)
+    assert code == 2 and "latin1.toml" in err and "UTF-8" in err
+
+
+def test_memory_error_and_os_error_become_one_line(capsys, tmp_path, monkeypatch):
+    from spectral_theory import cli
+
+    good = _write(tmp_path, BASE + "lr = 0.1\n")
+
+    def oom(args):
+        raise MemoryError("Unable to allocate 7.45 GiB for an array with shape (1000000000,) and data type float64")
+
+    def no_file(args):
+        raise FileNotFoundError(2, "No such file or directory", "/nowhere/x")
+
+    for handler, fragment in ((oom, "out of memory: Unable to allocate 7.45 GiB"), (no_file, "'/nowhere/x'")):
+        monkeypatch.setattr(cli, "_cmd_run", handler)
+        code, _, err = run_cli(["run", good, "--out", tmp_path / "r.json"], capsys)
+        assert code == 2 and fragment in err
+        assert not (tmp_path / "r.json").exists()
+
+
+def test_huge_d_is_refused_before_allocation_unless_continuum(capsys, tmp_path):
+    import time
+    import tracemalloc
+
+    p = _write(tmp_path, HUGE)
+    for argv in (["run", p], ["run", p, "--method", "exact"], ["run", p, "--method", "renewal"],
+                 ["simulate", p, "--reps", "2"], ["stability", p], ["compare", p, "--reps", "2"]):
+        t0 = time.perf_counter()
+        code, out, err = run_cli([*argv, "--max-memory", "4GiB"], capsys)
+        assert code == 2 and out == "" and "GiB of memory" in err and "d = 1000000000" in err, err
+        assert time.perf_counter() - t0 < 5
+    code, _, err = run_cli(["run", p, "--max-memory", "4GiB"], capsys)
+    assert "--method continuum" in err and "over the budget of 4 GiB" in err
+    tracemalloc.start()
+    try:
+        code, out, err = run_cli(["run", p, "--method", "continuum", "--format", "json", "--at", "0,10"], capsys)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 0, err
+    assert peak < 200 * 2**20  # no d-sized array (one would be 7.45 GiB)
+    data = json.loads(out)
+    assert data["method"] == "continuum" and data["scenario"]["problem"]["spectrum"]["d"] == 10**9
+    transfer = _write(tmp_path, HUGE + '[[models]]\nname = "s"\nsteps = 10\nlr = 0.1\ncapacity = 5\n', "t.toml")
+    code, _, err = run_cli(["kd", transfer, "--max-memory", "4GiB"], capsys)
+    assert code == 2 and "--method continuum" in err
+
+
+def test_max_memory_flag(capsys, tmp_path):
+    good = _write(tmp_path, BASE + "lr = 0.1\n")
+    code, _, err = run_cli(["run", good, "--max-memory", "1K"], capsys)
+    assert code == 2 and "over the budget of 1 KiB (--max-memory 1 KiB)" in err
+    code, out, _ = run_cli(["run", good, "--max-memory", "none", "--at", "0"], capsys)
+    assert code == 0 and "excess risk" in out
+    code, _, err = run_cli(["run", good, "--max-memory", "lots"], capsys)
+    assert code == 2 and "--max-memory: got 'lots'" in err
+    from spectral_theory.budget import format_size, parse_size
+
+    assert parse_size("4GiB") == parse_size("4G") == 4 * 2**30 and parse_size("2GB") == 2 * 10**9
+    assert parse_size("1e9") == 10**9 and parse_size("none") is None
+    assert format_size(8 * 10**9) == "7.45 GiB"
+    with pytest.raises(ValueError):
+        parse_size("-3M")
+
+
+@pytest.mark.parametrize("method", ["exact", "renewal", "ode", "continuum"])
+def test_memory_estimates_bound_the_measured_peaks(method):
+    """The budget's estimates are upper bounds of what the solvers allocate (numpy arrays,
+    counted by tracemalloc), with and without per-mode and every-step curves."""
+    import tracemalloc
+
+    from spectral_theory.budget import simulation_estimate, theory_estimate
+
+    d = 20000  # the d-sized arrays, not the fixed buffers, make the peak
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=d), st.PowerLawTarget(b=2.0), noise=0.1)
+    models = [st.Model("g0", steps=100, schedule=0.2)] + [
+        st.Model(f"g{g}", steps=100, schedule=0.2, teacher=f"g{g - 1}", alpha=0.3) for g in (1, 2)]
+    for G in (1, 3):
+        sc = st.Scenario(prob, tuple(models[:G]), output=st.Output(points=20))
+        for record_modes, every_step in ((False, False), (True, False), (False, True)):
+            est = theory_estimate(sc, method, record_modes=record_modes, every_step=every_step)
+            tracemalloc.start()
+            try:
+                st.predict(sc, method=method, record_modes=record_modes, every_step=every_step)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert peak <= est.total, (G, record_modes, every_step, peak, est.parts)
+        if method == "exact":
+            tracemalloc.start()
+            try:
+                st.simulate(sc, reps=20, seed=0)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert peak <= simulation_estimate(sc, 20).total
+
+
+# ---------------------------------------------------------------------------- output hygiene
+def test_out_files_respect_the_umask_and_mkdir(capsys, tmp_path):
+    good = _write(tmp_path, BASE + "lr = 0.1\n")
+    for mask in (0o022, 0o077, 0o002):
+        old = os.umask(mask)
+        try:
+            out, npz = tmp_path / f"r{mask}.json", tmp_path / "deep" / f"{mask}" / "r.npz"
+            code, _, err = run_cli(["run", good, "--format", "json", "--out", out, "--npz", npz, "--mkdir"], capsys)
+        finally:
+            os.umask(old)
+        assert code == 0, err
+        for f in (out, npz):
+            assert (f.stat().st_mode & 0o777) == 0o666 & ~mask
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_nothing_written_when_one_of_two_files_fails(capsys, tmp_path):
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs an unwritable location")
+    good = _write(tmp_path, BASE + "lr = 0.1\n")
+    npz = tmp_path / "r.npz"
+    code, _, err = run_cli(["run", good, "--npz", npz, "--out", "/proc/spectral-theory-test.json"], capsys)
+    assert code == 2 and "--out" in err
+    assert not npz.exists() and not list(tmp_path.glob(".*"))
+
+
+def test_identical_seeds_give_identical_files(capsys, tmp_path, transfer_file):
+    """No timing in written results unless --timings: byte-identical files from identical runs."""
+    good = _write(tmp_path, BASE + "lr = 0.1\n")
+    for argv in (["run", good, "--format", "json"], ["simulate", good, "--reps", "10", "--seed", "4", "--format", "json"],
+                 ["kd", transfer_file, "--simulate", "--reps", "4", "--format", "json"],
+                 ["run", good, "--format", "json", "--method", "ode"]):
+        texts = []
+        for k in range(2):
+            out = tmp_path / f"{k}.json"
+            code, _, err = run_cli([*argv, "--out", out], capsys)
+            assert code == 0, err
+            texts.append(out.read_bytes())
+        assert texts[0] == texts[1], argv
+        assert b'"seconds"' not in texts[0]
+    code, out, _ = run_cli(["run", good, "--format", "json", "--timings"], capsys)
+    assert code == 0 and "seconds" in json.loads(out)["diagnostics"]
+
+
+def test_long_arrays_of_the_scenario_echo_are_summarised(capsys, tmp_path):
+    values = ", ".join(str(1.0 / (i + 1)) for i in range(1500))
+    p = _write(tmp_path, f"""
+[problem]
+spectrum = {{ kind = "array", values = [{values}] }}
+target = {{ kind = "powerlaw", b = 2.0 }}
+[[models]]
+name = "m"
+steps = 3
+lr = 0.1
+""")
+    code, out, _ = run_cli(["run", p, "--format", "json"], capsys)
+    assert code == 0
+    spec = json.loads(out)["scenario"]["problem"]["spectrum"]
+    assert spec["values"] == "<1500 numbers; --modes echoes them>" and len(out) < 20000
+    code, out, _ = run_cli(["run", p, "--format", "json", "--modes"], capsys)
+    assert len(json.loads(out)["scenario"]["problem"]["spectrum"]["values"]) == 1500
+
+
+def test_non_finite_results_are_errors(capsys, tmp_path, monkeypatch):
+    from spectral_theory import api
+
+    good = _write(tmp_path, BASE + "lr = 0.1\n")
+    real = api.predict
+
+    def overflowing(*a, **k):
+        res = real(*a, **k)
+        res["m"].excess_risk[-1] = np.inf
+        return res
+
+    monkeypatch.setattr(api, "predict", overflowing)
+    code, _, err = run_cli(["run", good, "--format", "json", "--out", tmp_path / "r.json"], capsys)
+    assert code == 2 and "non-finite" in err and "excess_risk" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+# ---------------------------------------------------------------------------- completeness
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"spectral-theory {version('spectral-theory')}" == \
+        f"spectral-theory {st.__version__}"
+
+
+def test_every_flag_has_help_and_its_default():
+    import argparse
+
+    from spectral_theory import cli
+
+    parser = cli.build_parser()
+    for name, sub in parser._subparsers._group_actions[0].choices.items():
+        assert sub.description, name
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, (name, action.dest)
+            if action.option_strings:
+                assert "default" in action.help or "required" in action.help, (name, action.option_strings)
+
+
+def test_demo_and_convert_help_list_their_names(capsys):
+    from spectral_theory import cli, conventions
+
+    for argv, names in ((["demo", "--help"], cli.DEMOS), (["convert", "--help"], cli.CONVENTION_NAMES)):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        for k, v in names.items():
+            assert f"{k} {' '.join(v.split())}" in text
+    assert tuple(cli.CONVENTION_NAMES) == tuple(conventions.CONVENTION_NAMES)
+    code, out, _ = run_cli(["convert", "1", "2", "--from", "bordelon-pehlevan"], capsys)
+    assert code == 0 and out == "spectral-theory: a = 2, b = 1\n"
+    code, out, _ = run_cli(["convert", "1.5", "2", "--from", "spectral-theory", "--to", "paquette"], capsys)
+    assert out == "paquette: alpha = 0.75, beta = 0.25\n"
+
+
+def test_tune_and_map_tables_and_csv(capsys, transfer_file):
+    code, out, _ = run_cli(["tune", transfer_file, "--kind", "kd", "--grid", "3"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("#") and lines[1].split() == ["alpha", "risk"]
+    code, out, _ = run_cli(["tune", transfer_file, "--kind", "kd", "--grid", "3", "--format", "csv"], capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 3 and set(rows[0]) == {"alpha", "risk"}
+    argv = ["map", transfer_file, "--kind", "kd", "--x", "alpha=0,1", "--y", "student.capacity=5,10"]
+    code, out, _ = run_cli([*argv, "--format", "table"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and "kd_gain" in lines[0] and lines[1].split()[-2:] == ["5", "10"]
+    assert [x.split()[0] for x in lines[3:]] == ["0", "1"]
+
+
+@pytest.mark.parametrize("kind", ["kd", "w2s", "chain"])
+def test_transfer_commands_take_at_and_csv(capsys, transfer_file, kind):
+    code, out, err = run_cli([kind, transfer_file, "--at", "0,50", "--format", "csv"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {"model", "step", "excess_risk", "bias", "variance"} <= set(rows[0])
+    by_model: dict[str, list[int]] = {}
+    for r in rows:
+        by_model.setdefault(r["model"], []).append(int(r["step"]))
+    for steps in by_model.values():  # --at plus the lineage's last steps
+        assert steps[:2] == [0, 50] and steps == sorted(set(steps)) and steps[-1] in (200, 400)
+    code, out, _ = run_cli([kind, transfer_file, "--at", "0,50", "--format", "json"], capsys)
+    data = json.loads(out)
+    assert all(c["steps"][:2] == [0, 50] for c in data["curves"].values())
+    code, _, err = run_cli([kind, transfer_file, "--at", "x"], capsys)
+    assert code == 2 and "--at" in err
+
+
+def test_compare_prints_theory_mc_se_and_z(capsys):
+    code, out, err = run_cli(["compare", CHAIN, "--reps", "30", "--seed", "2", "--at", "0,10,200"], capsys)
+    assert code == 0, err
+    head = [x for x in out.splitlines() if x.startswith("model")][0]
+    for col in ("theory", "monte carlo", "s.e.", "z"):
+        assert col in head
+    code, out, _ = run_cli(["compare", CHAIN, "--reps", "30", "--at", "0,200", "--format", "json"], capsys)
+    rows = json.loads(out)["rows"]
+    assert {"theory", "mc", "se", "z"} <= set(rows[0]) and {r["step"] for r in rows} == {0, 200}
+    res = st.predict(load_scenario(CHAIN), at=[0, 200])
+    g2 = [r for r in rows if r["model"] == "g2" and r["quantity"] == "excess_risk"]
+    assert [r["theory"] for r in g2] == pytest.approx(res["g2"].excess_risk.tolist(), rel=1e-12)
+    code, out, _ = run_cli(["compare", CHAIN, "--reps", "30", "--at", "0,200", "--format", "csv"], capsys)
+    assert {"theory", "mc", "se", "z"} <= set(next(csv.DictReader(io.StringIO(out))))
+
+
+def test_every_step_and_record_modes_reach_json_csv_and_npz(capsys, tmp_path):
+    good = _write(tmp_path, BASE + "lr = 0.1\n")
+    argv = ["run", good, "--at", "0,5", "--every-step", "--record-modes"]
+    code, out, _ = run_cli([*argv, "--format", "json"], capsys)
+    m = json.loads(out)["models"]["m"]
+    assert code == 0 and len(m["curve"]) == 11 and len(m["mode_curves"]) == 2 and len(m["mode_curves"][0]) == 20
+    res = st.predict(load_scenario(good), at=[0, 5], every_step=True, record_modes=True)
+    np.testing.assert_array_equal(m["curve"], res["m"].curve)
+    code, out, _ = run_cli([*argv, "--format", "csv", "--npz", tmp_path / "r.npz"], capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [int(r["step"]) for r in rows] == list(range(11))
+    assert rows[5]["bias"] != "" and rows[4]["bias"] == "" and rows[5]["mode_20"] != "" and rows[4]["mode_1"] == ""
+    assert float(rows[7]["excess_risk"]) == pytest.approx(res["m"].curve[7], rel=1e-11)
+    assert float(rows[5]["mode_3"]) == pytest.approx(res["m"].mode_curves[1, 2], rel=1e-11)
+    with np.load(tmp_path / "r.npz") as z:
+        assert z["m/curve"].shape == (11,) and z["m/mode_curves"].shape == (2, 20)
+    code, out, err = run_cli([*argv], capsys)
+    assert code == 0 and "--every-step" in err and "excess risk" in out
+
+
+def test_simulate_announces_a_long_simulation(capsys, tmp_path, monkeypatch):
+    from spectral_theory import montecarlo
+
+    if not hasattr(montecarlo, "estimate_simulation_seconds"):
+        pytest.skip("no cost estimate")
+    monkeypatch.setattr(montecarlo, "estimate_simulation_seconds", lambda *a, **k: 1234.0, raising=False)
+    monkeypatch.setattr(montecarlo, "_estimate", lambda *a, **k: 1234.0, raising=False)
+    good = _write(tmp_path, BASE + "lr = 0.1\n")
+    code, _, err = run_cli(["simulate", good, "--reps", "4"], capsys)
+    assert code == 0 and "spectral-theory: note: this simulation will take about" in err

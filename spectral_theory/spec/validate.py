@@ -27,7 +27,10 @@ def finite(field_: str, value: Any, *, lo: float | None = None, lo_open: bool = 
         allowed += " " + " and ".join(parts)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise SpecError(field_, value, allowed)
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond the float range
+        raise SpecError(field_, value, allowed) from None
     if not math.isfinite(v):
         raise SpecError(field_, value, allowed)
     if lo is not None and (v < lo or (lo_open and v == lo)):
@@ -62,7 +65,7 @@ def array(field_: str, values: Any, *, nonneg: bool = True, min_len: int = 1) ->
                + (" >= 0" if nonneg else ""))
     try:
         arr = np.array(values, dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond the float range
         raise SpecError(field_, values, allowed) from None
     if arr.ndim != 1 or arr.size < min_len:
         raise SpecError(field_, values, allowed)

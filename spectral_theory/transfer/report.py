@@ -181,8 +181,10 @@ def _summary(res: Result, name: str, theta2: np.ndarray, oracle: OracleStop | No
         j = int(np.argmin(m.excess_risk))
         oracle_step, oracle_risk, over = int(m.steps[j]), float(m.excess_risk[j]), "reported steps"
     t = np.asarray(theta2, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        norm = lambda v: None if v is None else np.where(t > 0, v / np.where(t > 0, t, 1.0), np.nan)  # noqa: E731
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # nan where theta_i = 0, or where theta_i^2 is too small to divide by (the ratio overflows)
+        norm = lambda v: None if v is None else np.where(  # noqa: E731
+            t > 0, np.nan_to_num(v / np.where(t > 0, t, 1.0), nan=np.nan, posinf=np.nan, neginf=np.nan), np.nan)
         prof = m.modes
         return ModelSummary(
             name=name, final_risk=float(m.excess_risk[-1]),
@@ -291,10 +293,18 @@ def _with_final(scn: Scenario) -> list[int] | None:
     return sorted(steps)
 
 
+def _ratio(num: float, den: float) -> float:
+    """``num / den``; nan (JSON null: undefined) where ``den`` is 0, as for the PGR."""
+    return num / den if den != 0 else math.nan
+
+
 def _ratio_se(num: ModelSummary, den: ModelSummary) -> float | None:
-    """Delta-method SE of num/den for independent estimates (separate lineages)."""
+    """Delta-method SE of num/den for independent estimates (separate lineages); nan where a
+    risk is 0."""
     if num.final_se is None or den.final_se is None:
         return None
+    if num.final_risk == 0 or den.final_risk == 0:
+        return math.nan
     r = num.final_risk / den.final_risk
     return abs(r) * math.hypot(num.final_se / num.final_risk, den.final_se / den.final_risk)
 
@@ -303,9 +313,9 @@ def _kd_metrics(spec, results, s):
     t, kd, hard = s["teacher"], s["kd_student"], s["hard_student"]
     metrics = {
         "teacher_risk": t.final_risk, "kd_risk": kd.final_risk, "hard_risk": hard.final_risk,
-        "kd_gain": hard.final_risk / kd.final_risk,
+        "kd_gain": _ratio(hard.final_risk, kd.final_risk),
         "kd_gain_difference": hard.final_risk - kd.final_risk,
-        "kd_gain_oracle": hard.oracle_risk / kd.oracle_risk,
+        "kd_gain_oracle": _ratio(hard.oracle_risk, kd.oracle_risk),
         "teacher_horizon": t.horizon, "kd_horizon": kd.horizon, "hard_horizon": hard.horizon,
         "horizon_expansion": kd.horizon - hard.horizon,
         "student_teacher_disagreement": results["distilled"].disagreement["kd_student"]["teacher"],
@@ -358,11 +368,11 @@ def _chain_metrics(spec, results, s):
     res = results["chain"]
     metrics = {
         "generation_risk": risks,
-        "generation_growth": [risks[g] / risks[g - 1] for g in range(1, len(risks))],
+        "generation_growth": [_ratio(risks[g], risks[g - 1]) for g in range(1, len(risks))],
         "generation_horizon": [s[n].horizon for n in names],
         "generation_oracle_risk": [s[n].oracle_risk for n in names],
         "parent_disagreement": [res.disagreement[names[g]][names[g - 1]] for g in range(1, len(names))],
-        "final_over_first": risks[-1] / risks[0],
+        "final_over_first": _ratio(risks[-1], risks[0]),
     }
     profiles = {f"{n}_normalised": s[n].normalised for n in names}
     return metrics, profiles

@@ -1,0 +1,382 @@
+"""Fuzz the command line with random scenario files (issue 8, item 7).
+
+Each example writes one scenario file, TOML or JSON, built from a strategy that mixes valid
+sections (tiny problems: ``d <= 12``, ``steps <= 40``) with mutations: unknown keys, wrong
+types, deleted keys, extreme numbers (``1e308``, ``-0.0``, ``nan``, ``inf``, ``"inf"``,
+``10**30``), huge ``d`` (which must be refused before anything is allocated), huge step
+counts, empty tables, values wrapped in lists or tables, truncated text, stray bytes and
+other encodings. It runs one subcommand on it (``run``, ``run --method continuum``, ``run
+--every-step``, ``run --modes``, ``simulate`` and ``compare`` with 3 replicates, ``stability``,
+``kd``, ``w2s``, ``chain``) through
+:func:`spectral_theory.cli.main` in-process, with ``--out`` into an empty directory and a
+memory budget of 512 MiB and a time budget of 2 s (``--max-seconds``: a run estimated
+longer is refused). The only allowed outcomes:
+
+* exit 0, the output file holds JSON whose numbers are all finite, nothing else is written;
+* exit 2, one line ``spectral-theory: error: ...`` on standard error (besides warnings and
+  notes), nothing written;
+* ``stability`` only: exit 1 (a model UNSTABLE in its final phase), its report on stdout.
+
+No traceback, no exception out of ``main``, no example over :data:`TIME_LIMIT` seconds.
+
+Examples: ``5 x`` the hypothesis profile's ``max_examples`` (500 in CI, derandomized by the
+``ci`` profile of ``conftest.py``, about 15 s; 2000 with ``--hypothesis-profile long``), or
+``FUZZ_EXAMPLES=N``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as hs
+
+from spectral_theory.cli import main
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 5 * settings.default.max_examples)
+#: seconds one example may take (a run that is not refused must be quick at these sizes)
+TIME_LIMIT = 30
+
+# ---------------------------------------------------------------------------- valid-ish parts
+small_float = hs.floats(min_value=0.01, max_value=3.0, allow_nan=False)
+lr_float = hs.floats(min_value=1e-3, max_value=0.8, allow_nan=False)
+dims = hs.integers(min_value=1, max_value=12)
+
+
+@hs.composite
+def problems(draw) -> dict[str, Any]:
+    d = draw(dims)
+    kind = draw(hs.sampled_from(["powerlaw", "powerlaw", "exponential", "array"]))
+    if kind == "powerlaw":
+        spectrum = {"kind": "powerlaw", "a": draw(small_float), "d": d}
+    elif kind == "exponential":
+        spectrum = {"kind": "exponential", "rate": draw(small_float), "d": d}
+    else:
+        vals = sorted(draw(hs.lists(hs.floats(min_value=0.0, max_value=1.0), min_size=d, max_size=d)),
+                      reverse=True)
+        spectrum = {"kind": "array", "values": vals}
+    if draw(hs.booleans()):
+        target = {"kind": "powerlaw", "b": draw(small_float)}
+    else:
+        target = {"kind": "array", "values": draw(hs.lists(hs.floats(0.0, 2.0), min_size=d, max_size=d))}
+    p: dict[str, Any] = {"spectrum": spectrum, "target": target}
+    if draw(hs.booleans()):
+        p["noise"] = draw(hs.floats(0.0, 2.0))
+    feat = draw(hs.sampled_from([None, "gaussian", "rademacher", "uniform", "kurtosis"]))
+    if feat == "kurtosis":
+        p["kurtosis"] = draw(hs.floats(1.0, 6.0))
+    elif feat is not None:
+        p["features"] = feat
+    return p
+
+
+@hs.composite
+def schedules(draw, steps: int) -> dict[str, Any]:
+    kind = draw(hs.sampled_from(["step_decay", "piecewise", "geometric", "polynomial", "warmup_decay", "array"]))
+    lr = draw(lr_float)
+    if kind == "step_decay":
+        return {"kind": kind, "lr": lr, "factor": draw(hs.floats(0.1, 1.0)), "every": draw(hs.integers(1, 10))}
+    if kind == "piecewise" and steps >= 2:
+        a = draw(hs.integers(1, steps - 1))
+        return {"kind": kind, "lrs": [lr, draw(lr_float)], "lengths": [a, steps - a]}
+    if kind == "piecewise":
+        return {"kind": kind, "lrs": [lr], "lengths": [steps]}
+    if kind == "geometric":
+        return {"kind": kind, "lr": lr, "factor": draw(hs.floats(0.5, 1.0))}
+    if kind == "polynomial":
+        return {"kind": kind, "lr": lr, "t0": draw(hs.floats(1.0, 50.0)), "power": draw(hs.floats(0.1, 2.0))}
+    if kind == "warmup_decay":
+        return {"kind": kind, "lr": lr, "warmup": draw(hs.integers(1, 10)), "t0": draw(hs.floats(1.0, 50.0)),
+                "power": draw(hs.floats(0.1, 2.0))}
+    return {"kind": "array", "values": draw(hs.lists(lr_float, min_size=steps, max_size=steps))}
+
+
+@hs.composite
+def models(draw, d: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for i in range(draw(hs.sampled_from([1, 2, 2, 3]))):
+        steps = draw(hs.integers(0, 40))
+        m: dict[str, Any] = {"name": draw(hs.sampled_from(["m", "teacher", "student", "big", "small", "g",
+                                                          "caf\u00e9", "a b"])) + str(i), "steps": steps}
+        if draw(hs.booleans()):
+            m["lr"] = draw(lr_float)
+        else:
+            m["schedule"] = draw(schedules(steps))
+        if draw(hs.booleans()):
+            m["batch"] = draw(hs.integers(1, 4))
+        if draw(hs.booleans()):
+            m["capacity"] = draw(hs.integers(1, d))
+        if out and draw(hs.booleans()):
+            m["teacher"] = draw(hs.sampled_from([o["name"] for o in out]))
+            if draw(hs.booleans()):
+                m["alpha"] = draw(hs.floats(0.0, 1.0))
+        out.append(m)
+    return out
+
+
+@hs.composite
+def scenarios(draw) -> dict[str, Any]:
+    prob = draw(problems())
+    d = prob["spectrum"].get("d", len(prob["spectrum"].get("values", [])) or 1)
+    data: dict[str, Any] = {"problem": prob, "models": draw(models(d))}
+    if draw(hs.booleans()):
+        if draw(hs.booleans()):
+            data["output"] = {"at": sorted(draw(hs.lists(hs.integers(0, 50), min_size=1, max_size=5)))}
+        else:
+            data["output"] = {"points": draw(hs.integers(2, 20))}
+    if draw(hs.booleans()):
+        names = [m["name"] for m in data["models"]]
+        t: dict[str, Any] = {"kind": draw(hs.sampled_from(["kd", "kd", "w2s", "chain"]))}
+        if len(names) >= 2:
+            t.update(teacher=names[0], student=names[1])
+        if draw(hs.booleans()):
+            t["alpha"] = draw(hs.floats(0.0, 1.0))
+        data["transfer"] = t
+    return data
+
+
+# ---------------------------------------------------------------------------- mutations
+WEIRD = [None, True, False, 0, -1, -0.0, 1e308, -1e308, 1e-320, 10**30, 2**63, 10**400, math.nan, math.inf,
+         -math.inf, "nan", "inf", "-inf", "", "x", "1.5", [], {}, [1, "a"], {"kind": "powerlaw"}, [[]],
+         1e9, 2.5, "\u00e9\u00df", 123456789012]
+HUGE_D = [10**9, 1e9, 10**12, 10**30, 2**63, 4e9]
+HUGE_STEPS = [10**5, 10**6, 10**9, 10**12, 1e10, 2**62]
+
+
+def _paths(obj: Any, prefix: tuple = ()) -> list[tuple]:
+    """Paths to every value in a nested dict/list."""
+    out = [prefix] if prefix else []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+def _parent(obj: Any, path: tuple) -> Any:
+    for k in path[:-1]:
+        obj = obj[k]
+    return obj
+
+
+@hs.composite
+def mutated(draw) -> dict[str, Any]:
+    data = draw(scenarios())
+    for _ in range(draw(hs.sampled_from([0, 0, 0, 0, 1, 1, 2, 3]))):
+        paths = _paths(data)
+        op = draw(hs.sampled_from(["weird", "weird", "unknown", "delete", "wrap", "empty", "huge_d",
+                                   "huge_steps"]))
+        if op == "huge_d":
+            spec = data.get("problem", {}).get("spectrum") if isinstance(data.get("problem"), dict) else None
+            if isinstance(spec, dict) and "d" in spec:
+                spec["d"] = draw(hs.sampled_from(HUGE_D))
+            continue
+        if op == "huge_steps":
+            ms = data.get("models")
+            if isinstance(ms, list) and ms and isinstance(ms[0], dict):
+                m = ms[draw(hs.integers(0, len(ms) - 1))]
+                if isinstance(m, dict):
+                    m["steps"] = draw(hs.sampled_from(HUGE_STEPS))
+            continue
+        if op == "unknown" or not paths:
+            tables = [p for p in [(), *paths] if isinstance(_parent(data, (*p, None)) if p else data, dict)]
+            where = draw(hs.sampled_from(tables))
+            target = data
+            for k in where:
+                target = target[k]
+            target[draw(hs.sampled_from(["alpah", "teachr", "kind2", "lr ", "D", "extra"]))] = draw(
+                hs.sampled_from(WEIRD))
+            continue
+        path = draw(hs.sampled_from(paths))
+        parent = _parent(data, path)
+        key = path[-1]
+        if op == "weird":
+            parent[key] = draw(hs.sampled_from(WEIRD))
+        elif op == "delete":
+            del parent[key]
+        elif op == "wrap":
+            parent[key] = draw(hs.sampled_from([[parent[key]], {"value": parent[key]}]))
+        else:
+            parent[key] = draw(hs.sampled_from([{}, []]))
+    return data
+
+
+# ---------------------------------------------------------------------------- writers
+def _toml_key(k: Any) -> str:
+    k = str(k)
+    return k if k and all(c.isascii() and (c.isalnum() or c in "_-") for c in k) else json.dumps(k)
+
+
+def _toml_value(v: Any) -> str | None:
+    """Inline TOML (``None``: TOML has no null, the key is left out)."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        items = [x for x in (_toml_value(x) for x in v) if x is not None]
+        return "[" + ", ".join(items) + "]"
+    if isinstance(v, dict):
+        items = [f"{_toml_key(k)} = {x}" for k, x in ((k, _toml_value(x)) for k, x in v.items()) if x is not None]
+        return "{ " + ", ".join(items) + " }" if items else "{}"
+    return json.dumps(str(v))
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    tables: list[str] = []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            body = [f"{_toml_key(kk)} = {x}" for kk, x in ((kk, _toml_value(x)) for kk, x in v.items()) if x is not None]
+            tables.append(f"[{_toml_key(k)}]\n" + "\n".join(body))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for item in v:
+                body = [f"{_toml_key(kk)} = {x}" for kk, x in ((kk, _toml_value(x)) for kk, x in item.items())
+                        if x is not None]
+                tables.append(f"[[{_toml_key(k)}]]\n" + "\n".join(body))
+        else:
+            x = _toml_value(v)
+            if x is not None:
+                lines.append(f"{_toml_key(k)} = {x}")
+    return "\n".join(lines + tables) + "\n"
+
+
+def to_json(data: dict[str, Any]) -> str:
+    def clean(v):  # beyond float range: as JSON writes it (a long integer), the reader decides
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(data), allow_nan=True)  # NaN / Infinity tokens included
+
+
+@hs.composite
+def files(draw) -> tuple[str, bytes]:
+    data = draw(mutated())
+    suffix = draw(hs.sampled_from([".toml", ".json"]))
+    text = to_toml(data) if suffix == ".toml" else to_json(data)
+    enc = draw(hs.sampled_from(["utf-8"] * 20 + ["utf-16", "latin-1", "utf-8-sig", "garbage", "truncate"]))
+    if enc == "garbage":
+        i = draw(hs.integers(0, len(text)))
+        raw = text.encode()[:i] + draw(hs.sampled_from([b"\xff\xfe", b"\x00", b"\xc3", b"\x80abc", b"]]"])) \
+            + text.encode()[i:]
+    elif enc == "truncate":
+        raw = text.encode()[: draw(hs.integers(0, len(text)))]
+    else:
+        raw = text.encode(enc, errors="replace")
+    return suffix, raw
+
+
+COMMANDS = [["run"], ["kd"], ["simulate"], ["stability"], ["run", "--method", "continuum"], ["run", "--every-step"],
+            ["run", "--modes"], ["kd", "--modes"], ["simulate", "--modes"], ["w2s"], ["chain"], ["compare"]]
+
+
+# ---------------------------------------------------------------------------- checks
+def _finite_json(obj: Any, where: str = "") -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _finite_json(v, f"{where}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _finite_json(v, f"{where}[{i}]")
+    elif isinstance(obj, float):
+        assert math.isfinite(obj), where
+    elif isinstance(obj, str):
+        assert obj not in ("inf", "-inf", "nan", "NaN"), f"{where} = {obj!r}"
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout(f"an example ran over {TIME_LIMIT} s")
+
+
+def check_cli(suffix: str, raw: bytes, command: list[str], capsys) -> tuple[int, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        scen = tmp / f"scenario{suffix}"
+        scen.write_bytes(raw)
+        outdir = tmp / "out"
+        outdir.mkdir()
+        out = outdir / "result.json"
+        argv = [*command, str(scen), "--max-memory", "512MiB", "--max-seconds", "2"]
+        if command[0] in ("simulate", "compare"):
+            argv += ["--reps", "3", "--seed", "1", "--no-progress"]
+        if command[0] != "stability":
+            argv += ["--format", "json", "--out", str(out)]
+        old = signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(TIME_LIMIT)
+        try:
+            code = main(argv)
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, old)
+        cap = capsys.readouterr()
+        assert "Traceback" not in cap.err, cap.err
+        assert "encountered in" not in cap.err, cap.err  # numpy's floating-point warnings, raw
+        lines = [x for x in cap.err.splitlines()
+                 if not x.startswith(("spectral-theory: warning: ", "spectral-theory: note: "))]
+        written = sorted(p.name for p in outdir.iterdir())
+        if code == 2:
+            assert len(lines) == 1 and lines[0].startswith("spectral-theory: error: "), cap.err
+            assert written == [] and cap.out == ""
+        elif code == 1:
+            assert command[0] == "stability" and "UNSTABLE" in cap.out, (code, cap.err)
+        else:
+            assert code == 0, (code, cap.err)
+            assert lines == [], cap.err
+            if command[0] == "stability":
+                assert cap.out and written == []
+            else:
+                assert written == ["result.json"] and cap.out == ""
+                _finite_json(json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c)))
+        return code, lines[0] if lines else ""
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(file=files(), command=hs.sampled_from(COMMANDS))
+def test_fuzz_cli(file, command, capsys):
+    suffix, raw = file
+    code, line = check_cli(suffix, raw, command, capsys)
+    event(f"{command[0]}: exit {code}" + (f" ({line.split(':')[2].strip()})" if code == 2 else ""))
+
+
+@pytest.mark.parametrize("d", ["1e9", "1000000000000", "1" + "0" * 30])
+@pytest.mark.parametrize("command", [["run"], ["simulate"], ["stability"], ["kd"], ["run", "--every-step"]])
+def test_huge_d_is_refused_quickly(d, command, capsys):
+    """The huge-d class of the fuzz, every time: refused before allocating (the run would need
+    at least one d-sized array), in well under a second."""
+    import time
+
+    text = (f'[problem]\nspectrum = {{ kind = "powerlaw", a = 1.5, d = {d} }}\ntarget = {{ kind = "powerlaw", b = 2 }}\n'
+            '[[models]]\nname = "t"\nsteps = 10\nlr = 0.1\n[[models]]\nname = "s"\nsteps = 10\nlr = 0.1\n'
+            'teacher = "t"\n')
+    t0 = time.perf_counter()
+    code, line = check_cli(".toml", text.encode(), command, capsys)
+    assert code == 2 and "memory" in line, line
+    assert time.perf_counter() - t0 < 2
