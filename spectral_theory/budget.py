@@ -210,7 +210,8 @@ def _modes(scenario: Any, method: str) -> tuple[int, str]:
     """Entries of a per-mode array for ``method`` and how to say it."""
     if method == "continuum":
         return CONTINUUM_NODES, "continuum nodes"
-    return _cap(scenario.problem.d), f"d = {scenario.problem.d} modes"
+    d = _cap(scenario.problem.d)
+    return d, f"d = {scenario.problem.d} modes, {format_size(8.0 * d)} per array"
 
 
 def theory_estimate(scenario: Any, method: str = "auto", *, record_modes: bool = False,
