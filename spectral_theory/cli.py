@@ -11,7 +11,8 @@ Warnings (the stability policy's, ``docs/theory.md`` §5; Monte Carlo's) become 
 ``spectral-theory: warning: ...`` each.
 
 Exit status: 0 success; 1 ``stability`` found a model UNSTABLE in its final phase (the
-report is printed in full); 2 an error (nothing written).
+report is printed in full); 2 an error (nothing written); 141 (128 + SIGPIPE) standard output
+closed before the output was written.
 
 Meanings shared by every subcommand: ``--method`` is the theory solver (``auto`` or a key of
 ``spectral_theory.solvers.METHODS``); theory or Monte Carlo is the subcommand (``run`` or
@@ -297,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exact excess-risk curves of one-pass SGD on linear regression, "
                     "for single models and teacher-student chains.",
         epilog="Exit status: 0 success; 1 'stability' found a model UNSTABLE in its final phase; "
-               "2 an error (one line 'spectral-theory: error: ...'; nothing is written).",
+               "2 an error (one line 'spectral-theory: error: ...'; nothing is written); 141 standard "
+               "output closed before the output was written (as by '| head').",
     )
     parser.add_argument("--version", action="version", version=f"spectral-theory {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -26,6 +26,7 @@ Examples: ``5 x`` the hypothesis profile's ``max_examples`` (500 in CI, derandom
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -39,6 +40,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as hs
 
 from spectral_theory.cli import main
+from spectral_theory.errors import SpecError
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 5 * settings.default.max_examples)
 #: seconds one example may take (a run that is not refused must be quick at these sizes)
@@ -193,14 +195,14 @@ def mutated(draw) -> dict[str, Any]:
             target = data
             for k in where:
                 target = target[k]
-            target[draw(hs.sampled_from(["alpah", "teachr", "kind2", "lr ", "D", "extra"]))] = draw(
-                hs.sampled_from(WEIRD))
+            target[draw(hs.sampled_from(["alpah", "teachr", "kind2", "lr ", "D", "extra"]))] = copy.deepcopy(
+                draw(hs.sampled_from(WEIRD)))
             continue
         path = draw(hs.sampled_from(paths))
         parent = _parent(data, path)
         key = path[-1]
         if op == "weird":
-            parent[key] = draw(hs.sampled_from(WEIRD))
+            parent[key] = copy.deepcopy(draw(hs.sampled_from(WEIRD)))  # WEIRD's lists are shared
         elif op == "delete":
             del parent[key]
         elif op == "wrap":
@@ -442,12 +444,26 @@ def test_map_radius_with_underflowing_speeds_is_the_dense_radius(tiny, batch, ka
         assert stability_limit(np.array([tiny, tiny / 2]), batch, kappa) > 1e19
 
 
-@pytest.mark.parametrize("field", ["a = 1e400", "a = " + "1" + "0" * 400])
-def test_numbers_beyond_the_float_range_are_errors(field, capsys):
-    text = f'[problem]\nspectrum = {{ kind = "powerlaw", {field}, d = 3 }}\ntarget = {{ kind = "array", values = [1, {"1" + "0" * 400}, 0] }}\n'
-    text += '[[models]]\nname = "m"\nsteps = 1\nlr = 0.1\n'
+BIG = "1" + "0" * 400  # an integer beyond the float range
+
+
+@pytest.mark.parametrize("problem, model, fragment", [
+    (f'spectrum = {{ kind = "powerlaw", a = {BIG}, d = 3 }}', "lr = 0.1", "spectrum.a"),
+    ('spectrum = { kind = "powerlaw", a = 1e400, d = 3 }', "lr = 0.1", "spectrum.a"),
+    ('spectrum = { kind = "powerlaw", a = 1.5, d = 3 }', f"schedule = {{ kind = 'array', values = [{BIG}] }}",
+     "schedule.values"),
+    ('spectrum = { kind = "array", values = [1, 0.5, 0.1] }', "lr = 0.1", "target.values"),
+])
+def test_numbers_beyond_the_float_range_are_errors(problem, model, fragment, capsys):
+    target = f"[1, {BIG}, 0]" if fragment == "target.values" else "[1, 0.5, 0.25]"
+    text = (f'[problem]\n{problem}\ntarget = {{ kind = "array", values = {target} }}\n'
+            f'[[models]]\nname = "m"\nsteps = 1\n{model}\n')
     code, line = check_cli(".toml", text.encode(), ["run"], capsys)
-    assert code == 2 and ("spectrum.a" in line or "target.values" in line), line
+    assert code == 2 and fragment in line, line
+    from spectral_theory.transfer.specs import _check_alpha
+
+    with pytest.raises(SpecError):
+        _check_alpha(int(BIG))
 
 
 def test_auto_counts_the_per_step_overhead():
@@ -468,3 +484,13 @@ def test_infinite_stability_limit_is_null(capsys, tmp_path):
     assert code == 0
     code, _ = check_cli(".toml", text, ["stability"], capsys)
     assert code == 0
+
+
+@pytest.mark.parametrize("spectrum, target, code", [
+    ('{ kind = "exponential", rate = 1e308, d = 3 }', '{ kind = "powerlaw", b = 1.0 }', 0),   # rate * i overflows
+    ('{ kind = "powerlaw", a = 1.5, d = 3 }', '{ kind = "powerlaw", b = -1000.0 }', 2),    # theta_i^2 = inf
+])
+def test_extreme_spectrum_and_target_parameters(spectrum, target, code, capsys):
+    text = f"[problem]\nspectrum = {spectrum}\ntarget = {target}\n[[models]]\nname = \"m\"\nsteps = 3\nlr = 0.5\n"
+    got, line = check_cli(".toml", text.encode(), ["run"], capsys)
+    assert got == code and (code == 0 or "target.b" in line), line

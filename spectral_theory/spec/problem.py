@@ -94,7 +94,8 @@ class ExponentialSpectrum(Spectrum):
 
     @cached_property
     def values(self) -> np.ndarray:
-        v = self.scale * np.exp(-self.rate * np.arange(self.d, dtype=float))
+        with np.errstate(over="ignore"):  # rate * i beyond the float range: exp(-inf) = 0, exactly
+            v = self.scale * np.exp(-self.rate * np.arange(self.d, dtype=float))
         v.setflags(write=False)
         return v
 
@@ -157,7 +158,15 @@ class PowerLawTarget(Target):
         object.__setattr__(self, "scale", finite("target.scale", self.scale, lo=0.0))
 
     def theta2(self, d: int) -> np.ndarray:
-        return self.scale * np.arange(1, d + 1, dtype=float) ** (-self.b)
+        if self.scale == 0:
+            return np.zeros(d)
+        with np.errstate(over="ignore"):
+            t = self.scale * np.arange(1, d + 1, dtype=float) ** (-self.b)
+        if not np.isfinite(t[-1]):  # b < 0: the largest entry is the last
+            i = int(np.argmin(np.isfinite(t))) + 1
+            raise SpecError("target.b", self.b, f"makes theta_i^2 = scale * i^-b overflow from i = {i} "
+                                                f"(d = {d}): theta_i^2 must be finite")
+        return t
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "powerlaw", "b": self.b, "scale": self.scale}

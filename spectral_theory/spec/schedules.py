@@ -252,7 +252,7 @@ class ArraySchedule(Schedule):
         allowed = "must be a non-empty 1-D list of finite step sizes > 0"
         try:
             arr = np.array(self.values, dtype=float)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond the float range
             raise SpecError("schedule.values", self.values, allowed) from None
         if arr.ndim != 1 or arr.size == 0:
             raise SpecError("schedule.values", self.values, allowed)

@@ -212,7 +212,7 @@ def _check_models(spec: Any, names: Sequence[str]) -> None:
 
 def _check_alpha(alpha: Any) -> None:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(alpha)) or not 0.0 <= float(alpha) <= 1.0:
+            or not -1 <= alpha <= 2 or not math.isfinite(float(alpha)) or not 0.0 <= float(alpha) <= 1.0:
         raise SpecError("transfer.alpha", alpha, "must be a number in [0, 1] (weight of the hard label)")
 
 
