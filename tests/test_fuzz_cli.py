@@ -494,3 +494,18 @@ def test_extreme_spectrum_and_target_parameters(spectrum, target, code, capsys):
     text = f"[problem]\nspectrum = {spectrum}\ntarget = {target}\n[[models]]\nname = \"m\"\nsteps = 3\nlr = 0.5\n"
     got, line = check_cli(".toml", text.encode(), ["run"], capsys)
     assert got == code and (code == 0 or "target.b" in line), line
+
+
+@pytest.mark.parametrize("schedule, code", [
+    ('{ kind = "step_decay", lr = 0.5, factor = 10.0, every = 1 }', 2),   # grows past the float range
+    ('{ kind = "geometric", lr = 0.5, factor = 10.0 }', 2),
+    ('{ kind = "polynomial", lr = 0.5, t0 = 1.0, power = 123456789012 }', 0),  # decays to steps of 0
+    ('{ kind = "warmup_decay", lr = 0.5, warmup = 2, t0 = 1.0, power = 1e12 }', 0),
+    ('{ kind = "geometric", lr = 0.5, factor = 1e-300 }', 0),
+])
+@pytest.mark.parametrize("command", [["run"], ["stability"], ["simulate"]])
+def test_schedules_past_the_float_range(schedule, code, command, capsys):
+    text = ('[problem]\nspectrum = { kind = "powerlaw", a = 1.5, d = 3 }\ntarget = { kind = "powerlaw", b = 2 }\n'
+            f'[[models]]\nname = "m"\nsteps = 400\nschedule = {schedule}\n')
+    got, line = check_cli(".toml", text.encode(), command, capsys)
+    assert got == code and (code == 0 or "models['m'].schedule" in line and "overflow" in line), line

@@ -391,7 +391,10 @@ class Model:
 
     def step_sizes(self) -> np.ndarray:
         """Per-step step sizes in the batch-mean convention (length ``steps``)."""
-        eta = np.asarray(self.schedule.rates(self.steps), dtype=float)
+        try:
+            eta = np.asarray(self.schedule.rates(self.steps), dtype=float)
+        except SpecError as err:  # e.g. step sizes that overflow: name the model
+            raise SpecError(f"{self.field_name}.{err.field}", err.value, err.allowed) from None
         if self.lr_convention == "sum":
             eta = eta * self.batch
         return eta
@@ -399,7 +402,10 @@ class Model:
     def phases(self) -> list[tuple[float, int]]:
         """Constant-step phases ``(eta_mean, length)`` covering the ``steps`` steps."""
         scale = self.batch if self.lr_convention == "sum" else 1
-        return [(lr * scale, n) for lr, n in self.schedule.phases(self.steps)]
+        try:
+            return [(lr * scale, n) for lr, n in self.schedule.phases(self.steps)]
+        except SpecError as err:  # e.g. step sizes that overflow: name the model
+            raise SpecError(f"{self.field_name}.{err.field}", err.value, err.allowed) from None
 
     def phase_starts(self) -> list[tuple[float, int]]:
         """``(eta_mean, first step)`` of each constant phase."""

@@ -43,6 +43,21 @@ __all__ = [
 ]
 
 
+def _checked_rates(kind: str, rates: np.ndarray) -> np.ndarray:
+    """``rates`` if every step size is finite, else a :class:`SpecError` naming the first step
+    whose size overflows (a growing schedule, ``factor > 1``, past the float range). Sizes that
+    underflow to 0 (a decay past the float range) are kept: they are 0 in any arithmetic."""
+    bad = ~np.isfinite(rates)
+    if bad.any():
+        raise SpecError("schedule", kind, _overflow(int(np.argmax(bad))))
+    return rates
+
+
+def _overflow(step: int) -> str:
+    return (f"step sizes overflow the float range from step {step} (the schedule grows without bound): "
+            "use fewer steps or a smaller factor")
+
+
 def _runs(rates: np.ndarray) -> list[tuple[float, int]]:
     """Run-length encoding of a step-size array into constant phases."""
     if rates.size == 0:
@@ -106,13 +121,20 @@ class StepDecay(Schedule):
 
     def rates(self, steps: int) -> np.ndarray:
         t = np.arange(steps)
-        return self.lr * self.factor ** (t // self.every)
+        with np.errstate(over="ignore", under="ignore"):
+            return _checked_rates("step_decay", self.lr * self.factor ** (t // self.every))
 
     def phases(self, steps: int) -> list[tuple[float, int]]:
         out, t, k = [], 0, 0
         while t < steps:
             n = min(self.every, steps - t)
-            out.append((self.lr * self.factor**k, n))
+            try:
+                lr = self.lr * self.factor**k
+            except OverflowError:
+                lr = math.inf
+            if not math.isfinite(lr):
+                raise SpecError("schedule", "step_decay", _overflow(t))
+            out.append((lr, n))
             t += n
             k += 1
         return out
@@ -187,7 +209,8 @@ class Geometric(Schedule):
         object.__setattr__(self, "factor", finite("schedule.factor", self.factor, lo=0, lo_open=True))
 
     def rates(self, steps: int) -> np.ndarray:
-        return self.lr * self.factor ** np.arange(steps, dtype=float)
+        with np.errstate(over="ignore", under="ignore"):
+            return _checked_rates("geometric", self.lr * self.factor ** np.arange(steps, dtype=float))
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "geometric", "lr": self.lr, "factor": self.factor}
@@ -208,7 +231,8 @@ class Polynomial(Schedule):
 
     def rates(self, steps: int) -> np.ndarray:
         t = np.arange(steps, dtype=float)
-        return self.lr / (1.0 + t / self.t0) ** self.power
+        with np.errstate(over="ignore"):  # (1 + t/t0)^power past the float range: a step of 0
+            return self.lr / (1.0 + t / self.t0) ** self.power
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "polynomial", "lr": self.lr, "t0": self.t0, "power": self.power}
@@ -234,7 +258,8 @@ class WarmupDecay(Schedule):
     def rates(self, steps: int) -> np.ndarray:
         t = np.arange(steps, dtype=float)
         up = self.lr * (t + 1.0) / self.warmup
-        down = self.lr / (1.0 + np.maximum(t - self.warmup, 0.0) / self.t0) ** self.power
+        with np.errstate(over="ignore"):  # (1 + t/t0)^power past the float range: a step of 0
+            down = self.lr / (1.0 + np.maximum(t - self.warmup, 0.0) / self.t0) ** self.power
         return np.where(t < self.warmup, up, down)
 
     def describe(self) -> dict[str, Any]:
