@@ -28,7 +28,8 @@ the environment unchanged.
 
 ``--against REV`` runs the same commands, in the same run, with the package as it was at git
 revision ``REV`` (exported with ``git archive`` to a temporary folder and run through its own
-``cli.main``, one repeat, at most ``--timeout`` seconds each: ``>T`` when it did not finish),
+``cli.main``, one timed run after an untimed one, at most ``--timeout`` seconds each: ``>T``
+when it did not finish),
 and prints the speed-up; an option that revision does not know (``--modes``, ``--npz``) is
 shown as ``n/a``.
 """
@@ -176,7 +177,7 @@ def main() -> None:
                 if "--modes" in argv or "--npz" in argv:
                     line += f"  {'n/a':>10}  {'-':>8}"
                 else:
-                    before = wall([*old, *argv], 1, env, timeout=args.timeout, warm=False)
+                    before = wall([*old, *argv], 1, env, timeout=args.timeout)
                     line += (f"  {'>' + format(args.timeout, 'g'):>10}  {'>' + format(args.timeout / s, '.0f'):>8}"
                              if before is None else f"  {before:>10.3f}  {before / s:>8.1f}")
             print(line, flush=True)
