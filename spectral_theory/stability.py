@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["StabilityReport", "StepCheck", "kernel_norm", "is_stable", "stability_limit", "check_step",
-           "map_radius", "step_growth", "guard_steps", "ON_UNSTABLE", "DEFAULT_ON_UNSTABLE",
+           "map_radius", "step_growth", "guard_steps", "ON_UNSTABLE", "DEFAULT_ON_UNSTABLE", "NEAR_LIMIT",
            "check_on_unstable"]
 
 #: What a solver or the simulator does with step sizes beyond the stability limit
@@ -58,6 +58,8 @@ __all__ = ["StabilityReport", "StepCheck", "kernel_norm", "is_stable", "stabilit
 #: model whose final constant phase is above the limit.
 ON_UNSTABLE = ("warn", "raise", "ignore")
 DEFAULT_ON_UNSTABLE = "warn"
+#: a stable step at or above this fraction of the limit is warned about (unless "ignore")
+NEAR_LIMIT = 0.99
 
 
 def check_on_unstable(value: str) -> str:
@@ -458,6 +460,27 @@ def _user_stacklevel() -> int:
     return level
 
 
+def _warn_near_limit(name: str, lrs: np.ndarray, limit: float, speeds: np.ndarray, batch: int,
+                     kappa: float, weights: np.ndarray | None, warn_msgs: list[str] | None) -> None:
+    """Warn about stable steps within ``1 - NEAR_LIMIT`` of the limit: there the coupling through
+    ``sum_j U_j`` amplifies the forcing of the renewal equation by up to ``1 / (1 - K)``
+    (``K = kernel_norm < 1``, the l1 norm of the kernel; ``docs/theory.md`` §5-6), so the risk can
+    grow many-fold before it falls, and it falls slowly."""
+    near = np.unique(lrs[(lrs >= NEAR_LIMIT * limit) & (lrs < limit)])
+    if near.size == 0:
+        return
+    lr = float(near.max())
+    amp = 1.0 / max(1.0 - kernel_norm(lr, speeds, batch, kappa, weights), np.finfo(float).tiny)
+    msg = (f"model {name!r}: step size {lr:.6g} is {100 * lr / limit:.4g}% of the stability limit "
+           f"{limit:.6g}; the coupling of the modes can amplify the risk up to {amp:.4g}-fold "
+           f"(1 / (1 - kernel norm)) before it decays, and it decays slowly")
+    if warn_msgs is not None:
+        warn_msgs.append(msg)
+    import warnings
+
+    warnings.warn(msg, RuntimeWarning, stacklevel=_user_stacklevel())
+
+
 def guard_steps(name: str, phases, speeds: np.ndarray, batch: int, kappa: float, *, on_unstable: str,
                 warn_msgs: list[str] | None = None, unstable_steps: dict | None = None,
                 weights: np.ndarray | None = None) -> StepCheck:
@@ -496,6 +519,8 @@ def guard_steps(name: str, phases, speeds: np.ndarray, batch: int, kappa: float,
             lr = float(lr)
             if not exact_test or not is_stable(lr, speeds, batch, kappa, weights):
                 rates[lr] = step_growth(lr, speeds, batch, kappa, weights)
+    if on_unstable != "ignore":
+        _warn_near_limit(name, lrs, limit, speeds, batch, kappa, weights, warn_msgs)
     if not rates:
         return StepCheck(name, limit, total, (), {}, 0.0, 0.0, None)
     bad_lrs = np.array(sorted(rates))

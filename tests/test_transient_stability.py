@@ -414,3 +414,30 @@ def test_monte_carlo_agrees_on_a_transient_schedule():
     z = np.abs(r - th["m"].excess_risk)[1:] / se[1:]
     assert np.all(z < 4), z
     assert th["m"].excess_risk[3] > th["m"].excess_risk[0]  # it grew
+
+
+def test_a_step_near_the_limit_is_warned_about_with_its_amplification():
+    """Issue 8: nothing warned at 99.99% of the limit, where the risk grows many-fold first."""
+    import warnings
+
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=50), st.PowerLawTarget(b=2.0), noise=0.1)
+    m0 = st.Model("m", steps=1, schedule=0.1)
+    lim = st.stability_limit(m0.speed_profile(prob.eigenvalues), 1, prob.kappa)
+    sc = st.Scenario(prob, (st.Model("m", steps=3000, schedule=0.9999 * lim),), output=st.Output(at=(0, 3000)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = st.predict(sc, every_step=True, method="exact")
+    msgs = [w for w in res.diagnostics["warnings"] if "of the stability limit" in w]
+    assert len(msgs) == 1 and "99.99%" in msgs[0] and any("of the stability limit" in str(w.message) for w in caught)
+    amp = float(msgs[0].split("up to ")[1].split("-fold")[0])
+    from spectral_theory.stability import kernel_norm
+
+    k = kernel_norm(0.9999 * lim, m0.speed_profile(prob.eigenvalues), 1, prob.kappa)
+    assert amp == pytest.approx(1.0 / (1.0 - k), rel=1e-3)
+    curve = res["m"].curve
+    assert curve.max() > 2 * curve[1]  # the risk does grow many-fold before it falls
+    # far from the limit, and under "ignore", nothing is said
+    calm = st.Scenario(prob, (st.Model("m", steps=100, schedule=0.5 * lim),))
+    assert not [w for w in st.predict(calm).diagnostics["warnings"] if "of the stability limit" in w]
+    assert not [w for w in st.predict(sc, on_unstable="ignore").diagnostics["warnings"]
+                if "of the stability limit" in w]
