@@ -519,9 +519,9 @@ def guard_steps(name: str, phases, speeds: np.ndarray, batch: int, kappa: float,
             lr = float(lr)
             if not exact_test or not is_stable(lr, speeds, batch, kappa, weights):
                 rates[lr] = step_growth(lr, speeds, batch, kappa, weights)
-    if on_unstable != "ignore":
-        _warn_near_limit(name, lrs, limit, speeds, batch, kappa, weights, warn_msgs)
     if not rates:
+        if on_unstable != "ignore":  # (a model above the limit gets the warning below instead)
+            _warn_near_limit(name, lrs, limit, speeds, batch, kappa, weights, warn_msgs)
         return StepCheck(name, limit, total, (), {}, 0.0, 0.0, None)
     bad_lrs = np.array(sorted(rates))
     flag = cand & np.isin(lrs, bad_lrs)
