@@ -970,12 +970,20 @@ def _cmd_demo(args: argparse.Namespace) -> _Output:
 
 
 # ---------------------------------------------------------------------------- entry point
-def _report_warnings(caught: list) -> None:
+#: numpy's floating-point warnings ("overflow encountered in multiply", ...)
+_NUMPY_FP = ("overflow encountered", "underflow encountered", "invalid value encountered",
+             "divide by zero encountered")
+
+
+def _report_warnings(caught: list, *, error: bool = False) -> None:
     """Each distinct warning as one line ``spectral-theory: warning: ...`` on standard error
-    (no Python source lines)."""
+    (no Python source lines). ``error``: the run ends with an error, which says what went wrong;
+    numpy's floating-point warnings on the way to it (an overflow the error reports) are left out."""
     seen: set[str] = set()
     for w in caught:
         text = " ".join(str(w.message).split())
+        if error and text.startswith(_NUMPY_FP):
+            continue
         if text not in seen:
             seen.add(text)
             sys.stderr.write(f"spectral-theory: warning: {text}\n")
@@ -1023,7 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
                 pass
             return 141
         except _HANDLED as err:
-            _report_warnings(caught)
+            _report_warnings(caught, error=True)
             sys.stderr.write(f"spectral-theory: error: {_message(err)}\n")
             return EXIT_ERROR
     return out.status

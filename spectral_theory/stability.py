@@ -195,7 +195,8 @@ def _kernel_root(start: float, moving: np.ndarray, w: np.ndarray, batch: int, ka
     for _ in range(400):
         den = 2.0 - q * e * moving
         k = float(np.sum(w * e * moving / den)) / batch
-        dk = float(np.sum(2.0 * w * moving / (den * den))) / batch
+        with np.errstate(over="ignore"):  # speeds near the float range's top: dk = inf, a step of 0
+            dk = float(np.sum(2.0 * w * moving / (den * den))) / batch
         step = (k - 1.0) / dk
         if not step > 4.0 * np.finfo(float).eps * e:  # converged, or rounding at the root
             return e - max(step, 0.0)
@@ -309,8 +310,12 @@ def map_radius(eta: float, speeds: np.ndarray, batch: int, kappa: float,
     if moving.size == 0 or eta <= 0:
         return 1.0
     x = eta * moving
-    a = 1.0 - 2.0 * x + moment_q(batch, kappa) * x * x
-    wb = w * (x * x / batch)
+    with np.errstate(over="ignore"):
+        x2 = x * x
+    if not np.all(np.isfinite(x2)):  # x beyond ~1e154: the map's radius is beyond the float range
+        return math.inf
+    a = 1.0 - 2.0 * x + moment_q(batch, kappa) * x2
+    wb = w * (x2 / batch)
     frozen = wb < np.finfo(float).tiny
     if frozen.any():  # x^2 underflows (x below ~1e-154): no rank-one part, the eigenvalue is a_i (= 1)
         still = float(np.abs(a[frozen]).max())
