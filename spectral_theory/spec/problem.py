@@ -469,6 +469,18 @@ class Output:
         return [t for t in self.at if t > total] if self.at is not None else []
 
 
+def as_output(value: Any) -> Output:
+    """``value`` as an :class:`Output`: an Output, or a dict with the keys ``at`` / ``points``."""
+    if isinstance(value, dict):
+        bad = sorted(set(value) - {"at", "points"})
+        if bad:
+            raise SpecError(f"output.{bad[0]}", value[bad[0]], "unknown key; allowed keys: ['at', 'points']")
+        value = Output(**value)
+    if not isinstance(value, Output):
+        raise SpecError("output", value, "must be an Output object (or a dict with 'at' / 'points')")
+    return value
+
+
 def log_steps(total: int, points: int) -> np.ndarray:
     """``points`` roughly log-spaced integer steps in ``[0, total]``, with 0 and ``total``."""
     if total == 0:
@@ -509,13 +521,7 @@ class Scenario:
             m.check_modes(self.problem.d)
             seen.add(m.name)
         object.__setattr__(self, "models", models)
-        if isinstance(self.output, dict):
-            bad = sorted(set(self.output) - {"at", "points"})
-            if bad:
-                raise SpecError(f"output.{bad[0]}", self.output[bad[0]], "unknown key; allowed keys: ['at', 'points']")
-            object.__setattr__(self, "output", Output(**self.output))
-        if not isinstance(self.output, Output):
-            raise SpecError("output", self.output, "must be an Output object (or a dict with 'at' / 'points')")
+        object.__setattr__(self, "output", as_output(self.output))
         if not isinstance(self.name, str):
             raise SpecError("scenario.name", self.name, "must be a string")
 

@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import SpecError
 from ..spec import Model, Output, Problem, Scenario
 from ..spec.files import MAX_GENERATIONS, TRANSFER_ROLES, parse_transfer, read_sections
+from ..spec.problem import as_output
 from ..spec.validate import integer
 
 __all__ = ["Distillation", "WeakToStrong", "Chain", "TransferSpec", "transfer_from_dict", "MAX_GENERATIONS",
@@ -198,13 +199,7 @@ def _check_models(spec: Any, names: Sequence[str]) -> None:
     for n in names:
         if not isinstance(getattr(spec, n), Model):
             raise SpecError(f"transfer.{n}", getattr(spec, n), "must be a Model")
-    if isinstance(spec.output, dict):
-        bad = sorted(set(spec.output) - {"at", "points"})
-        if bad:
-            raise SpecError(f"output.{bad[0]}", spec.output[bad[0]], "unknown key; allowed keys: ['at', 'points']")
-        object.__setattr__(spec, "output", Output(**spec.output))
-    if not isinstance(spec.output, Output):
-        raise SpecError("output", spec.output, "must be an Output object (or a dict with 'at' / 'points')")
+    object.__setattr__(spec, "output", as_output(spec.output))
     # speed profiles must fit the problem
     for n in names:
         getattr(spec, n).check_modes(spec.problem.d)
