@@ -11,11 +11,7 @@ import numpy as np
 
 from ..errors import SpecError
 
-__all__ = ["finite", "integer", "array", "MAX_SIZE"]
-
-#: the largest size or step count a scenario may give (d, steps, batch, capacity, reported steps,
-#: schedule periods and lengths): step indices and sizes are int64 numbers in every solver
-MAX_SIZE = 2**62
+__all__ = ["finite", "integer", "array"]
 
 
 def finite(field_: str, value: Any, *, lo: float | None = None, lo_open: bool = False,
