@@ -533,3 +533,16 @@ def test_an_error_leaves_out_numpy_floating_point_warnings(capsys, tmp_path):
         code = main(["run", str(p), "--allow-unstable", "--method", method])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "overflowed" in err and "encountered" not in err, err
+
+
+@pytest.mark.parametrize("line, field", [("steps = 1e+308", "steps"), ("steps = 4611686018427387905", "steps"),
+                                         ("batch = 1e300", "batch")])
+@pytest.mark.parametrize("command", [["run"], ["stability"], ["run", "--method", "ode"], ["kd"]])
+def test_sizes_beyond_int64_are_errors(line, field, command, capsys):
+    """Step counts and sizes the solvers cannot count with int64 numbers: one error naming the
+    field (a step count of 1e308 overflowed auto's cost estimate and the ODE's step arrays)."""
+    body = "steps = 3\nlr = 0.5\n" if field != "steps" else "lr = 0.5\n"
+    text = ('[problem]\nspectrum = { kind = "powerlaw", a = 1.0, d = 2 }\ntarget = { kind = "powerlaw", b = 2 }\n'
+            f'[[models]]\nname = "m"\n{line}\n{body}[[models]]\nname = "s"\nsteps = 3\nlr = 0.5\n')
+    code, msg = check_cli(".toml", text.encode(), command, capsys)
+    assert code == 2 and f".{field}" in msg and "4611686018427387904" in msg, msg

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,8 +76,8 @@ class Solver:
         """Rough work estimate (mode-operations), used by ``method="auto"``: a step of each model
         costs its ``d`` modes plus :data:`STEP_OVERHEAD` (so that a long run on few modes is not
         taken for cheap)."""
-        return float((scenario.problem.d + STEP_OVERHEAD) * sum(m.steps for m in scenario.models)
-                     * len(scenario.models))
+        ops = (scenario.problem.d + STEP_OVERHEAD) * sum(m.steps for m in scenario.models) * len(scenario.models)
+        return float(ops) if ops < 10**300 else math.inf  # steps such as 1e308: beyond the float range
 
     def solve(self, scenario: Scenario, *, at: dict[str, np.ndarray], record_modes: bool = False,
               every_step: bool = False, on_unstable: str = DEFAULT_ON_UNSTABLE,
