@@ -340,8 +340,8 @@ def _figure_parsers(sub: Any) -> None:
     p.add_argument("--mkdir", action="store_true", help="create the missing directories of --out (default: off)")
     _figure_style_args(p)
     p.add_argument("--points", type=int, metavar="N",
-                   help="curves: report N log-spaced steps per model (default: 80; the file's [output] is for "
-                        "tables)")
+                   help="curves, rates: report N log-spaced steps per model (default: 80; the file's [output] "
+                        "is for tables)")
     p.add_argument("--models", metavar="A,B", help="curves, modes, stability: the models drawn (default: all)")
     p.add_argument("--split", action="store_true", help="curves: also the bias (dashed) and variance (dotted) parts (default: off)")
     p.add_argument("--axis", choices=("index", "lambda"), help="modes: x axis (default: index)")
@@ -1174,7 +1174,7 @@ def _cmd_figure(args: argparse.Namespace) -> _Output:
         raise SpecError("--simulate", True, "Monte Carlo markers are drawn on curves, modes and chain figures")
     for flag, attr, kinds in (("--x", "x", ("map",)), ("--y", "y", ("map",)), ("--metric", "metric", ("map",)),
                               ("--window", "window", ("rates",)), ("--expected", "expected", ("rates",)),
-                              ("--axis", "axis", ("modes",)), ("--points", "points", ("curves",)),
+                              ("--axis", "axis", ("modes",)), ("--points", "points", ("curves", "rates")),
                               ("--models", "models", ("curves", "modes", "stability"))):
         if getattr(args, attr) is not None and kind not in kinds:
             raise SpecError(flag, getattr(args, attr), f"is an option of a {' or '.join(kinds)} figure")
@@ -1194,7 +1194,7 @@ def _cmd_figure(args: argparse.Namespace) -> _Output:
     source, is_transfer = _figure_source(args, kind)
     method = args.method or "auto"
     reps = args.reps if args.reps is not None else API_DEFAULTS["reps"]
-    if kind == "curves":
+    if kind in ("curves", "rates"):
         from .spec import Output
 
         source = dataclasses.replace(source, output=Output(points=points))

@@ -783,7 +783,11 @@ def rates_data(sources: Any, *, labels: Sequence[str] | None = None, model: str 
             e = bias_rate_exponent(a, b)
         T = int(m.steps[-1])
         win = tuple(window) if window is not None else (max(1.0, T / 40), float(T))
-        chk = check_rate(m, float(e), win, band, quantity=q)
+        try:
+            chk = check_rate(m, float(e), win, band, quantity=q)
+        except ValueError as err:  # too few reported steps in the window, a window out of order
+            raise SpecError("window", list(win), f"{err} (sources[{k}], model {name!r}: report more steps, "
+                                                 "e.g. Output(points=80), or widen the window)") from None
         steps = np.asarray(m.steps, dtype=float)
         vals = np.asarray(getattr(m, q), dtype=float)
         sel = (steps >= win[0]) & (steps <= win[1]) & (vals > 0)
