@@ -1027,6 +1027,9 @@ def _transfer_figure_kind(args: argparse.Namespace) -> str | None:
         raise SpecError("--figure-kind", kind, "needs the exact bias/variance split, which Monte Carlo does not have: "
                                                "draw curves or modes with --simulate")
     _check_image_path("--figure", args.figure, args)
+    from .figures.style import matplotlib_module
+
+    matplotlib_module()
     return kind
 
 
@@ -1165,7 +1168,9 @@ def _cmd_figure(args: argparse.Namespace) -> _Output:
     from pathlib import Path
 
     from .budget import simulation_estimate, theory_estimate, transfer_estimate
+    from .figures.style import matplotlib_module
 
+    matplotlib_module()  # before any work: the figures extra is installed
     kind = args.figure_kind
     if args.simulate and args.method is not None:
         raise SpecError("--method", args.method, "names a theory solver; --simulate adds Monte Carlo markers to "
@@ -1285,7 +1290,9 @@ def _cmd_gallery(args: argparse.Namespace) -> _Output:
     from pathlib import Path
 
     from .figures.gallery import MC_REPS, build_gallery
+    from .figures.style import matplotlib_module
 
+    matplotlib_module()
     out = Path(args.gallery_dir)
     if out.exists() and not out.is_dir():
         raise SpecError("--out", args.gallery_dir, "is not a directory: the gallery writes a directory of files")

@@ -460,6 +460,14 @@ def test_figure_errors_are_one_line_and_write_nothing(argv, message, transfer_fi
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_without_matplotlib_the_error_says_how_to_install_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    code = main(["figure", "chain", str(ROOT / "examples" / "transfer.toml"), "--out", str(tmp_path / "c.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'spectral-theory[figures]'" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_kinds_agree_and_stay_lazy():
     from spectral_theory import cli
     from spectral_theory.figures.kinds import KINDS
@@ -592,7 +600,7 @@ def test_gallery_command_end_to_end(tmp_path, capsys):
 def test_gallery_theory_against_monte_carlo():
     from spectral_theory.figures.gallery import gallery_data, mc_agreement
 
-    for d in gallery_data(simulate=True, only="mc-kd,mc-w2s,mc-chain", progress=False):
+    for d in gallery_data(simulate=True, only="mc-kd,mc-kd-modes,mc-w2s,mc-chain", progress=False):
         a = mc_agreement(d)
         assert a["exact_disagreements"] == 0 and a["with_se"] > 0
         assert a["within_4se"] == a["with_se"], a  # docs/theory.md §9: |theory - MC| <= 4 SE

@@ -68,9 +68,9 @@ def image_bytes(fig: Any, fmt: str) -> bytes:
     creation date (identical inputs give identical files)."""
     import io
 
-    import matplotlib
+    from .style import matplotlib_module, rc_params
 
-    from .style import rc_params
+    matplotlib = matplotlib_module()
 
     if fmt not in FORMATS:
         raise SpecError("format", fmt, f"must be one of {list(FORMATS)}")

@@ -199,14 +199,28 @@ def mc_specs():
     return {"kd": kd, "w2s": w2s, "chain": ch}
 
 
-def _b_mc(kind: str):
-    def build(o):
-        from .kinds import chain_data, curves_data
+def _mc_reports(kind: str, o: dict[str, Any]) -> tuple[Any, Any]:
+    """Theory and Monte Carlo reports of one of :func:`mc_specs` (shared by the figures of a run)."""
+    from ..transfer import evaluate
 
+    reps, seed = o.get("reps", MC_REPS), o.get("seed", 0)
+
+    def both():
         spec = mc_specs()[kind]
-        kw = dict(simulate=True, reps=o.get("reps", MC_REPS), seed=o.get("seed", 0), progress=o.get("progress"),
-                  **_opts(o))
-        return chain_data(spec, **kw) if kind == "chain" else curves_data(spec, oracle=False, **kw)
+        return evaluate(spec), evaluate(spec, simulate=True, reps=reps, seed=seed, progress=o.get("progress"))
+
+    return _cached(f"mc-{kind}-{reps}-{seed}", both)
+
+
+def _b_mc(kind: str, figure: str):
+    def build(o):
+        from .kinds import chain_data, curves_data, modes_data
+
+        theory, sim = _mc_reports(kind, o)
+        if figure == "modes":
+            return modes_data(theory, sim, **_opts(o))
+        return chain_data(theory, sim, **_opts(o)) if kind == "chain" else \
+            curves_data(theory, sim, oracle=False, **_opts(o))
 
     return build
 
@@ -333,7 +347,13 @@ def mc_agreement(d: FigureData) -> dict[str, Any]:
     theory at the same model/generation and step; points with SE = 0 agree exactly or not at
     all), how many are within 2 and 4 SE, and the largest ``|z|``."""
     zs, exact_bad = [], 0
-    if d.kind == "chain":
+    if d.kind == "modes":
+        pairs = []
+        for name in d.annotations["models"]:
+            th = d.select("normalised", model=name, source="theory")
+            pairs += list(zip(th, d.select("normalised", model=name, source="montecarlo"),
+                              d.select("se", model=name, source="montecarlo"), strict=True))
+    elif d.kind == "chain":
         th = dict(zip(d.select("generation", source="theory"), d.select("risk", source="theory"), strict=True))
         pts = zip(d.select("generation", source="montecarlo"), d.select("risk", source="montecarlo"),
                   d.select("se", source="montecarlo"), strict=True)
@@ -358,19 +378,23 @@ def mc_agreement(d: FigureData) -> dict[str, Any]:
 
 
 def _c_mc(kind: str) -> Callable[[FigureData], str]:
-    what = {"kd": "distillation (teacher, distilled and hard-label students)",
-            "w2s": "weak-to-strong (weak teacher, W2S student, strong ceiling)",
-            "chain": "a 4-generation chain (risk per generation)"}[kind]
+    what = {"kd": "distillation (risk curves of teacher, distilled and hard-label students)",
+            "kd-modes": "distillation (per-mode normalised error at the end of training; markers on 30 "
+                        "log-spaced modes, every mode in the data)",
+            "w2s": "weak-to-strong (risk curves of weak teacher, W2S student, strong ceiling)",
+            "chain": "a 4-generation chain (final risk per generation)"}[kind]
 
     def caption(d: FigureData) -> str:
         mc = d.source.get("montecarlo", {})
         a = mc_agreement(d)
+        exact = a["points"] - a["with_se"]
+        tail = (f"; the {exact} deterministic points (where every replicate agrees: step 0, modes beyond a "
+                f"capacity) agree exactly" if exact else "")
         return (f"**Theory against Monte Carlo: {what}.** Lines: theory; markers: the mean of {mc.get('reps')} "
                 f"simulated SGD runs (seed {mc.get('seed')}) with $\\pm 2$ SE bars ($\\lambda_i = i^{{-1.5}}$, "
                 f"$\\theta_i^2 = i^{{-2}}$, d = 100, noise 0.5). {a['within_2se']} of {a['with_se']} simulated "
                 f"points lie within 2 SE of the theory and {a['within_4se']} within 4 SE (largest |z| = "
-                f"{a['max_abs_z']:.2f}); the {a['points'] - a['with_se']} deterministic points (step 0) agree "
-                f"exactly.")
+                f"{a['max_abs_z']:.2f}){tail}.")
 
     return caption
 
@@ -387,9 +411,14 @@ GALLERY: tuple[GalleryEntry, ...] = (
     GalleryEntry("chain", "A multi-generation chain", _b_chain, _c_chain),
     GalleryEntry("rates", "Scaling laws", _b_rates, _c_rates),
     GalleryEntry("stability", "Stability limit", _b_stability, _c_stability),
-    GalleryEntry("mc-kd", "Theory against Monte Carlo: distillation", _b_mc("kd"), _c_mc("kd"), simulate=True),
-    GalleryEntry("mc-w2s", "Theory against Monte Carlo: weak-to-strong", _b_mc("w2s"), _c_mc("w2s"), simulate=True),
-    GalleryEntry("mc-chain", "Theory against Monte Carlo: chain", _b_mc("chain"), _c_mc("chain"), simulate=True),
+    GalleryEntry("mc-kd", "Theory against Monte Carlo: distillation", _b_mc("kd", "curves"), _c_mc("kd"),
+                 simulate=True),
+    GalleryEntry("mc-kd-modes", "Theory against Monte Carlo: per-mode errors", _b_mc("kd", "modes"),
+                 _c_mc("kd-modes"), simulate=True),
+    GalleryEntry("mc-w2s", "Theory against Monte Carlo: weak-to-strong", _b_mc("w2s", "curves"), _c_mc("w2s"),
+                 simulate=True),
+    GalleryEntry("mc-chain", "Theory against Monte Carlo: chain", _b_mc("chain", "chain"), _c_mc("chain"),
+                 simulate=True),
 )
 NAMES = tuple(e.name for e in GALLERY)
 

@@ -29,7 +29,15 @@ import numpy as np
 
 from ..errors import SpecError
 from .data import FigureData
-from .style import LABELS, check_style, check_width, colour, figure_size, rc_params
+from .style import (
+    LABELS,
+    check_style,
+    check_width,
+    colour,
+    figure_size,
+    matplotlib_module,
+    rc_params,
+)
 
 __all__ = ["KINDS", "NEUTRAL", "render", "curves", "modes", "denoising", "phase_map", "chain", "rates",
            "stability", "curves_data", "modes_data", "denoising_data", "map_data", "chain_data",
@@ -186,8 +194,7 @@ def render(data: FigureData, ax: Any = None, **overrides: Any):
     """Draw ``data`` (a :class:`FigureData`) and return the ``Figure``; ``overrides`` replace
     drawing options (``style``, ``width`` and the kind's own, e.g. ``axis="lambda"`` for
     ``modes``), recorded in the returned figure's ``spectral_data``."""
-    import matplotlib
-
+    matplotlib = matplotlib_module()
     if overrides:
         data = dataclasses.replace(data, options={**data.options, **overrides})
     style = check_style(data.options.get("style", "default"))
@@ -294,7 +301,7 @@ def _draw_curves(data: FigureData, ax: Any):
             my = np.array(data.select("excess_risk", model=name, source="montecarlo"), dtype=float)
             se = np.array([0.0 if v is None else v for v in data.select("se", model=name, source="montecarlo")])
             ax.errorbar(ms[keep], my[keep], yerr=2 * se[keep], fmt="o", ms=3, mfc="none", color=c, lw=0.8,
-                        label=f"{name} Monte Carlo ($\\pm 2$ SE)" if k == 0 else f"_{name} mc")
+                        label="Monte Carlo ($\\pm 2$ SE)" if k == 0 else f"_{name} mc")
         stop = data.annotations.get("oracle", {}).get(name)
         if stop and (stop["step"] > 0 or not opt.get("logx", True)):
             ax.plot([stop["step"]], [stop["risk"]], marker="*", ms=9, color=c, ls="none",

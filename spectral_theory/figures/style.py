@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import SpecError
 
 __all__ = ["STYLES", "WIDTHS", "PALETTE", "LABELS", "rc_params", "figure_size", "check_style", "check_width",
-           "colour"]
+           "colour", "matplotlib_module"]
 
 #: Okabe-Ito colour-blind-safe palette (black last: used for references and limits)
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -64,6 +64,16 @@ LABELS = {
     "generation": r"generation $g$",
     "horizon": r"spectral horizon (modes with $M_{ii}/\theta_i^2 \leq 1/2$)",
 }
+
+
+def matplotlib_module() -> Any:
+    """matplotlib, or a :class:`SpecError` saying how to install it (the ``figures`` extra)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SpecError("figures", "matplotlib", "is not installed: figures need the figures extra, "
+                                                 "pip install 'spectral-theory[figures]' (or matplotlib >= 3.8)") from None
+    return matplotlib
 
 
 def check_style(style: Any) -> str:
