@@ -318,6 +318,19 @@ def test_figure_into_a_given_axes():
     assert ax2.get_ylabel().startswith("normalised") and len(ax1.lines) == 6
 
 
+def test_continuum_curves_mark_the_best_reported_step_and_have_no_modes():
+    sc = st.Scenario(PROB, (st.Model("m", steps=300, schedule=0.2),), output=OUT)
+    res = st.predict(sc, method="continuum")
+    data = K.curves_data(sc, method="continuum")
+    close(data.select("excess_risk", model="m"), res["m"].excess_risk, "continuum curve")
+    j = int(np.argmin(res["m"].excess_risk))
+    assert data.annotations["oracle"]["m"] == {"step": int(res["m"].steps[j]), "risk": float(res["m"].excess_risk[j]),
+                                               "over": "reported steps"}
+    big = dataclasses.replace(sc, problem=dataclasses.replace(PROB, spectrum=st.PowerLawSpectrum(a=1.5, d=2000)))
+    with pytest.raises(st.SpecError, match="quadrature nodes"):  # fewer nodes than modes
+        K.modes_data(big, method="continuum")
+
+
 def test_sources_that_are_refused():
     with pytest.raises(st.SpecError, match="simulation="):
         K.curves(st.simulate(SCN, reps=4, seed=0, progress=False))

@@ -257,11 +257,19 @@ def curves_data(source: Any, simulation: Any = None, *, simulate: bool = False, 
             stops = {n: {"step": theory.models[n].oracle_step, "risk": theory.models[n].oracle_risk,
                          "over": theory.models[n].oracle_over} for n in names}
         elif theory.scenario is not None:
+            from ..spec import Scenario
             from ..transfer.oracle import oracle_stop
 
             for n in names:
-                o = oracle_stop(theory.scenario, n, method=theory.method)
-                stops[n] = {"step": o.step, "risk": o.risk, "over": o.how}
+                try:
+                    if not isinstance(theory.scenario, Scenario):  # e.g. the continuum's computed scenario
+                        raise SpecError("method", theory.method, "computed another scenario")
+                    o = oracle_stop(theory.scenario, n, method=theory.method)
+                    stops[n] = {"step": o.step, "risk": o.risk, "over": o.how}
+                except SpecError:  # the method cannot search every step: the best reported step
+                    m = mres[n]
+                    j = int(np.argmin(m.excess_risk))
+                    stops[n] = {"step": int(m.steps[j]), "risk": float(m.excess_risk[j]), "over": "reported steps"}
     types = {"model": "str", "source": "str", "step": "int", **{k: "float" for k in list(cols)[3:]}}
     ann = {"models": names, "oracle": stops,
            "final": {n: float(mres[n].excess_risk[-1]) for n in names}}
@@ -337,6 +345,11 @@ def modes_data(source: Any, simulation: Any = None, *, simulate: bool = False, r
     theory, sim = _theory_of(source, method, simulate, reps, seed, progress, None, simulation)
     lam, theta2 = _theta_lambda(theory)
     from ..transfer.report import spectral_horizon
+
+    for m in _model_results(theory).values():
+        if m.modes is None or np.size(m.modes.second_moment) != lam.size:
+            raise SpecError("method", theory.method, f"gives no per-mode values of the d = {lam.size} modes (the "
+                                                     "continuum method computes on quadrature nodes): use another")
 
     if _is_report(theory):
         prof = {n: (m.normalised, m.normalised_bias, m.normalised_variance, m.horizon)
