@@ -37,6 +37,8 @@ class GalleryEntry:
     build: Callable[[dict[str, Any]], FigureData]
     caption: Callable[[FigureData], str]
     simulate: bool = False
+    #: relative cost, for the progress bar (a phase diagram evaluates 42 comparisons)
+    weight: float = 1.0
 
 
 # ---------------------------------------------------------------------------- the scenarios
@@ -405,20 +407,20 @@ GALLERY: tuple[GalleryEntry, ...] = (
     GalleryEntry("horizon-curves", "Horizon expansion: risk curves", _b_horizon_curves, _c_horizon_curves),
     GalleryEntry("denoising-profile", "Spectral denoising", _b_denoising_profile, _c_denoising_profile),
     GalleryEntry("denoising-curves", "Weak-to-strong: risk curves", _b_denoising_curves, _c_denoising_curves),
-    GalleryEntry("map-kd-gain", "Phase diagram: KD gain", _b_map_kd, _c_map_kd),
-    GalleryEntry("map-pgr", "Phase diagram: PGR", _b_map_pgr, _c_map_pgr),
+    GalleryEntry("map-kd-gain", "Phase diagram: KD gain", _b_map_kd, _c_map_kd, weight=15.0),
+    GalleryEntry("map-pgr", "Phase diagram: PGR", _b_map_pgr, _c_map_pgr, weight=8.0),
     GalleryEntry("hurts-modes", "When transfer hurts", _b_hurts_modes, _c_hurts_modes),
     GalleryEntry("chain", "A multi-generation chain", _b_chain, _c_chain),
     GalleryEntry("rates", "Scaling laws", _b_rates, _c_rates),
     GalleryEntry("stability", "Stability limit", _b_stability, _c_stability),
     GalleryEntry("mc-kd", "Theory against Monte Carlo: distillation", _b_mc("kd", "curves"), _c_mc("kd"),
-                 simulate=True),
+                 simulate=True, weight=8.0),
     GalleryEntry("mc-kd-modes", "Theory against Monte Carlo: per-mode errors", _b_mc("kd", "modes"),
                  _c_mc("kd-modes"), simulate=True),
     GalleryEntry("mc-w2s", "Theory against Monte Carlo: weak-to-strong", _b_mc("w2s", "curves"), _c_mc("w2s"),
-                 simulate=True),
+                 simulate=True, weight=4.0),
     GalleryEntry("mc-chain", "Theory against Monte Carlo: chain", _b_mc("chain", "chain"), _c_mc("chain"),
-                 simulate=True),
+                 simulate=True, weight=8.0),
 )
 NAMES = tuple(e.name for e in GALLERY)
 
@@ -446,7 +448,7 @@ def gallery_data(*, simulate: bool = False, reps: int = MC_REPS, seed: int = 0, 
 
     entries = _select(only, simulate)
     o = {"style": style, "width": width, "reps": reps, "seed": seed, "progress": False}
-    bar = Progress(len(entries), _progress_on(progress, True), label="gallery")
+    bar = Progress(sum(e.weight for e in entries), _progress_on(progress, True), label="gallery")
     out = []
     _CACHE.clear()
     try:
@@ -456,7 +458,7 @@ def gallery_data(*, simulate: bool = False, reps: int = MC_REPS, seed: int = 0, 
             data.caption = e.caption(data)
             data.options["gallery"] = e.name
             out.append(data)
-            bar.advance(1.0, e.name)
+            bar.advance(e.weight, e.name)
     finally:
         _CACHE.clear()
         bar.close()
