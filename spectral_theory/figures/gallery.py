@@ -37,7 +37,8 @@ class GalleryEntry:
     build: Callable[[dict[str, Any]], FigureData]
     caption: Callable[[FigureData], str]
     simulate: bool = False
-    #: relative cost, for the progress bar (a phase diagram evaluates 42 comparisons)
+    #: estimated seconds on two idle cores, the progress bar's unit (montecarlo.Progress); a phase
+    #: diagram evaluates 42 comparisons
     weight: float = 1.0
 
 
@@ -407,20 +408,20 @@ GALLERY: tuple[GalleryEntry, ...] = (
     GalleryEntry("horizon-curves", "Horizon expansion: risk curves", _b_horizon_curves, _c_horizon_curves),
     GalleryEntry("denoising-profile", "Spectral denoising", _b_denoising_profile, _c_denoising_profile),
     GalleryEntry("denoising-curves", "Weak-to-strong: risk curves", _b_denoising_curves, _c_denoising_curves),
-    GalleryEntry("map-kd-gain", "Phase diagram: KD gain", _b_map_kd, _c_map_kd, weight=15.0),
-    GalleryEntry("map-pgr", "Phase diagram: PGR", _b_map_pgr, _c_map_pgr, weight=8.0),
+    GalleryEntry("map-kd-gain", "Phase diagram: KD gain", _b_map_kd, _c_map_kd, weight=7.0),
+    GalleryEntry("map-pgr", "Phase diagram: PGR", _b_map_pgr, _c_map_pgr, weight=4.0),
     GalleryEntry("hurts-modes", "When transfer hurts", _b_hurts_modes, _c_hurts_modes),
     GalleryEntry("chain", "A multi-generation chain", _b_chain, _c_chain),
     GalleryEntry("rates", "Scaling laws", _b_rates, _c_rates),
     GalleryEntry("stability", "Stability limit", _b_stability, _c_stability),
     GalleryEntry("mc-kd", "Theory against Monte Carlo: distillation", _b_mc("kd", "curves"), _c_mc("kd"),
-                 simulate=True, weight=8.0),
+                 simulate=True, weight=6.0),
     GalleryEntry("mc-kd-modes", "Theory against Monte Carlo: per-mode errors", _b_mc("kd", "modes"),
                  _c_mc("kd-modes"), simulate=True),
     GalleryEntry("mc-w2s", "Theory against Monte Carlo: weak-to-strong", _b_mc("w2s", "curves"), _c_mc("w2s"),
-                 simulate=True, weight=4.0),
+                 simulate=True, weight=3.0),
     GalleryEntry("mc-chain", "Theory against Monte Carlo: chain", _b_mc("chain", "chain"), _c_mc("chain"),
-                 simulate=True, weight=8.0),
+                 simulate=True, weight=6.0),
 )
 NAMES = tuple(e.name for e in GALLERY)
 
