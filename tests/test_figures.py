@@ -189,9 +189,9 @@ def test_modes_of_a_scenario_are_second_moments_over_theta2(tmp_path):
 @pytest.mark.montecarlo
 @pytest.mark.filterwarnings("ignore::spectral_theory.montecarlo.HeavyTailWarning")
 def test_modes_with_monte_carlo(tmp_path):
-    fig = K.modes(KD, simulate=True, reps=20, seed=1, progress=False)
-    rows = rendered(fig, tmp_path, "mcmodes")
     mc = st.evaluate(KD, simulate=True, reps=20, seed=1, progress=False)
+    fig = K.modes(st.evaluate(KD), mc)  # (simulate=True runs the same call: test_curves_with_monte_carlo_...)
+    rows = rendered(fig, tmp_path, "mcmodes")
     for lineage in mc.results.values():
         for name, m in lineage.models.items():
             close(column(rows, "normalised", model=name, source="montecarlo"), m.modes.second_moment / PROB.theta2,
@@ -331,6 +331,7 @@ def test_continuum_curves_mark_the_best_reported_step_and_have_no_modes():
         K.modes_data(big, method="continuum")
 
 
+@pytest.mark.filterwarnings("ignore::spectral_theory.montecarlo.HeavyTailWarning")
 def test_sources_that_are_refused():
     with pytest.raises(st.SpecError, match="simulation="):
         K.curves(st.simulate(SCN, reps=4, seed=0, progress=False))
