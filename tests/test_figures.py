@@ -611,6 +611,7 @@ def test_gallery_command_end_to_end(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.montecarlo
+@pytest.mark.filterwarnings("ignore::spectral_theory.montecarlo.HeavyTailWarning")
 def test_gallery_theory_against_monte_carlo():
     from spectral_theory.figures.gallery import gallery_data, mc_agreement
 
