@@ -335,6 +335,9 @@ def _figure_parsers(sub: Any) -> None:
                    help="one of " + ", ".join(FIGURE_KINDS))
     _transfer_args(p, ALL_ROLES, kind=True, generations=True)
     _monte_carlo_args(p, switch=True)
+    next(a for a in p._actions if a.dest == "simulate").help = (
+        "curves, modes, chain: add Monte Carlo markers (+-2 SE) to the theory lines (takes no --method; "
+        "default: theory only)")
     p.add_argument("--out", dest="figure_out", metavar="FILE",
                    help="image file, .pdf, .png or .svg (default: SCENARIO-KIND.png in the current directory)")
     p.add_argument("--mkdir", action="store_true", help="create the missing directories of --out (default: off)")
@@ -1158,6 +1161,11 @@ def _figure_source(args: argparse.Namespace, kind: str):
         return _transfer_spec(args, comparison), True
     if args.kind is not None:
         raise SpecError("--kind", args.kind, f"a {kind} figure draws the file's models, not a comparison")
+    for flag in (*ALL_ROLES, "alpha", "generations"):
+        if getattr(args, flag, None) is not None:
+            raise SpecError(f"--{flag}", getattr(args, flag),
+                            f"is an option of a comparison; this {kind} figure draws the file's models"
+                            + (" (--kind kd|w2s|chain draws a comparison)" if kind in ("curves", "modes") else ""))
     scenario = _load(args)
     return scenario, False
 

@@ -453,6 +453,7 @@ def test_transfer_commands_write_a_figure(transfer_file, tmp_path, capsys):
     (["figure", "denoising", "{t}", "--simulate"], "--simulate"),
     (["figure", "rates", "{t}", "--axis", "lambda"], "--axis: got 'lambda'; is an option of a modes figure"),
     (["figure", "rates", "{t}", "--window", "5,1"], "--window"),
+    (["figure", "curves", "{t}", "--teacher", "big"], "--teacher: got 'big'; is an option of a comparison"),
     (["figure", "curves", "{t}", "--kind", "kd", "--style", "poster"], "invalid choice"),
     (["w2s", "{t}", "--simulate", "--figure", "{d}/w.png", "--figure-kind", "denoising"], "bias/variance split"),
     (["kd", "{t}", "--figure-kind", "curves"], "needs --figure"),
