@@ -75,9 +75,10 @@ def pixels(path):
     return matplotlib.image.imread(str(path))
 
 
-def rendered(fig, tmp_path, name: str):
+def rendered(fig, tmp_path, name: str, *, same_pixels: bool = False):
     """Save the figure with its data, check the image is not blank, replot it from the JSON and
-    check that the replot has the same data, axes and pixels. Returns the CSV rows."""
+    check that the replot has the same data and axes (labels, scales, limits, lines and their
+    data, legend), with ``same_pixels`` also the very same image. Returns the CSV rows."""
     paths = save(fig, tmp_path / f"{name}.png")
     assert paths == [str(tmp_path / f"{name}.{s}") for s in ("png", "csv", "json")]
     img = pixels(tmp_path / f"{name}.png")
@@ -93,8 +94,9 @@ def rendered(fig, tmp_path, name: str):
         assert all((x == y) or (isinstance(x, float) and math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True)), k
     assert json.loads(json.dumps(d1.annotations)) == json.loads(json.dumps(_jsonable(d0.annotations)))
     assert signature(again) == signature(fig)
-    save(again, tmp_path / f"{name}-replot.png", data=False)
-    assert np.array_equal(pixels(tmp_path / f"{name}-replot.png"), img)  # the very same picture
+    if same_pixels:  # the very same picture (one more rendering: two kinds of figure only)
+        save(again, tmp_path / f"{name}-replot.png", data=False)
+        assert np.array_equal(pixels(tmp_path / f"{name}-replot.png"), img)
     rec = json.loads((tmp_path / f"{name}.json").read_text())
     assert rec["version"] == st.__version__ and rec["conventions"] == st.CONVENTIONS
     assert rec["csv"] == f"{name}.csv" and rec["image"] == f"{name}.png" and rec["method"]
@@ -110,7 +112,7 @@ def _jsonable(obj):
 # ---------------------------------------------------------------------------- kinds
 def test_curves_of_a_scenario_equal_predict(tmp_path):
     fig = K.curves(SCN, split=True)
-    rows = rendered(fig, tmp_path, "curves")
+    rows = rendered(fig, tmp_path, "curves", same_pixels=True)
     res = st.predict(SCN)
     for name in ("t", "s"):
         m = res[name]
@@ -221,7 +223,7 @@ def test_map_equals_transfer_map_with_its_neutral_contour(tmp_path):
     x, y = ("teacher.steps", [30, 100, 400]), ("noise", [0.001, 0.1, 3.0])
     hurts = dataclasses.replace(KD, problem=dataclasses.replace(PROB, noise=0.01))
     fig = K.phase_map(hurts, x, y, progress=False)
-    rows = rendered(fig, tmp_path, "map")
+    rows = rendered(fig, tmp_path, "map", same_pixels=True)
     mp = st.transfer_map(hurts, x, y)
     close(column(rows, "value"), mp.values.ravel(), "kd gain")
     assert column(rows, "x").tolist() == [float(v) for v in np.repeat(x[1], 3)]
