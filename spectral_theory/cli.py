@@ -60,6 +60,19 @@ CONVENTION_NAMES = {
     "bordelon-pehlevan": "Bordelon & Pehlevan's (a, b): the same letters swapped",
     "paquette": "Paquette et al.'s (alpha, beta): a = 2 alpha, b = 2 alpha + 2 beta",
 }
+#: ``spectral-theory figure KIND``: the kinds (``spectral_theory.figures.KINDS``, a literal here so
+#: that ``--help`` imports nothing; a test checks that the two agree)
+FIGURE_KINDS = {
+    "curves": "excess risk against steps, one line per model; Monte Carlo markers with +-2 SE",
+    "modes": "per-mode normalised error M_ii/theta_i^2 with the horizons (horizon expansion)",
+    "denoising": "per-mode variance parts of weak teacher and w2s student (spectral denoising)",
+    "map": "a transfer metric over two parameters, neutral contour (phase diagram)",
+    "chain": "risk and horizon per generation of a chain",
+    "rates": "log-log risk curve with its fitted slope and the predicted exponent",
+    "stability": "final risk against the constant step size, stability limit marked",
+}
+#: the figure ``kd``/``w2s``/``chain --figure FILE`` draws unless ``--figure-kind`` says otherwise
+TRANSFER_FIGURES = {"kd": "modes", "w2s": "denoising", "chain": "chain"}
 #: diagnostics that are wall-clock timings: left out of written results unless ``--timings``
 TIMING_KEYS = frozenset({"seconds", "mode_steps_per_second"})
 EXIT_UNSTABLE = 1
@@ -75,6 +88,8 @@ class _Output(NamedTuple):
     text: str
     npz: Callable[[Any], None] | None = None
     status: int = 0
+    #: more files written with the others, all or nothing: ``(flag, path, write, binary)``
+    files: tuple = ()
 
 
 class _CLIError(Exception):
@@ -89,8 +104,8 @@ def _umask() -> int:
 
 
 def _output_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
-    return [(flag, getattr(args, attr)) for flag, attr in (("--npz", "npz"), ("--out", "out"))
-            if getattr(args, attr, None) is not None]
+    pairs = (("--npz", "npz"), ("--out", "out"), *getattr(args, "extra_paths", ()))
+    return [(flag, getattr(args, attr)) for flag, attr in pairs if getattr(args, attr, None) is not None]
 
 
 def _check_output_paths(args: argparse.Namespace) -> None:
@@ -123,8 +138,11 @@ def _check_output_paths(args: argparse.Namespace) -> None:
             raise SpecError(flag, path, f"{str(parent)!r} is not a directory")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise SpecError(flag, path, f"cannot write in the directory {str(parent)!r} (permission denied)")
-    if len(paths) == 2 and os.path.abspath(paths[0][1]) == os.path.abspath(paths[1][1]):
-        raise SpecError("--out", paths[1][1], "is also the --npz file: name two files")
+    seen: dict[str, str] = {}
+    for flag, path in paths:
+        if os.path.abspath(path) in seen:
+            raise SpecError(flag, path, f"is also the {seen[os.path.abspath(path)]} file: name two files")
+        seen[os.path.abspath(path)] = flag
 
 
 def _write_files(files: list[tuple[str, str, Callable[[Any], None], bool]], *, mkdir: bool = False) -> None:
@@ -178,6 +196,7 @@ def _emit(args: argparse.Namespace, out: _Output) -> None:
         files.append(("--npz", npz, out.npz, True))
     if getattr(args, "out", None) is not None:
         files.append(("--out", args.out, lambda fh: fh.write(out.text), False))
+    files.extend(out.files)
     if files:
         _write_files(files, mkdir=getattr(args, "mkdir", False))
     if getattr(args, "out", None) is None:
@@ -286,6 +305,89 @@ def _transfer_args(p: argparse.ArgumentParser, roles: tuple[str, ...], *, kind: 
     _method_arg(p)
 
 
+def _figure_style_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--style", choices=("default", "paper"),
+                   help="default (screen) or paper (serif, 8 pt, single-column width; colour-blind-safe palette "
+                        "in both) (default: default)")
+    p.add_argument("--width", metavar="W",
+                   help="figure width: single (3.4 in), double (7.0 in) or inches (default: the style's: 6.4 in, "
+                        "paper single)")
+
+
+def _transfer_figure_args(p: argparse.ArgumentParser, kind: str) -> None:
+    p.add_argument("--figure", metavar="FILE",
+                   help=f"also draw a figure of the report to FILE (.pdf, .png or .svg; FILE.csv and FILE.json "
+                        f"beside it; default kind: {TRANSFER_FIGURES[kind]}; default: none)")
+    kinds = ("curves", "modes") + (("denoising",) if kind == "w2s" else ()) + (("chain",) if kind == "chain" else ())
+    p.add_argument("--figure-kind", choices=kinds,
+                   help=f"the kind of --figure (default: {TRANSFER_FIGURES[kind]}; with --simulate for w2s: curves)")
+
+
+def _figure_parsers(sub: Any) -> None:
+    """``figure``, ``replot`` and ``gallery`` (docs/figures.md)."""
+    p = sub.add_parser("figure", help="a paper figure: " + ", ".join(FIGURE_KINDS),
+                       description="A figure of a scenario file (image, with its data as FILE.csv and FILE.json "
+                                   "beside it):\n" + _help_list(FIGURE_KINDS)
+                                   + "\ncurves and modes draw the file's models, or with --kind (or a [transfer] "
+                                     "kind) the comparison's; denoising, map and chain draw a comparison.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("figure_kind", metavar="KIND", choices=tuple(FIGURE_KINDS),
+                   help="one of " + ", ".join(FIGURE_KINDS))
+    _transfer_args(p, ALL_ROLES, kind=True, generations=True)
+    _monte_carlo_args(p, switch=True)
+    next(a for a in p._actions if a.dest == "simulate").help = (
+        "curves, modes, chain: add Monte Carlo markers (+-2 SE) to the theory lines (takes no --method; "
+        "default: theory only)")
+    p.add_argument("--out", dest="figure_out", metavar="FILE",
+                   help="image file, .pdf, .png or .svg (default: SCENARIO-KIND.png in the current directory)")
+    p.add_argument("--mkdir", action="store_true", help="create the missing directories of --out (default: off)")
+    _figure_style_args(p)
+    p.add_argument("--points", type=int, metavar="N",
+                   help="curves, rates: report N log-spaced steps per model (default: 80; the file's [output] "
+                        "is for tables)")
+    p.add_argument("--models", metavar="A,B", help="curves, modes, stability: the models drawn (default: all)")
+    p.add_argument("--split", action="store_true", help="curves: also the bias (dashed) and variance (dotted) parts (default: off)")
+    p.add_argument("--axis", choices=("index", "lambda"), help="modes: x axis (default: index)")
+    p.add_argument("--x", metavar="PARAM=V1,V2,...", help="map: first parameter and its values (required for map)")
+    p.add_argument("--y", metavar="PARAM=V1,V2,...", help="map: second parameter and its values (required for map)")
+    p.add_argument("--metric", help="map: metric (default: kd_gain / pgr / final_over_first)")
+    p.add_argument("--window", metavar="LO,HI", help="rates: fit window in steps (default: T/40 to T)")
+    p.add_argument("--expected", type=float, metavar="E",
+                   help="rates: predicted exponent (default: the bias rate -min((b-1)/a, 2-1/a) of a power law)")
+    _progress_arg(p)
+    _budget_args(p)
+    _stability_args(p)
+    p.set_defaults(handler=_cmd_figure, extra_paths=(("--out", "figure_out"),))
+
+    p = sub.add_parser("replot", help="redraw a figure from its JSON data file (no recomputation)",
+                       description="Redraw a figure from the JSON record written beside it (and its CSV), with "
+                                   "other styling and without recomputing.")
+    p.add_argument("data", metavar="DATA.json", help="the JSON record written beside a figure")
+    p.add_argument("--out", dest="figure_out", metavar="FILE",
+                   help="image file, .pdf, .png or .svg (default: DATA.png beside DATA.json)")
+    p.add_argument("--mkdir", action="store_true", help="create the missing directories of --out (default: off)")
+    _figure_style_args(p)
+    p.add_argument("--axis", choices=("index", "lambda"), help="modes: x axis (default: the record's)")
+    p.set_defaults(handler=_cmd_replot, extra_paths=(("--out", "figure_out"),))
+
+    p = sub.add_parser("gallery", help="the standard figures with captions, into a directory",
+                       description="The standard figures (horizon expansion, denoising, phase diagrams, transfer "
+                                   "that hurts, a chain, scaling laws, the stability limit; with --simulate theory "
+                                   "against Monte Carlo) with their data files and an index.md of captions.")
+    p.add_argument("--out", dest="gallery_dir", default="gallery", metavar="DIR",
+                   help="directory to write (created if missing; default: gallery)")
+    p.add_argument("--formats", metavar="F1,F2",
+                   help="image formats among pdf, png, svg; the first is shown in index.md (default: png)")
+    p.add_argument("--only", metavar="NAME1,NAME2", help="only these figures (default: all)")
+    _figure_style_args(p)
+    p.add_argument("--simulate", action="store_true",
+                   help="add the theory-against-Monte-Carlo figures (default: theory only)")
+    p.add_argument("--reps", type=int, metavar="N", help="Monte Carlo replicates of those figures, >= 2 (default: 200)")
+    p.add_argument("--seed", type=int, metavar="N", help="their random seed, >= 0 (default: 0)")
+    _progress_arg(p)
+    p.set_defaults(handler=_cmd_gallery)
+
+
 def _help_list(items: dict[str, str]) -> str:
     return "\n".join(f"  {k:<18} {v}" for k, v in items.items())
 
@@ -368,7 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
         _progress_arg(p)
         _budget_args(p)
         _stability_args(p)
-        p.set_defaults(handler=_cmd_transfer, kind=kind)
+        _transfer_figure_args(p, kind)
+        p.set_defaults(handler=_cmd_transfer, kind=kind, extra_paths=(("--figure", "figure"),))
 
     p = sub.add_parser("tune", help="best mix weight alpha or best constant student step",
                        description="The student's risk over a grid of alpha (or of its constant step), "
@@ -399,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     _output_args(p, ("table", "json", "csv"), "csv")
     _budget_args(p)
     p.set_defaults(handler=_cmd_map)
+
+    _figure_parsers(sub)
 
     p = sub.add_parser("convert", help="convert power-law exponents between conventions",
                        description="Convert a pair of power-law exponents between conventions:\n"
@@ -881,9 +986,41 @@ def _cmd_transfer(args: argparse.Namespace) -> _Output:
                 announce=not args.simulate)
     from .transfer import evaluate
 
+    fig_kind = _transfer_figure_kind(args)
     kw = _given(args, "method", "reps", "seed", "progress")
     rep = evaluate(spec, simulate=args.simulate, on_unstable=_on_unstable(args), **kw)
-    return _transfer_output(rep, args)
+    out = _transfer_output(rep, args)
+    if fig_kind is None:
+        return out
+    theory = evaluate(spec, on_unstable=_on_unstable(args), **_given(args, "method")) if args.simulate else rep
+    return out._replace(files=_transfer_figure(fig_kind, theory, rep if args.simulate else None, args))
+
+
+def _transfer_figure_kind(args: argparse.Namespace) -> str | None:
+    """The kind of ``--figure`` (checked before anything is computed), ``None`` without it."""
+    if getattr(args, "figure", None) is None:
+        if getattr(args, "figure_kind", None) is not None:
+            raise SpecError("--figure-kind", args.figure_kind, "needs --figure FILE")
+        return None
+    kind = args.figure_kind or ("curves" if args.kind == "w2s" and args.simulate else TRANSFER_FIGURES[args.kind])
+    if kind == "denoising" and args.simulate:
+        raise SpecError("--figure-kind", kind, "needs the exact bias/variance split, which Monte Carlo does not have: "
+                                               "draw curves or modes with --simulate")
+    _check_image_path("--figure", args.figure, args)
+    from .figures.style import matplotlib_module
+
+    matplotlib_module()
+    return kind
+
+
+def _transfer_figure(kind: str, theory: Any, sim: Any, args: argparse.Namespace) -> tuple:
+    """The image and data files of ``--figure``: the report drawn as ``kind`` (theory lines, and
+    Monte Carlo markers with ``--simulate``)."""
+    from .figures import kinds as K
+
+    data = (K.denoising_data(theory) if kind == "denoising" else
+            K.BUILDERS[kind](theory, sim))
+    return _figure_output(K.render(data), args.figure, "--figure")
 
 
 def _cmd_tune(args: argparse.Namespace) -> _Output:
@@ -953,6 +1090,209 @@ def _cmd_map(args: argparse.Namespace) -> _Output:
     if args.format == "json":
         return _Output(json.dumps(mp.to_dict(), indent=2, allow_nan=False) + "\n")
     return _Output(_map_table(mp))
+
+
+def _figure_writer(blob: bytes) -> Callable[[Any], None]:
+    return lambda fh: fh.write(blob)
+
+
+def _figure_output(fig: Any, path: str, flag: str, *, data: bool = True) -> tuple:
+    """The ``(flag, path, write, binary)`` entries of a figure's image and data files."""
+    from .figures import figure_files
+
+    return tuple((flag, p, _figure_writer(blob), True) for p, blob in figure_files(fig, path, data=data).items())
+
+
+def _check_image_path(flag: str, path: str, args: argparse.Namespace) -> None:
+    """The image suffix, and the data files beside it must not be the scenario or another output."""
+    from pathlib import Path
+
+    from .figures import image_format
+
+    image_format(path, flag)
+    scenario = getattr(args, "scenario", None) or getattr(args, "data", None)
+    others = {os.path.abspath(p) for _, p in _output_paths(args) if p != path}
+    for side in (Path(path).with_suffix(".csv"), Path(path).with_suffix(".json")):
+        if (scenario is not None and os.path.abspath(side) == os.path.abspath(scenario)) \
+                or os.path.abspath(side) in others:
+            raise SpecError(flag, path, f"its data file {str(side)!r} would overwrite the input or another "
+                                        "output: name another image file")
+
+
+def _figure_source(args: argparse.Namespace, kind: str):
+    """What a ``figure`` draws: the comparison (``--kind``, the file's ``[transfer] kind``, or
+    implied by KIND) or the file's scenario; ``None`` as the comparison for a plain scenario."""
+    from .spec import read_scenario_file
+
+    implied = {"denoising": "w2s", "chain": "chain"}.get(kind)
+    file_kind = None
+    data = read_scenario_file(args.scenario)
+    if isinstance(data.get("transfer"), dict):
+        file_kind = data["transfer"].get("kind")
+    if implied and args.kind not in (None, implied):
+        raise SpecError("--kind", args.kind, f"a {kind} figure draws a {implied} comparison")
+    comparison = implied or args.kind or (file_kind if kind in ("curves", "modes", "map") else None)
+    if kind == "map" and comparison is None:  # transfer_from_dict names the missing kind
+        return _transfer_spec(args, None), True
+    if comparison is not None and kind not in ("rates", "stability"):
+        return _transfer_spec(args, comparison), True
+    if args.kind is not None:
+        raise SpecError("--kind", args.kind, f"a {kind} figure draws the file's models, not a comparison")
+    for flag in (*ALL_ROLES, "alpha", "generations"):
+        if getattr(args, flag, None) is not None:
+            raise SpecError(f"--{flag}", getattr(args, flag),
+                            f"is an option of a comparison; this {kind} figure draws the file's models"
+                            + (" (--kind kd|w2s|chain draws a comparison)" if kind in ("curves", "modes") else ""))
+    scenario = _load(args)
+    return scenario, False
+
+
+def _cmd_figure(args: argparse.Namespace) -> _Output:
+    """``figure KIND SCENARIO``: compute, draw, write the image and its data files."""
+    import dataclasses
+    from pathlib import Path
+
+    from .budget import simulation_estimate, theory_estimate, transfer_estimate
+    from .figures.style import matplotlib_module
+
+    matplotlib_module()  # before any work: the figures extra is installed
+    kind = args.figure_kind
+    if args.simulate and args.method is not None:
+        raise SpecError("--method", args.method, "names a theory solver; --simulate adds Monte Carlo markers to "
+                                                 "the theory and takes none")
+    if args.simulate and kind not in ("curves", "modes", "chain"):
+        raise SpecError("--simulate", True, "Monte Carlo markers are drawn on curves, modes and chain figures")
+    for flag, attr, kinds in (("--x", "x", ("map",)), ("--y", "y", ("map",)), ("--metric", "metric", ("map",)),
+                              ("--window", "window", ("rates",)), ("--expected", "expected", ("rates",)),
+                              ("--axis", "axis", ("modes",)), ("--points", "points", ("curves", "rates")),
+                              ("--models", "models", ("curves", "modes", "stability"))):
+        if getattr(args, attr) is not None and kind not in kinds:
+            raise SpecError(flag, getattr(args, attr), f"is an option of a {' or '.join(kinds)} figure")
+    if args.split and kind != "curves":
+        raise SpecError("--split", True, "is an option of a curves figure")
+    out = args.figure_out or f"{Path(args.scenario).stem}-{kind}.png"
+    args.figure_out = out
+    _check_output_paths(args)
+    _check_image_path("--out", out, args)
+    from .figures.style import check_style, check_width
+
+    style = check_style(args.style or "default")
+    width = check_width(args.width)
+    points = 80 if args.points is None else args.points
+    if points < 2:
+        raise SpecError("--points", points, "must be an integer >= 2")
+    source, is_transfer = _figure_source(args, kind)
+    method = args.method or "auto"
+    reps = args.reps if args.reps is not None else API_DEFAULTS["reps"]
+    if kind in ("curves", "rates"):
+        from .spec import Output
+
+        source = dataclasses.replace(source, output=Output(points=points))
+    if is_transfer:
+        evaluations = len(_parse_values(args.x)[1]) * len(_parse_values(args.y)[1]) if kind == "map" and args.x \
+            and args.y else 1
+        _check_memory(args, transfer_estimate(source, method, simulate=args.simulate, reps=reps,
+                                              evaluations=evaluations, what=f"this {kind} figure"),
+                      scenario=next(iter(source.lineages().values())), method=method)
+        _check_time(args, evaluations * _transfer_seconds(source, method)
+                    + (_transfer_seconds(source, method, True, reps) if args.simulate else 0.0),
+                    f"this {kind} figure", announce=not args.simulate)
+    else:
+        est = theory_estimate(source, method, what=f"this {kind} figure")
+        if args.simulate:
+            est = est + simulation_estimate(source, reps)
+        _check_memory(args, est, scenario=source, method=method)
+    from .figures import kinds as K
+
+    common = {"style": style, "width": width}
+    mc = {"simulate": args.simulate, "reps": reps, **_given(args, "seed", "progress")}
+    if kind == "curves":
+        data = K.curves_data(source, method=method, split=args.split, models=args.models, **mc, **common)
+    elif kind == "modes":
+        data = K.modes_data(source, method=method, models=args.models, axis=args.axis or "index", **mc, **common)
+    elif kind == "denoising":
+        data = K.denoising_data(source, method=method, **common)
+    elif kind == "map":
+        if args.x is None or args.y is None:
+            raise SpecError("--x/--y", args.x if args.x is None else args.y,
+                            "a map figure needs both, e.g. --x teacher.steps=100,1000 --y noise=0.1,1")
+        data = K.map_data(source, _parse_values(args.x), _parse_values(args.y), method=method,
+                          progress=args.progress, **_given(args, "metric"), **common)
+    elif kind == "chain":
+        data = K.chain_data(source, method=method, **mc, **common)
+    elif kind == "rates":
+        window = None
+        if args.window is not None:
+            try:
+                window = tuple(float(v) for v in args.window.split(","))
+            except ValueError:
+                window = ()
+            if len(window) != 2 or not 0 < window[0] < window[1]:
+                raise SpecError("--window", args.window, "must be LO,HI with 0 < LO < HI (steps)")
+        data = K.rates_data(source, window=window, expected=args.expected, method=method, **common)
+    else:
+        data = K.stability_data(source, models=args.models, method=method, progress=args.progress, **common)
+    fig = K.render(data)
+    files = _figure_output(fig, out, "--out")
+    lines = [f"{kind} figure ({data.method}): wrote {', '.join(p for _, p, *_ in files)}", *K.summary(data)]
+    return _Output("\n".join(lines) + "\n", files=files)
+
+
+def _cmd_replot(args: argparse.Namespace) -> _Output:
+    """``replot DATA.json``: redraw from the data files, nothing recomputed."""
+    from pathlib import Path
+
+    from .figures import replot
+    from .figures.data import read_data
+    from .figures.style import check_style, check_width
+
+    data = read_data(args.data)
+    out = args.figure_out or str(Path(args.data).with_suffix(".png"))
+    args.figure_out = out
+    _check_output_paths(args)
+    from .figures import image_format
+
+    image_format(out, "--out")
+    if os.path.abspath(out) == os.path.abspath(args.data):
+        raise SpecError("--out", out, "is the data file: name an image file")
+    overrides = {}
+    if args.style is not None:
+        overrides["style"] = check_style(args.style)
+    if args.width is not None:
+        overrides["width"] = check_width(args.width)
+    if args.axis is not None:
+        if data.kind != "modes":
+            raise SpecError("--axis", args.axis, f"is an option of a modes figure; this is a {data.kind} figure")
+        overrides["axis"] = args.axis
+    fig = replot(args.data, **overrides)
+    files = _figure_output(fig, out, "--out", data=False)
+    return _Output(f"replotted the {data.kind} figure of {args.data} (no recomputation): wrote {out}\n",
+                   files=files)
+
+
+def _cmd_gallery(args: argparse.Namespace) -> _Output:
+    """``gallery --out DIR``: every standard figure, its data and ``index.md``."""
+    from pathlib import Path
+
+    from .figures.gallery import MC_REPS, build_gallery
+    from .figures.style import matplotlib_module
+
+    matplotlib_module()
+    out = Path(args.gallery_dir)
+    if out.exists() and not out.is_dir():
+        raise SpecError("--out", args.gallery_dir, "is not a directory: the gallery writes a directory of files")
+    if args.reps is not None and args.reps < 2:
+        raise SpecError("--reps", args.reps, "must be an integer >= 2")
+    if args.seed is not None and args.seed < 0:
+        raise SpecError("--seed", args.seed, "must be an integer >= 0")
+    files = build_gallery(out, formats=args.formats or "png", simulate=args.simulate,
+                          reps=args.reps if args.reps is not None else MC_REPS,
+                          seed=args.seed if args.seed is not None else 0, only=args.only,
+                          style=args.style or "default", width=args.width, progress=args.progress, write=False)
+    entries = tuple(("--out", p, _figure_writer(blob), True) for p, blob in files.items())
+    images = sum(1 for p in files if not p.endswith((".csv", ".json", ".md")))
+    args.mkdir = True  # the directory is created if missing (and removed again if writing fails)
+    return _Output(f"gallery: wrote {images} images, their data files and {out / 'index.md'}\n", files=entries)
 
 
 def _cmd_convert(args: argparse.Namespace) -> _Output:

@@ -251,6 +251,10 @@ def test_every_subcommand_has_its_handler(capsys, transfer_file):
         "compare": ["compare", CHAIN, "--at", "0,5", "--reps", "20", "--no-progress"],
         "convert": ["convert", "1", "2", "--from", "paquette"],
         "demo": ["demo"],
+        # the figure layer (tests/test_figures.py tests it in depth); replot reads figure's data
+        "figure": ["figure", "curves", CHAIN, "--out", transfer_file.parent / "f.png", "--points", "5"],
+        "replot": ["replot", transfer_file.parent / "f.json", "--out", transfer_file.parent / "g.svg"],
+        "gallery": ["gallery", "--out", transfer_file.parent / "gal", "--only", "denoising-profile"],
     }
     parser = cli.build_parser()
     assert set(cases) == set(parser._subparsers._group_actions[0].choices)  # every subcommand is run here
