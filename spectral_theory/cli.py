@@ -429,7 +429,7 @@ def _check_parser(sub: Any) -> None:
                                    "a grid, a scrambled Sobol design, then local and global maximisation of "
                                    "the violation ratio through the fast solvers; the worst point is "
                                    "re-evaluated in interval arithmetic. Exit status: 0 every claim holds on "
-                                   "the points tried, 1 a claim is violated, 2 bad input.")
+                                   "the points tried, 1 a claim is violated (or undecided: no valid point), 2 bad input.")
     p.add_argument("claims", metavar="CLAIMS", help="claim file, .toml or .json (docs/claims.md)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
     p.add_argument("--out", metavar="PATH", help="write the report to PATH (atomically) instead of standard output")

@@ -18,7 +18,18 @@ violation, 2: bad input); :mod:`spectral_theory.claims.library` holds checked st
 from __future__ import annotations
 
 from .certify import Certificate, CertificationError, certify_point, estimate_cost
-from .claim import QUANTITIES, SYMBOLS, Claim, Context, Equality, Inequality, Limit, Monotone, Quantity, Rate
+from .claim import (
+           QUANTITIES,
+           SYMBOLS,
+           Claim,
+           Context,
+           Equality,
+           Inequality,
+           Limit,
+           Monotone,
+           Quantity,
+           Rate,
+)
 from .domain import Domain, Param
 from .expr import parse, parse_condition
 from .files import load_claims, read_claims

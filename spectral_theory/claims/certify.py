@@ -72,6 +72,7 @@ class Certificate:
     seconds: float = 0.0
     mode_steps: int = 0
     reason: str = ""
+    constant: bool = False  # a claim whose constant is found: the ratio is that constant
 
     @classmethod
     def declined(cls, reason: str) -> Certificate:
@@ -83,6 +84,7 @@ class Certificate:
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "params": self.params, "ratio": list(self.ratio) if self.ratio else None,
+                "ratio_is_constant": self.constant,
                 "values": {k: list(v) for k, v in self.values.items()}, "prec_bits": self.prec,
                 "seconds": self.seconds, "mode_steps": self.mode_steps, "reason": self.reason}
 
@@ -95,7 +97,10 @@ class Certificate:
         lines = [f"certificate ({self.prec}-bit arb, {self.mode_steps} mode-steps, {self.seconds:.2f} s): {head}"]
         for k, (lo, hi) in self.values.items():
             lines.append(f"  {k} in [{lo:.17g}, {hi:.17g}]")
-        if self.ratio is not None:
+        if self.ratio is not None and self.constant:
+            lines.append(f"  constant needed here in [{self.ratio[0]:.17g}, {self.ratio[1]:.17g}]: "
+                         f"the smallest constant is rigorously >= {self.ratio[0]:.6g}")
+        elif self.ratio is not None:
             lines.append(f"  ratio in [{self.ratio[0]:.17g}, {self.ratio[1]:.17g}]"
                          + (f"; rigorous margin >= {1.0 - self.ratio[1]:.6g}" if self.status == "holds" else ""))
         if self.reason:
@@ -281,10 +286,10 @@ def run_recursion(scenario: Any, data: dict, steps: dict[str, list[int]], *, the
         want = set(int(t) for t in steps.get(g, []))
         rec_r: dict[int, Any] = {}
         rec_d: dict[int, Any] = {}
-        running_min = None
+        mins: list[Any] = []  # the running minimum of the risk (oracle), when tracked
 
-        def record(t: int) -> None:
-            nonlocal running_min
+        def record(t: int, g: str = g, p: str | None = p, want: set = want, rec_r: dict = rec_r,
+                   rec_d: dict = rec_d, mins: list = mins) -> None:
             if t in want or track_min:
                 r = sum(M[(g, g)], arb(0))
                 if t in want:
@@ -292,7 +297,7 @@ def run_recursion(scenario: Any, data: dict, steps: dict[str, list[int]], *, the
                     if p is not None:
                         rec_d[t] = sum((M[(g, g)][i] - 2 * M[(g, p)][i] + M[(p, p)][i] for i in range(d)), arb(0))
                 if track_min:
-                    running_min = r if running_min is None else running_min.min(r)
+                    mins[:] = [r if not mins else mins[0].min(r)]
 
         record(0)
         t = 0
@@ -360,8 +365,8 @@ def run_recursion(scenario: Any, data: dict, steps: dict[str, list[int]], *, the
         out.disagreement[g] = rec_d
         out.M[g] = M[(g, g)]
         out.mu[g] = mu[g]
-        if running_min is not None:
-            out.oracle[g] = running_min
+        if mins:
+            out.oracle[g] = mins[0]
     return out
 
 
@@ -735,7 +740,8 @@ def certify_point(claim: Any, params: dict, *, prec: int = 128, max_prec: int = 
                     status = "undecided"
                 values = {k: _bounds(v) for k, v in info.items()
                           if isinstance(v, flint.arb) or isinstance(v, (int, float))}
-                cert = Certificate(status=status, params=dict(params), ratio=_bounds(r), values=values, prec=prec)
+                cert = Certificate(status=status, params=dict(params), ratio=_bounds(r), values=values, prec=prec,
+                                   constant=finds)
             cert.mode_steps = ctx._shared["mode_steps"]
             if cert.status != "undecided" or prec >= max_prec:
                 cert.seconds = time.perf_counter() - start

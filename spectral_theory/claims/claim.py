@@ -393,6 +393,20 @@ class Claim:
             object.__setattr__(self, "scenario", read_scenario_file(self.scenario))
         if self.at is not None and (isinstance(self.at, bool) or not isinstance(self.at, int) or self.at < 0):
             raise SpecError(f"{self.name}.at", self.at, "must be a step (an integer >= 0) or left out (the end)")
+        self._check_base()
+
+    def _check_base(self) -> None:
+        """A scenario-file base is read once by the strict reader (its errors name the field),
+        and every parameter's path must exist in it."""
+        data = self.scenario if isinstance(self.scenario, dict) else None
+        if data is None:
+            return
+        build(copy.deepcopy(data))
+        probe = copy.deepcopy(data)
+        for name, p in self.domain.params.items():
+            path = resolve_path(name, p.path, self.model, data)
+            if path is not None:
+                set_path(probe, path, p.values[0] if p.values is not None else p.lo)
 
     # ------------------------------------------------------------------ names and scenario
     def names(self) -> set[str]:
@@ -720,7 +734,8 @@ class Limit(Claim):
 class Monotone(Claim):
     """``value`` non-increasing (``direction="decreasing"``) or non-decreasing in ``param``
     (its ``values``, in order) or in time (``param="t"``: the model's steps ``values``).
-    ratio: the largest step in the wrong direction over ``rtol * |value| + atol``."""
+    ratio: ``1 +`` the largest step in the wrong direction, beyond the allowance
+    ``rtol |value| + atol``, relative to the value before it (1.38: a rise by 38%)."""
 
     value: Any = None
     param: str = "t"
@@ -761,9 +776,10 @@ class Monotone(Claim):
         sign = 1.0 if self.direction == "decreasing" else -1.0
         worst, where = None, 0
         for j in range(len(vals) - 1):
+            # 1 + (the step in the wrong direction beyond the tolerance) / |value before it|
             wrong = sign * (vals[j + 1] - vals[j])
-            scale = self.rtol * (abs(vals[j]) if ops is not ex.FLOAT_OPS else abs(vals[j])) + self.atol
-            r = wrong / _floor_abs(scale, ops)
+            tol = self.rtol * abs(vals[j]) + self.atol
+            r = 1.0 + (wrong - tol) / _floor_abs(vals[j], ops)
             if worst is None or (ops.greater(r, worst) if ops is not ex.FLOAT_OPS else r > worst):
                 worst, where = r, j
         info = {"values": vals, "worst_between": [self.values[where], self.values[where + 1]],

@@ -1,7 +1,8 @@
 """``spectral-theory check CLAIMS.toml``: run the claims of a file, print a table or JSON.
 
 Exit status (``spectral_theory.cli``): 0 every claim holds on the points tried, 1 a claim is
-violated, 2 bad input (one error line naming the field, nothing written).
+violated (or undecided: no point of its domain could be evaluated), 2 bad input (one error line
+naming the field, nothing written).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _write_witnesses(reports: list[Any], directory: str) -> list[str]:
 
 
 def run_check(args: argparse.Namespace) -> tuple[str, int]:
-    """The text of ``check`` and its exit status (0 all hold, 1 a violation)."""
+    """The text of ``check`` and its exit status (0 all hold, 1 a violation or an undecided claim)."""
     from ..errors import SpecError
     from .files import load_claims
     from .search import check
@@ -91,7 +92,7 @@ def run_check(args: argparse.Namespace) -> tuple[str, int]:
         reports.append(check(c, **opts))
     if args.witness_dir:
         _write_witnesses(reports, args.witness_dir)
-    status = EXIT_VIOLATED if any(r.violated for r in reports) else 0
+    status = EXIT_VIOLATED if any(r.verdict != "holds" for r in reports) else 0
     if args.format == "json":
         doc = {"claims": [r.to_dict() for r in reports], "all_hold": status == 0,
                "violated": [r.claim for r in reports if r.violated]}

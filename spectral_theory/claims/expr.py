@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +122,9 @@ def _tree(field: str, text: Any) -> ast.AST:
     if "\x00" in text:
         raise _fail(field, text, "contains a NUL character")
     try:
-        return ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # e.g. "invalid decimal literal": the error says it
+            warnings.simplefilter("ignore")
+            return ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
         raise _fail(field, text, f"not a Python-syntax arithmetic expression ({err.msg})") from None
     except (RecursionError, MemoryError, ValueError):
@@ -224,6 +227,8 @@ class _Builder:
                 raise self.refuse(f"attribute access ('.{node.func.attr}') is not allowed")
             raise self.refuse("only allowed functions may be called, by name")
         fname = node.func.id
+        if fname.startswith("_"):
+            raise self.refuse(f"the name {fname!r} is not allowed (names start with a letter; no dunders)")
         if fname not in FUNCTIONS:
             raise self.refuse(f"calling {fname!r} is not allowed; allowed functions: {sorted(FUNCTIONS)}")
         if node.keywords:
