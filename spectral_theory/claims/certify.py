@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from . import expr as ex
 
 __all__ = ["Certificate", "CertificationError", "certify_point", "estimate_cost", "ArbContext",
@@ -601,7 +603,7 @@ class ArbContext:
         kappa = arb(float(self.obj.problem.kappa))
         q = (B + kappa - 2) / B
         s = [v for v in self._mode("s", model) if v != 0]
-        lrs = m.step_sizes()
+        lrs = np.array([lr for lr, _ in m.phases()], dtype=float)
         eta = arb(float(lrs.max() if name != "risk_floor" else lrs[-1])) if len(lrs) else arb(0)
 
         def g(e: Any) -> Any:  # g(1) = sum x/(B (2 - q x)) (§5, condition 2)

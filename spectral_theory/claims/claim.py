@@ -240,7 +240,7 @@ class Context:
             return float(m.alpha if m.alpha is not None else 1.0)
         if name == "q":
             return (m.batch + prob.kappa - 2.0) / m.batch
-        lrs = m.step_sizes()
+        lrs = np.array([lr for lr, _ in m.phases()], dtype=float)  # constant phases: never T numbers
         if name == "eta":
             return float(np.max(lrs)) if lrs.size else 0.0
         speeds = m.speed_profile(prob.eigenvalues)
