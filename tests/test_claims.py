@@ -310,3 +310,36 @@ def test_certification_declines_what_it_cannot_enclose():
     assert rep.certificate.status == "declined" and "approximation" in rep.certificate.reason
     est = C.estimate_cost(claim, {"eta": 0.1})
     assert est["mode_steps"] == 20 * 200
+
+
+def test_a_point_too_expensive_to_solve_is_invalid_not_a_hang():
+    from spectral_theory.claims.claim import MAX_COST
+
+    claim = C.Inequality(name="c", scenario={**ONE, "models": [{"name": "m", "steps": 10**9, "lr": 0.1}]},
+                         model="m", lhs="excess_risk", rhs=10.0, method="exact",
+                         domain={"eta": C.Param(0.05, 0.3)})
+    rec = evaluate_point(claim, {"eta": 0.1})
+    assert "error" in rec and "mode-operations" in rec["error"] and f"{MAX_COST:.3g}" in rec["error"]
+
+
+KD = {"problem": {"spectrum": {"kind": "powerlaw", "a": 1.5, "d": 30}, "target": {"kind": "powerlaw", "b": 2.0},
+                  "noise": 0.5},
+      "models": [{"name": "T", "steps": 300, "lr": 0.1}, {"name": "S", "steps": 150, "lr": 0.2, "capacity": 20}],
+      "transfer": {"kind": "kd", "teacher": "T", "student": "S", "alpha": 0.0}}
+
+
+def test_transfer_metrics_against_the_models_risks_and_certified():
+    claim = C.Equality(name="kd", scenario=KD, model="kd_student", lhs="kd_gain", rhs="E_hard / E_kd",
+                       quantities={"E_hard": C.Quantity("excess_risk", model="hard_student"),
+                                   "E_kd": C.Quantity("excess_risk", model="kd_student")},
+                       rtol=1e-12, domain={"alpha": C.Param(0.0, 1.0), "sigma2": C.Param(0.1, 2.0)})
+    rep = C.check(claim, budget=3, strategies=("grid", "sobol"), certify=True)
+    assert rep.verdict == "holds" and rep.invalid == 0
+    assert rep.certificate.status == "holds"
+    # the report's metric against an independent evaluation of the two models
+    p = rep.worst["params"]
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=30), st.PowerLawTarget(b=2.0), noise=p["sigma2"])
+    kd = st.evaluate(st.Distillation(prob, teacher=st.Model("T", steps=300, schedule=0.1),
+                                     student=st.Model("S", steps=150, schedule=0.2, capacity=20), alpha=p["alpha"]))
+    lo, hi = rep.certificate.values["lhs"]
+    assert lo * (1 - 1e-12) <= kd["kd_gain"] <= hi * (1 + 1e-12)

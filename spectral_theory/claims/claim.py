@@ -56,6 +56,8 @@ SYMBOLS = {"d": "number of modes", "sigma2": "label-noise variance", "kappa": "l
            "eta": "the model's step size (its largest)", "B": "the model's batch", "T": "the model's steps",
            "k": "the model's capacity (d if none)", "alpha": "the model's hard-label weight", "t": "the step"}
 _REPORT_MODEL = {"oracle_risk", "oracle_step", "horizon", "final_risk"}
+#: the most mode-operations one evaluation may cost (about a minute of the step-by-step solver)
+MAX_COST = 3e9
 
 
 class PointError(Exception):
@@ -162,11 +164,24 @@ class Context:
         if key not in self._cache:
             opts = {**self.claim.options, **(options or {})} if method == self.claim.method else dict(options or {})
             try:
+                self._check_cost(scn, method, opts)
                 self._cache[key] = predict(scn, at=self._steps_needed(), method=method, on_unstable="ignore",
                                            record_modes=False, **opts)
             except SpecError as err:
                 raise PointError(str(err)) from None
         return self._cache[key]
+
+    def _check_cost(self, scn: Any, method: str, opts: dict) -> None:
+        """A point whose solve would cost more than :data:`MAX_COST` mode-operations (``auto``
+        falling back to the step-by-step solver at ``T = 10^8``, say) is refused as invalid."""
+        from ..api import resolve_solver
+
+        solver, _ = resolve_solver(scn, method, opts)
+        cost = solver.cost(scn)
+        if cost > MAX_COST:
+            raise PointError(f"a solve by {solver.name} would cost ~{cost:.3g} mode-operations here (over "
+                             f"spectral_theory.claims.claim.MAX_COST = {MAX_COST:.3g}): choose a method that "
+                             "applies (renewal for long constant phases) or a smaller domain")
 
     def report(self, method: str | None = None):
         """The :class:`~spectral_theory.transfer.TransferReport` of a comparison."""
