@@ -20,9 +20,9 @@ with rigorous rounding), independently of the floating-point solvers:
   an ``arb`` backend, and the claim's ratio becomes a ball. A ratio certainly above 1 is a
   **proof that the claim is false at that point**; certainly at most 1, a rigorous margin.
 
-Cost: about 0.6 microseconds per mode and step for a hard-label model, 1.5 for a student
+Cost: about 2 microseconds per mode and step for a hard-label model, 2.5 for a student
 (pure Python over flint's C arithmetic); ``estimate_cost`` gives the figure for a claim. In
-practice ``d * T`` up to a few ``10^6`` per model (seconds), ``10^7`` in under a minute
+practice ``d * T`` up to ``10^6`` per model in about 2 s, ``10^7`` in under a minute
 (measured in ``benchmarks/bench_claims.py`` and ``docs/claims.md``). The working precision
 starts at 128 bits and doubles (to 1024) while the verdict is undecided.
 """
@@ -43,7 +43,7 @@ __all__ = ["Certificate", "CertificationError", "certify_point", "estimate_cost"
 
 #: measured cost of one mode-step of the interval recursion (student with a parent; a
 #: hard-label model costs about half), for :func:`estimate_cost`
-SECONDS_PER_MODE_STEP = 1.5e-6
+SECONDS_PER_MODE_STEP = 2.5e-6
 _APPROXIMATE = ("ode", "continuum")
 
 

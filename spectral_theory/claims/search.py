@@ -4,7 +4,8 @@ Strategies (each evaluation is one parameter point through the fast solvers):
 
 * ``grid``: the domain's corners and centre (every point of a finite domain that fits the
   budget);
-* ``sobol``: a scrambled Sobol design (``scipy.stats.qmc.Sobol``), a power of two points;
+* ``sobol``: a scrambled Sobol design (``scipy.stats.qmc.Sobol``), a power of two points
+  (at most 35% of the budget and :data:`SOBOL_PER_DIM` per dimension);
 * ``local``: bounded Nelder-Mead maximisations of the ratio from the best points so far
   (multistart, ``scipy.optimize.minimize``);
 * ``de``: ``scipy.optimize.differential_evolution`` seeded with the best points so far.
@@ -33,6 +34,8 @@ __all__ = ["ClaimReport", "check", "check_all", "STRATEGIES", "DEFAULT_BUDGET"]
 
 STRATEGIES = ("grid", "sobol", "local", "de")
 DEFAULT_BUDGET = 200
+#: at most this many Sobol points per dimension (a power of two below it)
+SOBOL_PER_DIM = 16
 #: share of the budget each strategy may use (what one leaves, the next takes)
 _SHARES = {"grid": 0.15, "sobol": 0.35, "local": 0.3, "de": 1.0}
 
@@ -207,6 +210,7 @@ class _Search:
         dom = self.claim.domain
         if dom.dim == 0 or cap < 1:
             return
+        cap = min(cap, SOBOL_PER_DIM * dom.dim)  # enough to seed the maximisers; they do the rest
         m = max(0, int(math.floor(math.log2(cap))))
         sampler = qmc.Sobol(d=dom.dim, scramble=True, seed=self.seed)
         for u in sampler.random_base2(m):
