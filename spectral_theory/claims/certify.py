@@ -75,6 +75,7 @@ class Certificate:
     mode_steps: int = 0
     reason: str = ""
     constant: bool = False  # a claim whose constant is found: the ratio is that constant
+    balls: dict[str, str] = field(default_factory=dict)  # each enclosure as arb prints it (mid +/- rad)
 
     @classmethod
     def declined(cls, reason: str) -> Certificate:
@@ -87,7 +88,8 @@ class Certificate:
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "params": self.params, "ratio": list(self.ratio) if self.ratio else None,
                 "ratio_is_constant": self.constant,
-                "values": {k: list(v) for k, v in self.values.items()}, "prec_bits": self.prec,
+                "values": {k: list(v) for k, v in self.values.items()}, "balls": dict(self.balls),
+                "prec_bits": self.prec,
                 "seconds": self.seconds, "mode_steps": self.mode_steps, "reason": self.reason}
 
     def summary(self) -> str:
@@ -98,13 +100,17 @@ class Certificate:
                 "undecided": "certification undecided at this point"}[self.status]
         lines = [f"certificate ({self.prec}-bit arb, {self.mode_steps} mode-steps, {self.seconds:.2f} s): {head}"]
         for k, (lo, hi) in self.values.items():
-            lines.append(f"  {k} in [{lo:.17g}, {hi:.17g}]")
+            if k in ("ratio", "constant"):
+                continue
+            lines.append(f"  {k} in {self.balls.get(k) or f'[{lo:.17g}, {hi:.17g}]'}")
+        ball = self.balls.get("ratio") or (f"[{self.ratio[0]:.17g}, {self.ratio[1]:.17g}]" if self.ratio else "")
         if self.ratio is not None and self.constant:
-            lines.append(f"  constant needed here in [{self.ratio[0]:.17g}, {self.ratio[1]:.17g}]: "
-                         f"the smallest constant is rigorously >= {self.ratio[0]:.6g}")
+            lines.append(f"  constant needed here in {ball}: the smallest constant is at least "
+                         f"{self.ratio[0]:.6g}")
         elif self.ratio is not None:
-            lines.append(f"  ratio in [{self.ratio[0]:.17g}, {self.ratio[1]:.17g}]"
-                         + (f"; rigorous margin >= {1.0 - self.ratio[1]:.6g}" if self.status == "holds" else ""))
+            lines.append(f"  ratio in {ball}"
+                         + (f"; rigorous margin >= {1.0 - self.ratio[1]:.6g}" if self.status == "holds" else "")
+                         + ("; > 1: the claim is false here" if self.status == "violated" else ""))
         if self.reason:
             lines.append(f"  {self.reason}")
         return "\n".join(lines)
@@ -742,8 +748,10 @@ def certify_point(claim: Any, params: dict, *, prec: int = 128, max_prec: int = 
                     status = "undecided"
                 values = {k: _bounds(v) for k, v in info.items()
                           if isinstance(v, flint.arb) or isinstance(v, (int, float))}
+                balls = {k: v.str(20, radius=True) for k, v in {**info, "ratio": r}.items()
+                         if isinstance(v, flint.arb)}
                 cert = Certificate(status=status, params=dict(params), ratio=_bounds(r), values=values, prec=prec,
-                                   constant=finds)
+                                   constant=finds, balls=balls)
             cert.mode_steps = ctx._shared["mode_steps"]
             if cert.status != "undecided" or prec >= max_prec:
                 cert.seconds = time.perf_counter() - start

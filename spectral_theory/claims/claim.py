@@ -798,7 +798,7 @@ class Monotone(Claim):
             if worst is None or (ops.greater(r, worst) if ops is not ex.FLOAT_OPS else r > worst):
                 worst, where = r, j
         info = {"values": vals, "worst_between": [self.values[where], self.values[where + 1]],
-                "lhs": vals[where + 1], "rhs": vals[where]}
+                "before": vals[where], "after": vals[where + 1]}
         return worst, info
 
     def statement(self) -> str:

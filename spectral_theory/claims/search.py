@@ -111,9 +111,13 @@ class ClaimReport:
 
 
 def _info_text(info: dict) -> str:
-    keys = [k for k in ("lhs", "rhs", "slope", "expected", "constant") if k in info and not isinstance(info[k], list)]
     if "overflow" in info:
         return f" (the recursion overflows: {info['overflow']})"
+    if "worst_between" in info:  # monotone: the pair of values in the wrong order
+        a, b = info["worst_between"]
+        return f" (value {_fmt(info['before'])} at {_fmt(a)}, then {_fmt(info['after'])} at {_fmt(b)})"
+    keys = [k for k in ("slope", "expected", "constant") if k in info]
+    keys = keys or [k for k in ("lhs", "rhs") if k in info and not isinstance(info[k], list)]
     if not keys:
         return ""
     return " (" + ", ".join(f"{k} {_fmt(info[k])}" for k in keys) + ")"
