@@ -118,3 +118,28 @@ def test_claim_file_scenario_by_path_relative_to_the_file(capsys, tmp_path):
             'rhs = "excess_risk"\ndomain = { eta = { lo = 0.01, hi = 0.2 } }\n')
     code, out, err = _run(capsys, "check", _file(tmp_path, body), "--budget", "3", "--no-certify")
     assert code == 0, err and "pos" in out
+
+
+def _untimed(text: str) -> list[str]:
+    import re
+
+    text = re.sub(r"\d+\.\d+ s\b", "T s", text)  # timings
+    lines = []
+    for line in text.splitlines():
+        if line.startswith(("bias_plus_variance ", "gaussian_b1_criterion ", "risk_bound_constant ",
+                            "risk_never_increases ")):
+            line = line.rsplit(None, 1)[0]  # the table's seconds column
+        lines.append(line.rstrip())
+    return lines
+
+
+@pytest.mark.slow
+def test_readme_shows_what_check_prints(capsys, tmp_path, monkeypatch):
+    """The README's report of examples/claims.toml is the command's output (timings aside)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("$ spectral-theory check examples/claims.toml --witness-dir .\n", 1)[1]
+    block = block.split("\n$ spectral-theory run", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, "check", EXAMPLE, "--witness-dir", ".")
+    assert code == 1
+    assert _untimed(out) == _untimed(block + "\n")
