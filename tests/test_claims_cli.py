@@ -25,7 +25,7 @@ def _run(capsys, *argv):
 
 
 def test_example_file_reports_the_violation_and_writes_its_witness(capsys, tmp_path):
-    code, out, err = _run(capsys, "check", EXAMPLE, "--budget", "10", "--witness-dir", str(tmp_path),
+    code, out, err = _run(capsys, "check", EXAMPLE, "--budget", "6", "--witness-dir", str(tmp_path),
                           "--only", "risk_never_increases,bias_plus_variance")
     assert code == 1, err
     row = next(line for line in out.splitlines() if line.startswith("risk_never_increases "))

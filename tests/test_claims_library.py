@@ -19,7 +19,7 @@ pytest.importorskip("flint")
 #: the whole file takes ~15 s; the slow tier searches each with 64 (every strategy)
 QUICK = {"stability_criterion": 40, "stability_criterion_necessary": 40, "risk_floor": 6, "bias_rate": 8,
          "bias_rate_sgd_noise": 8, "variance_rate_annealed": 3, "hard_label_distillation": 8,
-         "perfect_teacher": 8, "continuum_limit": 2, "ode_error_bound": 6}
+         "perfect_teacher": 8, "continuum_limit": 2, "ode_error_bound": 4}
 
 
 def test_every_statement_has_a_source_and_a_budget():
