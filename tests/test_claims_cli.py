@@ -143,3 +143,21 @@ def test_readme_shows_what_check_prints(capsys, tmp_path, monkeypatch):
     code, out, err = _run(capsys, "check", EXAMPLE, "--witness-dir", ".")
     assert code == 1
     assert _untimed(out) == _untimed(block + "\n")
+
+
+def test_forced_certification_that_cannot_be_done_is_an_error_line(capsys, tmp_path):
+    body = (SCN + '[[claims]]\nname = "ode"\nkind = "inequality"\nmodel = "m"\nrhs = "10"\n'
+            'lhs = "E_ode"\nquantities = { E_ode = { quantity = "excess_risk", method = "ode" } }\n'
+            'domain = { eta = { lo = 0.01, hi = 0.2 } }\n')
+    code, out, err = _run(capsys, "check", _file(tmp_path, body), "--budget", "2", "--certify")
+    assert code == 2 and out == "" and "--certify: got True; cannot certify" in err and "approximation" in err
+    code, out, err = _run(capsys, "check", _file(tmp_path, body), "--budget", "2")  # auto: declined, said
+    assert code == 0 and "certificate: quantity 'excess_risk' uses method 'ode'" in out
+
+
+def test_invalid_points_are_reported_with_a_reason(capsys, tmp_path):
+    body = (SCN + '[[claims]]\nname = "modes"\nkind = "inequality"\nmodel = "m"\nlhs = "M(15)"\nrhs = "10"\n'
+            'domain = { d = { lo = 5, hi = 30, integer = true } }\n')
+    code, out, err = _run(capsys, "check", _file(tmp_path, body), "--budget", "6", "--no-certify")
+    assert code == 0, err
+    assert "invalid points, e.g.: M(15): got 15; mode index must be <= d" in out

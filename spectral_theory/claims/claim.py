@@ -915,7 +915,7 @@ def evaluate_point(claim: Claim, params: dict[str, Any]) -> dict[str, Any]:
         if math.isnan(r):
             return {"params": params, "error": "the claim's value is NaN here (an undefined expression)"}
         return {"params": params, "inside": True, "ratio": r, "holds": claim.holds(r), "info": _floats(info)}
-    except PointError as err:
+    except (PointError, SpecError) as err:  # invalid here: a mode index above this d, ...
         return {"params": params, "error": str(err)}
     except InstabilityError as err:
         return {"params": params, "inside": True, "ratio": math.inf, "holds": False,

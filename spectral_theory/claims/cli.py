@@ -67,6 +67,7 @@ def _write_witnesses(reports: list[Any], directory: str) -> list[str]:
 def run_check(args: argparse.Namespace) -> tuple[str, int]:
     """The text of ``check`` and its exit status (0 all hold, 1 a violation or an undecided claim)."""
     from ..errors import SpecError
+    from .certify import CertificationError
     from .files import load_claims
     from .search import check
 
@@ -89,7 +90,10 @@ def run_check(args: argparse.Namespace) -> tuple[str, int]:
                 opts[k] = getattr(args, k)
         if args.certify is not None:
             opts["certify"] = args.certify
-        reports.append(check(c, **opts))
+        try:
+            reports.append(check(c, **opts))
+        except CertificationError as err:  # certify = true (flag or file) and it cannot be done
+            raise SpecError("--certify" if args.certify else f"{c.name}.certify", True, f"cannot certify: {err}") from None
     if args.witness_dir:
         _write_witnesses(reports, args.witness_dir)
     status = EXIT_VIOLATED if any(r.verdict != "holds" for r in reports) else 0

@@ -105,6 +105,9 @@ class ClaimReport:
         lines.append(f"  {self.points} points ({strat}); {self.invalid} invalid, {self.excluded} outside "
                      f"'where'; {self.seconds:.2f} s" + (f"; first violation at evaluation {self.first_violation}"
                                                          if self.first_violation else ""))
+        if self.errors:
+            more = f" (and {len(self.errors) - 1} other reasons)" if len(self.errors) > 1 else ""
+            lines.append(f"  invalid points, e.g.: {self.errors[0]}{more}")
         if self.certificate is not None:
             lines.append("  " + self.certificate.summary().replace("\n", "\n  "))
         return "\n".join(lines) + "\n"
