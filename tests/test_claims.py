@@ -343,3 +343,24 @@ def test_transfer_metrics_against_the_models_risks_and_certified():
                                      student=st.Model("S", steps=150, schedule=0.2, capacity=20), alpha=p["alpha"]))
     lo, hi = rep.certificate.values["lhs"]
     assert lo * (1 - 1e-12) <= kd["kd_gain"] <= hi * (1 + 1e-12)
+
+
+def test_bounds_as_sympy_expressions_and_callables_agree_with_strings():
+    import sympy
+
+    sigma2, eta, tr, B = sympy.symbols("sigma2 eta tr B")
+    common = dict(scenario=ONE, model="m", lhs="excess_risk", domain={"eta": C.Param(0.05, 0.3)})
+    with pytest.raises(SpecError, match="unknown name 'pi'"):  # a file has no pi (write 3.14159...)
+        C.Inequality(name="s", rhs="sigma2*eta*tr/(2*B) + pi/100", **common)
+    sym = C.Inequality(name="y", rhs=sigma2 * eta * tr / (2 * B) + sympy.pi / 100, **common)
+    fn = C.Inequality(name="f", rhs=lambda ctx: ctx.value("sigma2") * ctx.value("eta") * ctx.value("tr")
+                      / (2 * ctx.value("B")) + math.pi / 100, **common)
+    ratios = [evaluate_point(c, {"eta": 0.2})["ratio"] for c in (sym, fn)]
+    assert ratios[0] == pytest.approx(ratios[1], rel=1e-14)
+    with pytest.raises(SpecError, match="unknown name 'zz'"):
+        C.Inequality(name="z", rhs=sympy.Symbol("zz"), **common)
+    with pytest.raises(SpecError, match="cannot be evaluated"):
+        C.Inequality(name="z", rhs=sympy.besselj(0, eta), **common)
+    # the certificate evaluates the sympy bound (pi as a ball) and the callable (plain arithmetic)
+    for c in (sym, fn):
+        assert C.certify_point(c, {"eta": 0.2}).status in ("holds", "violated")

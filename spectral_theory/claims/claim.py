@@ -85,12 +85,17 @@ class Quantity:
 
 
 def _as_value(v: Any, field_: str, names: set[str]) -> Any:
-    """An expression, a number, a Quantity or a callable."""
+    """An expression (a string, or a sympy expression in the allowed names), a number, a
+    Quantity or a callable."""
+    import sympy
+
+    if isinstance(v, sympy.Basic):
+        return ex.from_sympy(v, field=field_, names=names)
     if isinstance(v, (Quantity,)) or callable(v):
         return v
     if isinstance(v, (str, int, float)) and not isinstance(v, bool):
         return ex.parse(v, field=field_, names=names)
-    raise SpecError(field_, v, "must be an expression string, a number, a Quantity or a callable")
+    raise SpecError(field_, v, "must be an expression string, a sympy expression, a number, a Quantity or a callable")
 
 
 class Context:

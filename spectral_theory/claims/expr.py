@@ -36,7 +36,7 @@ import sympy
 
 from ..errors import SpecError
 
-__all__ = ["Expr", "parse", "parse_condition", "evaluate", "FUNCTIONS", "MODE_SYMBOLS", "MAX_LENGTH",
+__all__ = ["Expr", "parse", "parse_condition", "from_sympy", "evaluate", "FUNCTIONS", "MODE_SYMBOLS", "MAX_LENGTH",
            "MAX_NODES", "MAX_EXPONENT"]
 
 MAX_LENGTH = 2000
@@ -305,6 +305,48 @@ def parse(text: Any, *, field: str = "expression", names: Iterable[str] | None =
     return _run(field, text, tree.body, names)  # type: ignore[attr-defined]
 
 
+_SYMPY_FUNCS = {"Abs": "abs", "ceiling": "ceil", "Min": "min", "Max": "max", "sqrt": "sqrt", "exp": "exp",
+                "log": "log", "sin": "sin", "cos": "cos", "tanh": "tanh", "gamma": "gamma", "zeta": "zeta",
+                "floor": "floor", "sign": "sign", "modesum": "modesum", **{k: k for k in INDEXED}}
+
+
+def from_sympy(expr: Any, *, field: str = "expression", names: Iterable[str] | None = None) -> Expr:
+    """A sympy expression given in Python (trusted: not parsed from text), checked: its free
+    symbols must be allowed names (per-mode symbols only inside ``modesum``) and its functions
+    among those the evaluators support."""
+    allowed = None if names is None else set(names)
+    used: set[str] = set()
+
+    def walk(e: Any, in_sum: bool) -> None:
+        if e.is_Symbol:
+            if e.name in MODE_SYMBOLS and not in_sum:
+                raise SpecError(field, str(expr), f"the per-mode symbol {e.name!r} is only allowed inside modesum(...)")
+            if e.name not in MODE_SYMBOLS and allowed is not None and e.name not in allowed:
+                raise SpecError(field, str(expr), f"unknown name {e.name!r}; allowed names: {sorted(allowed)}")
+            used.add(e.name)
+            return
+        if e.is_Number or e.is_NumberSymbol:
+            return
+        if not (e.is_Add or e.is_Mul or e.is_Pow):
+            name = type(e).__name__
+            if name not in _SYMPY_FUNCS:
+                raise SpecError(field, str(expr), f"the sympy function {name} cannot be evaluated; allowed: "
+                                                  f"{sorted(_SYMPY_FUNCS)}")
+            if name in INDEXED:
+                used.add(f"{name}({int(e.args[0])})")
+                return
+            if name == "modesum":
+                used.add("modesum")
+                for a in e.args:
+                    walk(a, True)
+                return
+        for a in e.args:
+            walk(a, in_sum)
+
+    walk(expr, False)
+    return Expr(text=str(expr), expr=expr, names=frozenset(used))
+
+
 def parse_condition(text: Any, *, field: str = "where", names: Iterable[str] | None = None) -> Condition:
     """A checked condition: one or more comparisons (``<``, ``<=``, ``>``, ``>=``, chained
     ``a < b <= c`` included) joined by ``and``."""
@@ -346,7 +388,7 @@ def _eval(e: Any, env: Callable[[str], Any], ops: Any) -> Any:
         return ops.rational(int(e.p), int(e.q))
     if e.is_Float:
         return ops.number(e)
-    if e.is_Number:  # pi, E, ... cannot be written in a claim, kept for completeness
+    if e.is_Number or e.is_NumberSymbol:  # pi, E: from sympy expressions given in Python
         return ops.number(sympy.Float(e, 30))
     if e.is_Add:
         out = _eval(e.args[0], env, ops)
