@@ -258,7 +258,7 @@ class _Search:
         if n_pop < 5:
             return
         differential_evolution(self.objective, [(0, 1)] * dom.dim, args=("de",), init=init_arr,
-                               maxiter=max(1, cap // n_pop), seed=self.seed, polish=False, tol=0,
+                               maxiter=max(1, math.ceil(cap / n_pop)), seed=self.seed, polish=False, tol=0,
                                updating="immediate")
 
 
