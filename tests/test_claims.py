@@ -364,3 +364,20 @@ def test_bounds_as_sympy_expressions_and_callables_agree_with_strings():
     # the certificate evaluates the sympy bound (pi as a ball) and the callable (plain arithmetic)
     for c in (sym, fn):
         assert C.certify_point(c, {"eta": 0.2}).status in ("holds", "violated")
+
+
+def test_oracle_risk_is_the_minimum_of_the_every_step_curve():
+    claim = C.Inequality(name="o", scenario=ONE, model="m", lhs="oracle_risk", rhs="excess_risk",
+                         domain={"eta": C.Param(0.05, 0.3), "sigma2": C.Param(0.0, 2.0)})
+    rep = C.check(claim, budget=6, strategies=("grid", "sobol"), certify=True)
+    # the tightest point has oracle = final (a decreasing curve): ratio 1 exactly, which a
+    # ball can enclose but not decide
+    assert rep.verdict == "holds" and rep.certificate.status in ("holds", "undecided")
+    assert rep.certificate.ratio[0] <= 1
+    p = rep.worst["params"]
+    d = json.loads(json.dumps(ONE))
+    d["models"][0]["lr"], d["problem"]["noise"] = p["eta"], p["sigma2"]
+    curve = st.predict(st.scenario_from_dict(d), every_step=True)["m"].curve
+    assert rep.worst["info"]["lhs"] == pytest.approx(curve.min(), rel=1e-12)
+    lo, hi = rep.certificate.values["lhs"]
+    assert lo * (1 - 1e-12) <= curve.min() <= hi * (1 + 1e-12)

@@ -251,6 +251,8 @@ def test_every_subcommand_has_its_handler(capsys, transfer_file):
         "compare": ["compare", CHAIN, "--at", "0,5", "--reps", "20", "--no-progress"],
         "convert": ["convert", "1", "2", "--from", "paquette"],
         "demo": ["demo"],
+        "check": ["check", CHAIN.parent / "claims.toml", "--only", "gaussian_b1_criterion", "--budget", "4",
+                  "--no-certify"],
     }
     parser = cli.build_parser()
     assert set(cases) == set(parser._subparsers._group_actions[0].choices)  # every subcommand is run here

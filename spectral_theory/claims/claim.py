@@ -298,16 +298,18 @@ class Context:
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     return float(v)
                 raise SpecError("quantity", name, f"the report's {name!r} is not a number")
-        if name in ("oracle_risk", "oracle_step"):
-            res = self.result(method, options, model)
+        if name in ("oracle_risk", "oracle_step"):  # a single scenario: every step, step by step
             from ..api import predict
 
             scn = self.scenario_for(model)
-            key = ("curve", scn.name, method)
+            key = ("curve", scn.name)
             if key not in self._cache:
+                try:
+                    self._check_cost(scn, "exact", {})
+                except SpecError as err:
+                    raise PointError(str(err)) from None
                 self._cache[key] = predict(scn, method="exact", every_step=True, on_unstable="ignore")
             curve = self._cache[key][m.name].curve
-            del res
             return float(np.min(curve)) if name == "oracle_risk" else float(np.argmin(curve))
         raise SpecError("name", name, f"unknown quantity; built-in quantities: {sorted(QUANTITIES)}; "
                                       f"symbols: {sorted(SYMBOLS)}")
@@ -735,14 +737,13 @@ class Limit(Claim):
         errs = [abs(v - lim) for v in vals]
         tol = self.rtol * abs(lim) + self.atol
         info = {"values": vals, "limit": lim, "errors": errs, "lhs": vals[-1], "rhs": lim}
-        if ops is ex.FLOAT_OPS:
-            x = np.asarray(self.values, dtype=float)
+        if ops is ex.FLOAT_OPS:  # observed order: -slope of log error against log |param| (growing values)
+            x = np.abs(np.asarray(self.values, dtype=float))
             e = np.asarray(errs, dtype=float)
-            ok = e > 0
-            if ok.sum() >= 2:
-                dist = np.abs(x[ok]) if abs(x[-1]) > abs(x[0]) else np.abs(x[ok] - x[-1] * 0)
+            ok = (e > 0) & (x > 0)
+            if ok.sum() >= 2 and x[-1] > x[0]:
                 with np.errstate(all="ignore"):
-                    info["order"] = float(-np.polyfit(np.log(dist), np.log(e[ok]), 1)[0])
+                    info["order"] = float(-np.polyfit(np.log(x[ok]), np.log(e[ok]), 1)[0])
         return errs[-1] / _floor_abs(tol, ops), info
 
     def statement(self) -> str:
@@ -807,7 +808,7 @@ class Monotone(Claim):
         return worst, info
 
     def statement(self) -> str:
-        return f"{_text(self.value)} is {self.direction.replace('ing', 'ing')} in {self.param} over {list(self.values)}"
+        return f"{_text(self.value)} is {self.direction} in {self.param} over {list(self.values)}"
 
 
 @dataclass(frozen=True, eq=False)

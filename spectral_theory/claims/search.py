@@ -318,8 +318,6 @@ def _report(claim: Claim, srch: _Search, budget: int, seconds: float, certify: A
     if worst is not None:
         w = {"params": worst["params"], "ratio": worst["ratio"], "info": worst["info"],
              "strategy": worst["strategy"], "evaluation": worst["index"]}
-        if violated:  # the first violation found is the worst one's class: report the worst
-            pass
         try:
             data, _ = claim.build_at(worst["params"], {})
             witness = data
