@@ -432,20 +432,22 @@ def _check_parser(sub: Any) -> None:
                                    "the points tried, 1 a claim is violated (or undecided: no valid point), 2 bad input.")
     p.add_argument("claims", metavar="CLAIMS", help="claim file, .toml or .json (docs/claims.md)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
-    p.add_argument("--out", metavar="PATH", help="write the report to PATH (atomically) instead of standard output")
-    p.add_argument("--mkdir", action="store_true", help="create --out's missing directories")
+    p.add_argument("--out", metavar="PATH",
+                   help="write the report to PATH (atomically) instead of standard output (default: standard output)")
+    p.add_argument("--mkdir", action="store_true", help="create --out's missing directories (default: do not)")
     p.add_argument("--budget", type=int, metavar="N",
                    help="evaluations per claim (default: the file's [search] budget, else 200)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of the Sobol design and the optimisers (default 0)")
     cert = p.add_mutually_exclusive_group()
     cert.add_argument("--certify", dest="certify", action="store_const", const=True,
-                      help="always certify the worst point in interval arithmetic (an error if it cannot be)")
+                      help="always certify the worst point in interval arithmetic, an error if it cannot be "
+                           "(default: certify when estimated under a minute)")
     cert.add_argument("--no-certify", dest="certify", action="store_const", const=False,
                       help="never certify (default: certify when estimated under a minute)")
     p.add_argument("--only", metavar="NAMES", help="comma-separated names of the claims to run (default: all)")
     p.add_argument("--witness-dir", metavar="DIR",
-                   help="write each violated claim's witness scenario file to DIR/<claim>.json")
-    p.add_argument("--timings", action="store_true", help="keep wall-clock timings in JSON output")
+                   help="write each violated claim's witness scenario file to DIR/<claim>.json (default: none)")
+    p.add_argument("--timings", action="store_true", help="keep wall-clock timings in JSON output (default: left out)")
     p.set_defaults(handler=_cmd_check, certify=None)
 
 
