@@ -452,11 +452,15 @@ def _check_parser(sub: Any) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> _Output:
+    from pathlib import Path
+
     from .claims.cli import run_check
 
     for flag, value, lo in (("--budget", args.budget, 1), ("--seed", args.seed, 0)):
         if value is not None and value < lo:
             raise SpecError(flag, value, f"must be an integer >= {lo}")
+    if args.out is not None and Path(args.out).resolve() == Path(args.claims).resolve():
+        raise SpecError("--out", args.out, "is the claim file: name another file")
     text, status = run_check(args)
     return _Output(text, status=status)
 

@@ -105,6 +105,7 @@ def test_bad_flags_and_paths(capsys, tmp_path):
         (["check", EXAMPLE, "--witness-dir", str(tmp_path / "missing")], "--witness-dir"),
         (["check", str(tmp_path / "none.toml")], "claims file: got"),
         (["check", _file(tmp_path, "not [valid", "bad.toml")], "must be valid TOML"),
+        (["check", _file(tmp_path, SCN, "same.toml"), "--out", str(tmp_path / "same.toml")], "is the claim file"),
     ]:
         code, out, err = _run(capsys, *argv)
         assert code == 2 and out == "" and msg in err, (argv, err)
