@@ -1,4 +1,4 @@
-"""Command-line interface: ``spectral-theory run|simulate|compare|stability|kd|w2s|chain|tune|map|convert|demo``.
+"""Command-line interface: ``spectral-theory run|simulate|compare|stability|kd|w2s|chain|tune|map|convert|demo|check``.
 
 One handler per subcommand (``_cmd_<name>(args)``, attached to its parser with
 ``set_defaults(handler=...)``) computes and returns an :class:`_Output`; :func:`main` is the
@@ -523,7 +523,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", default="basic", choices=tuple(DEMOS), metavar="NAME",
                    help="one of " + ", ".join(DEMOS) + " (default: basic)")
     p.set_defaults(handler=_cmd_demo)
+    _check_parser(sub)
     return parser
+
+
+def _check_parser(sub: Any) -> None:
+    """``check CLAIMS``: the claims of a file, searched and certified (docs/claims.md)."""
+    p = sub.add_parser("check", help="check the claims of a claim file (exit 0: all hold, 1: a violation)",
+                       description="Try to break each claim of a claim file (TOML or JSON; docs/claims.md): "
+                                   "a grid, a scrambled Sobol design, then local and global maximisation of "
+                                   "the violation ratio through the fast solvers; the worst point is "
+                                   "re-evaluated in interval arithmetic. Exit status: 0 every claim holds on "
+                                   "the points tried, 1 a claim is violated (or undecided: no valid point), 2 bad input.")
+    p.add_argument("claims", metavar="CLAIMS", help="claim file, .toml or .json (docs/claims.md)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    p.add_argument("--out", metavar="PATH",
+                   help="write the report to PATH (atomically) instead of standard output (default: standard output)")
+    p.add_argument("--mkdir", action="store_true", help="create --out's missing directories (default: do not)")
+    p.add_argument("--budget", type=int, metavar="N",
+                   help="evaluations per claim (default: the file's [search] budget, else 200)")
+    p.add_argument("--seed", type=int, metavar="S", help="seed of the Sobol design and the optimisers (default 0)")
+    cert = p.add_mutually_exclusive_group()
+    cert.add_argument("--certify", dest="certify", action="store_const", const=True,
+                      help="always certify the worst point in interval arithmetic, an error if it cannot be "
+                           "(default: certify when estimated under a minute)")
+    cert.add_argument("--no-certify", dest="certify", action="store_const", const=False,
+                      help="never certify (default: certify when estimated under a minute)")
+    p.add_argument("--only", metavar="NAMES", help="comma-separated names of the claims to run (default: all)")
+    p.add_argument("--witness-dir", metavar="DIR",
+                   help="write each violated claim's witness scenario file to DIR/<claim>.json (default: none)")
+    p.add_argument("--timings", action="store_true", help="keep wall-clock timings in JSON output (default: left out)")
+    p.set_defaults(handler=_cmd_check, certify=None)
+
+
+def _cmd_check(args: argparse.Namespace) -> _Output:
+    from pathlib import Path
+
+    from .claims.cli import run_check
+
+    for flag, value, lo in (("--budget", args.budget, 1), ("--seed", args.seed, 0)):
+        if value is not None and value < lo:
+            raise SpecError(flag, value, f"must be an integer >= {lo}")
+    if args.out is not None and Path(args.out).resolve() == Path(args.claims).resolve():
+        raise SpecError("--out", args.out, "is the claim file: name another file")
+    text, status = run_check(args)
+    return _Output(text, status=status)
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -255,6 +255,8 @@ def test_every_subcommand_has_its_handler(capsys, transfer_file):
         "figure": ["figure", "curves", CHAIN, "--out", transfer_file.parent / "f.png", "--points", "5"],
         "replot": ["replot", transfer_file.parent / "f.json", "--out", transfer_file.parent / "g.svg"],
         "gallery": ["gallery", "--out", transfer_file.parent / "gal", "--only", "denoising-profile"],
+        "check": ["check", CHAIN.parent / "claims.toml", "--only", "gaussian_b1_criterion", "--budget", "4",
+                  "--no-certify"],
     }
     parser = cli.build_parser()
     assert set(cases) == set(parser._subparsers._group_actions[0].choices)  # every subcommand is run here
