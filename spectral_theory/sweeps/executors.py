@@ -151,8 +151,14 @@ def open_executor(*, workers: int | None = None, cluster: str | None = None, sch
         else:
             label = "dask client"
         ex = _Dask(client, label, own)
-        if announce and ex.dashboard:
-            sys.stderr.write(f"spectral-theory: dask dashboard: {ex.dashboard}\n")
+        if announce and dashboard and ex.dashboard:
+            try:
+                import bokeh  # noqa: F401
+
+                note = ""
+            except ImportError:
+                note = " (its pages need bokeh: pip install bokeh)"
+            sys.stderr.write(f"spectral-theory: dask dashboard: {ex.dashboard}{note}\n")
             sys.stderr.flush()
     elif workers is not None and workers > 1:
         ex = _Pool(workers)

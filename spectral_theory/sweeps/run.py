@@ -44,8 +44,9 @@ class SweepResult:
     def summary(self) -> str:
         """What ran and where the tables are (the CLI's report)."""
         c = self.counts
+        where = f" on {self.executor}" if self.executor else "; nothing left to compute"
         lines = [f"# sweep {self.sweep.name}: {c['points']} points ({c['computed']} computed, {c['reused']} "
-                 f"already done, {c['failed']} failed) on {self.executor}",
+                 f"already done, {c['failed']} failed){where}",
                  f"results: {self.path / ('results.' + self.sweep.format)}"]
         if self.curves is not None:
             lines.append(f"curves:  {self.path / ('curves.' + self.sweep.format)}")
@@ -163,7 +164,7 @@ def sweep(spec: Any = None, *, base: Any = None, design: Any = None, out: Any = 
         if progress is None:
             progress = sys.stderr.isatty() and bool(todo)
         bar = Progress(max(len(todo), 1), bool(progress), label=f"sweep {sw.name}")
-        executor_label = "serial"
+        executor_label = ""  # nothing left to compute
         if tasks:
             with open_executor(workers=workers, cluster=cluster, scheduler=scheduler, client=client,
                                dashboard=dashboard) as ex:
