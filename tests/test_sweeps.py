@@ -363,6 +363,9 @@ def test_block_seeds_are_spawned_sequences():
 
 
 @pytest.mark.montecarlo
+# the blocks' own 20-replicate simulations, rerun below, warn that 20 replicates are few for a
+# normal interval; the validation's table says so in its heavy_tailed column
+@pytest.mark.filterwarnings("ignore::spectral_theory.montecarlo.HeavyTailWarning")
 def test_validation_table_is_the_same_for_any_executor(tmp_path, cluster):
     lc, _ = cluster
     doc = {"sweep": {"kind": "kd", "method": "exact", "at": [0, 50, 200]},
@@ -415,3 +418,53 @@ def test_spec_object_base_uses_the_map_paths(tmp_path):
         assert row["kd_gain"] == st.evaluate(spec, method="exact")["kd_gain"]
     with pytest.raises(SpecError, match="Model has no field 'capacty'"):
         sweep(base=kd, design={"kind": "grid", "fields": {"student.capacty": [3]}}, out=tmp_path / "x")
+
+
+@pytest.mark.parametrize("kind, fields, metric", [
+    ("w2s", {"strong.lr": [0.05, 0.1]}, "pgr"),
+    ("chain", {"generations": [2, 3]}, "final_over_first"),
+])
+def test_w2s_and_chain_metrics_equal_their_reports(tmp_path, kind, fields, metric):
+    base = kd_base(d=60, teacher_steps=200, student_steps=150)
+    base["transfer"] = {{"w2s": "weak", "chain": "base"}[kind]: "S", {"w2s": "strong", "chain": "child"}[kind]: "T"}
+    res = sweep(base=base, design={"kind": "grid", "fields": fields}, kind=kind, record=["metrics"],
+                method="exact", out=tmp_path / kind, progress=False)
+    from spectral_theory.sweeps.spec import apply_value
+    from spectral_theory.transfer.specs import transfer_from_dict
+
+    for _, row in res.table.iterrows():
+        data = json.loads(json.dumps(base))
+        (path, _), = fields.items()
+        apply_value(data, kind, path, row[path].item() if hasattr(row[path], "item") else row[path])
+        rep = st.evaluate(transfer_from_dict(data, kind=kind), method="exact")
+        assert row[metric] == rep[metric]
+        if kind == "chain":  # list metrics, one column per generation
+            for g, v in enumerate(rep["generation_risk"]):
+                assert row[f"generation_risk[{g}]"] == v
+    if kind == "chain":
+        assert math.isnan(res.table.loc[0, "generation_risk[2]"])  # a 2-generation chain has no g2
+
+
+def test_progress_bar_counts_points(tmp_path, capsys):
+    sweep(base=kd_base(), design={"kind": "grid", "fields": {"student.lr": [0.1, 0.2, 0.3]}}, kind="kd",
+          batch_size=1, out=tmp_path / "p", progress=True)
+    err = capsys.readouterr().err
+    assert "sweep sweep [" in err and "3/3 batches" in err and "done" in err
+
+
+@pytest.mark.montecarlo
+def test_validate_sweep_cli_fails_on_a_tight_criterion(tmp_path, capsys):
+    doc = {"sweep": {"method": "exact", "at": [0, 40]},
+           "base": {"problem": {"spectrum": {"kind": "powerlaw", "a": 1.5, "d": 10},
+                                "target": {"kind": "powerlaw", "b": 2.0}, "noise": 0.5},
+                    "models": [{"name": "m", "steps": 40, "lr": 0.2}]},
+           "design": {"kind": "grid", "fields": {"m.lr": [0.2, 0.2, 0.3]}},
+           "validate": {"reps": 40, "block": 10}}
+    path = write_sweep(tmp_path / "v.json", doc)
+    assert main(["validate-sweep", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "sign test over 2 final z-scores" in out  # the repeated point counts once
+    # z_max tiny: |theory - MC| <= 1e-9 SE fails wherever the replicates differ
+    assert main(["validate-sweep", str(path), "--no-progress", "--z-max", "1e-9"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "rows within the criterion: 3/6" in out

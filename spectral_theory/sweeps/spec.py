@@ -105,7 +105,7 @@ class Sweep:
 
     def config(self) -> dict[str, Any]:
         """What every point's computation needs besides its payload (sent with each task)."""
-        return {"kind": self.kind, "record": list(self.record), "at": None if self.at is None else list(self.at),
+        return {"kind": self.kind, "record": sorted(self.record), "at": None if self.at is None else list(self.at),
                 "method": self.method, "on_unstable": self.on_unstable}
 
     def points(self) -> list[SweepPoint]:

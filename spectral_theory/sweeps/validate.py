@@ -282,14 +282,16 @@ def validate_sweep(spec: Any = None, *, reps: int | None = None, block: int | No
                 rows.extend(lrows)
                 last = list(models)[-1]
                 fin = [r for r in lrows if r["model"] == last and r["quantity"] == "excess_risk"][-1]
-                finals.append({**base, "lineage": lname, "status": "ok", "error": "", "final_z": fin["z"],
+                finals.append({**base, "lineage": lname, "status": "ok", "error": "", "repeat_of": first[p.hash],
+                               "final_z": fin["z"],
                                "max_abs_z": max(abs(r["z"]) for r in lrows),
                                "rows_ok": sum(r["ok"] for r in lrows), "rows": len(lrows)})
         table = frame(rows, ["point", *fields, "lineage", "model", "quantity", "step", "theory", "mc", "se",
                              "z", "ok", "heavy_tailed", "reps"])
-        finals_df = frame(finals, ["point", *fields, "lineage", "status", "error", "final_z", "max_abs_z",
-                                   "rows_ok", "rows"])
-        st = sign_test([f["final_z"] for f in finals if f["status"] == "ok"])
+        finals_df = frame(finals, ["point", *fields, "lineage", "status", "error", "repeat_of", "final_z",
+                                   "max_abs_z", "rows_ok", "rows"])
+        # one number per configuration: a point the design repeats (the same content hash) counts once
+        st = sign_test([f["final_z"] for f in finals if f["status"] == "ok" and f["repeat_of"] == f["point"]])
         store.write_table("validation", table)
         store.write_table("finals", finals_df)
         summary = {"spectral_theory_version": __version__, "sweep": sw.describe(),
