@@ -468,3 +468,22 @@ def test_validate_sweep_cli_fails_on_a_tight_criterion(tmp_path, capsys):
     assert main(["validate-sweep", str(path), "--no-progress", "--z-max", "1e-9"]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "rows within the criterion: 3/6" in out
+
+
+def test_csv_without_pyarrow_and_nothing_left_by_a_failed_start(tmp_path, monkeypatch, capsys):
+    import spectral_theory.sweeps.spec as spec_mod
+
+    monkeypatch.setattr(spec_mod, "_has_pyarrow", lambda: False)
+    res = sweep(base=kd_base(), design={"kind": "grid", "fields": {"student.lr": [0.1]}}, kind="kd",
+                out=tmp_path / "c", progress=False)
+    assert res.sweep.format == "csv" and (tmp_path / "c" / "results.csv").is_file()
+    with pytest.raises(SpecError, match="needs pyarrow"):
+        sweep(base=kd_base(), design={"kind": "grid", "fields": {"student.lr": [0.1]}}, kind="kd",
+              format="parquet", out=tmp_path / "d")
+    monkeypatch.undo()
+    # an executor that cannot start: one error line, no directory left behind
+    path = write_sweep(tmp_path / "s.json", {"sweep": {"kind": "kd"}, "base": kd_base(),
+                                             "design": {"kind": "grid", "fields": {"student.lr": [0.1]}}})
+    assert main(["sweep", str(path), "--cluster", "local:0"]) == 2
+    assert "--cluster: got 'local:0'; must be local:N with N an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "s.sweep").exists()

@@ -74,6 +74,8 @@ class Store:
 
         if self.root.exists() and not self.root.is_dir():
             raise SpecError("sweep output directory", str(self.root), "is not a directory")
+        #: the directories this run creates (removed again if it fails before writing anything)
+        self._created = [p for p in (self.root, self.parts) if not p.exists()]
         self.parts.mkdir(parents=True, exist_ok=True)
         fh = open(self.root / ".lock", "a+")  # noqa: SIM115 - held until __exit__
         try:
@@ -92,7 +94,14 @@ class Store:
                 stale.unlink()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None and self._created and not any(self.parts.iterdir()):
+            # a run that failed before saving anything leaves no directory behind
+            with contextlib.suppress(OSError):
+                (self.root / ".lock").unlink()
+            for p in reversed(self._created):
+                with contextlib.suppress(OSError):
+                    p.rmdir()
         if self._lock_fh is not None:
             self._lock_fh.close()
             self._lock_fh = None
