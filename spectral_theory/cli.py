@@ -430,8 +430,10 @@ def _sweep_parsers(sub: Any) -> None:
                        help="output directory (default: the file's sweep.out, else <file stem>.sweep beside it)")
         ex = p.add_mutually_exclusive_group()
         ex.add_argument("--workers", type=int, metavar="N", help="a local process pool of N processes (default: serial)")
-        ex.add_argument("--cluster", metavar="local:N", help="a dask LocalCluster of N worker processes on 127.0.0.1")
-        ex.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing dask scheduler")
+        ex.add_argument("--cluster", metavar="local:N", help="a dask LocalCluster of N worker processes (1 thread each) on 127.0.0.1 "
+                                                          "(default: none; serial)")
+        ex.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing dask scheduler, e.g. tcp://HOST:8786 "
+                                                                          "(default: none; serial)")
         p.add_argument("--no-dashboard", dest="dashboard", action="store_false",
                        help="start no dask dashboard for --cluster (default: one on a free port, its link printed)")
         _progress_arg(p)
