@@ -487,3 +487,24 @@ def test_csv_without_pyarrow_and_nothing_left_by_a_failed_start(tmp_path, monkey
     assert main(["sweep", str(path), "--cluster", "local:0"]) == 2
     assert "--cluster: got 'local:0'; must be local:N with N an integer >= 1" in capsys.readouterr().err
     assert not (tmp_path / "s.sweep").exists()
+
+
+@pytest.mark.montecarlo
+def test_validation_resumes_from_its_blocks(tmp_path):
+    doc = {"sweep": {"method": "exact", "at": [0, 20, 40]},
+           "base": {"problem": {"spectrum": {"kind": "powerlaw", "a": 1.5, "d": 10},
+                                "target": {"kind": "powerlaw", "b": 2.0}, "noise": 0.5},
+                    "models": [{"name": "m", "steps": 40, "lr": 0.2}]},
+           "design": {"kind": "grid", "fields": {"m.lr": [0.1, 0.2, 0.3]}},
+           "validate": {"reps": 40, "block": 10, "seed": 5}}
+    path = write_sweep(tmp_path / "v.json", doc)
+    first = validate_sweep(path, progress=False)
+    assert first.counts["tasks"] == 3 * (1 + 4)  # per point: the theory and 4 blocks
+    parts = sorted((tmp_path / "v.sweep" / "validation" / "parts").glob("*.json"))
+    for p in parts[:4]:  # as if the driver had been killed before these were written
+        p.unlink()
+    again = validate_sweep(path, progress=False)
+    assert again.counts["tasks"] == 4
+    assert_same_table(first.table, again.table)
+    assert_same_table(first.finals, again.finals)
+    assert first.sign_test == again.sign_test
