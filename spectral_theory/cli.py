@@ -436,7 +436,8 @@ def _sweep_parsers(sub: Any) -> None:
                                                                           "(default: none; serial)")
         p.add_argument("--no-dashboard", dest="dashboard", action="store_false",
                        help="start no dask dashboard for --cluster (default: one on a free port, its link printed)")
-        _progress_arg(p)
+        p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar (finished points, ETA) on standard error (default: when it is a terminal)")
 
     p = sub.add_parser("sweep", help="a design of points, computed once each, resumable, on a cluster",
                        description="Compute every point of a sweep's design (theory) that its output directory "
@@ -455,9 +456,10 @@ def _sweep_parsers(sub: Any) -> None:
                                    "same on any number of workers. Exit status 1 when the validation fails.")
     common(p)
     p.add_argument("--reps", type=int, metavar="R", help="replicates per point (default: the file's [validate], else 1000)")
-    p.add_argument("--block", type=int, metavar="B", help="replicates per block, dividing R (default: 100)")
-    p.add_argument("--seed", type=int, metavar="S", help="seed (default: 0)")
-    p.add_argument("--z-max", type=float, metavar="Z", help="criterion |theory - MC| <= Z SE (default: 4)")
+    p.add_argument("--block", type=int, metavar="B", help="replicates per block, dividing R (default: the file's, else 100)")
+    p.add_argument("--seed", type=int, metavar="S", help="seed of the blocks' seeds (default: the file's, else 0)")
+    p.add_argument("--z-max", type=float, metavar="Z",
+                   help="criterion |theory - MC| <= Z SE (default: the file's, else 4)")
     p.set_defaults(handler=_cmd_validate_sweep)
 
 

@@ -164,7 +164,7 @@ def _role_model(data: dict, kind: str, role: str) -> str | None:
     return order[0] if role == "child" and order else None
 
 
-def _model_table(data: dict, kind: str, head: str, path: str) -> dict | None:
+def _model_table(data: dict, kind: str, head: str) -> dict | None:
     name = _role_model(data, kind, head) or head
     for m in data.get("models", []):
         if isinstance(m, dict) and m.get("name") == name:
@@ -220,7 +220,7 @@ def apply_value(data: dict, kind: str, path: str, value: Any) -> None:
             raise SpecError(f"base.{head}", data[head], "must be a table")
         _set_nested(data.setdefault(head, {}), keys[1:], value, path)
         return
-    model = _model_table(data, kind, head, path) if len(keys) >= 2 else None
+    model = _model_table(data, kind, head) if len(keys) >= 2 else None
     if model is None:
         names = [m.get("name") for m in data.get("models", []) if isinstance(m, dict)]
         roles = list(TRANSFER_ROLES.get(kind, ()))
@@ -264,15 +264,13 @@ def make_payload(sw: Sweep, values: dict[str, Any]) -> Any:
         if sw.at is not None:
             data["output"] = {"at": list(sw.at)}
         return data
-    from ..spec import Output, Scenario
+    from ..spec import Output
 
     spec = sw.base
     for path, v in values.items():
         spec = _set_object(spec, path, v)
     if sw.at is not None:
         spec = dataclasses.replace(spec, output=Output(at=tuple(sw.at)))
-    if isinstance(spec, Scenario):
-        spec = Scenario(spec.problem, spec.models, output=spec.output, name=spec.name)
     return spec
 
 
