@@ -34,8 +34,9 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("check_step", "stability_limit"), "stability"),
     **dict.fromkeys(("Chain", "Distillation", "TransferReport", "WeakToStrong", "Tuning", "TransferMap",
                      "evaluate", "spectral_horizon", "transfer_map", "tune_alpha", "tune_lr"), "transfer"),
+    **dict.fromkeys(("sweep", "validate_sweep", "load_sweep", "read_results"), "sweeps"),
 }
-_MODULES = ("conventions", "analysis", "solvers", "spec", "symbolic", "transfer", "stability")
+_MODULES = ("conventions", "analysis", "solvers", "spec", "symbolic", "transfer", "stability", "sweeps")
 
 __all__ = sorted([*_EXPORTS, "conventions"])
 

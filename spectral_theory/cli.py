@@ -1,4 +1,4 @@
-"""Command-line interface: ``spectral-theory run|simulate|compare|stability|kd|w2s|chain|tune|map|convert|demo|check``.
+"""Command-line interface: ``spectral-theory run|simulate|compare|stability|kd|w2s|chain|tune|map|convert|demo|check|sweep|validate-sweep``.
 
 One handler per subcommand (``_cmd_<name>(args)``, attached to its parser with
 ``set_defaults(handler=...)``) computes and returns an :class:`_Output`; :func:`main` is the
@@ -524,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one of " + ", ".join(DEMOS) + " (default: basic)")
     p.set_defaults(handler=_cmd_demo)
     _check_parser(sub)
+    _sweep_parsers(sub)
     return parser
 
 
@@ -568,6 +569,90 @@ def _cmd_check(args: argparse.Namespace) -> _Output:
         raise SpecError("--out", args.out, "is the claim file: name another file")
     text, status = run_check(args)
     return _Output(text, status=status)
+
+
+def _sweep_parsers(sub: Any) -> None:
+    """``sweep`` and ``validate-sweep`` (``docs/sweeps.md``)."""
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("sweep", metavar="SWEEP", help="sweep file, .toml or .json (docs/sweeps.md lists every key)")
+        p.add_argument("--out-dir", metavar="DIR",
+                       help="output directory (default: the file's sweep.out, else <file stem>.sweep beside it)")
+        ex = p.add_mutually_exclusive_group()
+        ex.add_argument("--workers", type=int, metavar="N", help="a local process pool of N processes (default: serial)")
+        ex.add_argument("--cluster", metavar="local:N", help="a dask LocalCluster of N worker processes (1 thread each) on 127.0.0.1 "
+                                                          "(default: none; serial)")
+        ex.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing dask scheduler, e.g. tcp://HOST:8786 "
+                                                                          "(default: none; serial)")
+        p.add_argument("--no-dashboard", dest="dashboard", action="store_false",
+                       help="start no dask dashboard for --cluster (default: one on a free port, its link printed)")
+        p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar (finished points, ETA) on standard error (default: when it is a terminal)")
+
+    p = sub.add_parser("sweep", help="a design of points, computed once each, resumable, on a cluster",
+                       description="Compute every point of a sweep's design (theory) that its output directory "
+                                   "does not hold yet, and write the tables results.parquet (one row per point) "
+                                   "and curves.parquet (or .csv). Run it again to resume an interrupted sweep.")
+    common(p)
+    p.add_argument("--batch-size", type=int, metavar="K", help="points per task (default: the file's, else 8)")
+    p.add_argument("--format", dest="table_format", choices=("parquet", "csv"),
+                   help="table format (default: the file's, else parquet when pyarrow is installed)")
+    p.set_defaults(handler=_cmd_sweep)
+
+    p = sub.add_parser("validate-sweep", help="theory against Monte Carlo for every point of a sweep, with a sign test",
+                       description="Theory and Monte Carlo for every point of a sweep: a z table (per point, "
+                                   "model, quantity and step), one final z per point and lineage, and the sign "
+                                   "test across them. Replicates run in seed-derived blocks, so the table is the "
+                                   "same on any number of workers. Exit status 1 when the validation fails.")
+    common(p)
+    p.add_argument("--reps", type=int, metavar="R", help="replicates per point (default: the file's [validate], else 1000)")
+    p.add_argument("--block", type=int, metavar="B", help="replicates per block, dividing R (default: the file's, else 100)")
+    p.add_argument("--seed", type=int, metavar="S", help="seed of the blocks' seeds (default: the file's, else 0)")
+    p.add_argument("--z-max", type=float, metavar="Z",
+                   help="criterion |theory - MC| <= Z SE (default: the file's, else 4)")
+    p.set_defaults(handler=_cmd_validate_sweep)
+
+
+def _sweep_run(args: argparse.Namespace, fn: Callable, **extra: Any) -> Any:
+    """Load the sweep file, apply the flags and run ``fn`` (sweep or validate_sweep); an
+    interrupted run is an error that says how to resume."""
+    import dataclasses
+
+    from .sweeps import SweepError, load_sweep
+
+    sw = load_sweep(args.sweep)
+    over = {k: v for k, v in (("batch_size", getattr(args, "batch_size", None)),
+                              ("format", getattr(args, "table_format", None))) if v is not None}
+    if over.get("batch_size", 1) < 1:
+        raise SpecError("--batch-size", over["batch_size"], "must be an integer >= 1")
+    if over.get("format") == "parquet":
+        from .sweeps.spec import _has_pyarrow
+
+        if not _has_pyarrow():
+            raise SpecError("--format", "parquet", "needs pyarrow (pip install \".[sweeps]\"); or use --format csv")
+    sw = dataclasses.replace(sw, **over)
+    if args.workers is not None and args.workers < 1:
+        raise SpecError("--workers", args.workers, "must be an integer >= 1")
+    try:
+        return fn(sw, out=args.out_dir, workers=args.workers, cluster=args.cluster, scheduler=args.scheduler,
+                  progress=args.progress, dashboard=args.dashboard, **extra)
+    except SweepError as err:
+        raise _CLIError(f"{err}; the finished points are saved in {str(args.out_dir or sw.out)!r}: run the same "
+                        "command again to resume") from None
+    except ImportError as err:
+        raise _CLIError(f"sweeps need the 'sweeps' extra (pip install \".[sweeps]\"): {err}") from None
+
+
+def _cmd_sweep(args: argparse.Namespace) -> _Output:
+    from .sweeps import sweep
+
+    return _Output(_sweep_run(args, sweep).summary())
+
+
+def _cmd_validate_sweep(args: argparse.Namespace) -> _Output:
+    from .sweeps import validate_sweep
+
+    res = _sweep_run(args, validate_sweep, **_given(args, "reps", "block", "seed", "z_max"))
+    return _Output(res.summary(), status=0 if res.passed else EXIT_UNSTABLE)
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -239,6 +239,15 @@ def transfer_file(tmp_path):
 def test_every_subcommand_has_its_handler(capsys, transfer_file):
     from spectral_theory import cli
 
+    sweep_file = _write(transfer_file.parent, f"""[sweep]
+base = "{transfer_file.name}"
+kind = "kd"
+at = [0, 50]
+[design]
+kind = "grid"
+fields = {{ "alpha" = [0.0, 0.5] }}
+""", "s.toml")
+
     cases = {
         "run": ["run", CHAIN, "--at", "0,5"],
         "simulate": ["simulate", CHAIN, "--at", "0,5", "--reps", "20", "--no-progress"],
@@ -257,12 +266,15 @@ def test_every_subcommand_has_its_handler(capsys, transfer_file):
         "gallery": ["gallery", "--out", transfer_file.parent / "gal", "--only", "denoising-profile"],
         "check": ["check", CHAIN.parent / "claims.toml", "--only", "gaussian_b1_criterion", "--budget", "4",
                   "--no-certify"],
+        "sweep": ["sweep", sweep_file, "--no-progress"],
+        "validate-sweep": ["validate-sweep", sweep_file, "--reps", "4", "--block", "2", "--z-max", "1e9",
+                           "--no-progress"],  # the wiring, not the statistics (tests/test_sweeps.py)
     }
     parser = cli.build_parser()
     assert set(cases) == set(parser._subparsers._group_actions[0].choices)  # every subcommand is run here
     for name, argv in cases.items():
         args = parser.parse_args([str(a) for a in argv])
-        handler = cli._cmd_transfer if name in ("kd", "w2s", "chain") else getattr(cli, f"_cmd_{name}")
+        handler = cli._cmd_transfer if name in ("kd", "w2s", "chain") else getattr(cli, f"_cmd_{name.replace('-', '_')}")
         assert args.handler is handler
         code, out, err = run_cli(argv, capsys)
         assert code == 0 and out, (name, err)

@@ -279,10 +279,16 @@ def test_schedule_longer_than_steps_is_an_error_naming_both_lengths():
         st.Model("m", steps=5, schedule=st.Piecewise([0.1, 0.2], [3, 3]))
     # exact lengths are fine, and so are the example files
     st.Model("m", steps=6, schedule=st.Piecewise([0.1, 0.2], [3, 3]))
+    from spectral_theory.spec.files import read_scenario_file
+
     for path in EXAMPLES.iterdir():
-        if "[[claims]]" in path.read_text():  # a claim file (docs/claims.md), not a scenario
+        text = path.read_text()
+        if "[[claims]]" in text:  # a claim file (docs/claims.md), not a scenario
             continue
-        st.load_scenario(path)
+        if "sweep" in read_scenario_file(path):  # a sweep file (docs/sweeps.md), read by its own reader
+            assert st.load_sweep(path).points()
+        else:
+            st.load_scenario(path)
 
 
 # ---------------------------------------------------------------------------- steps past the end

@@ -5,7 +5,8 @@
 * every ``spectral-theory ...`` command of every ```bash block, through the command line's
   ``main`` in-process, from a temporary directory that sees the repository's ``examples/``
   (so that files the commands write land there); exit status 0, no traceback;
-* every ```toml block is a scenario file the strict reader accepts.
+* every ```toml block is a scenario file the strict reader accepts (or a sweep file its
+  reader accepts, ``docs/sweeps.md``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ def test_toml_block_is_a_valid_scenario():
             from spectral_theory.claims import read_claims
 
             assert read_claims(data, base_dir=README.parent).claims
+            continue
+        if "sweep" in data:  # a sweep file (docs/sweeps.md): its paths are relative to examples/
+            from spectral_theory.sweeps import sweep_from_dict
+
+            assert sweep_from_dict(data, root=README.parent / "examples").points()
             continue
         sc = scenario_from_dict(data)
         assert sc.models

@@ -244,13 +244,14 @@ def evaluate(
             continue
         solver, why = resolve_solver(scn, method, {})
         every = exhaustive(solver, scn)
-        res = predict(scn, at=at, cache=cache, method=solver, every_step=every, on_unstable=on_unstable)
+        use = cache if solver.uses_cache else None  # the ODE and continuum methods take no cache
+        res = predict(scn, at=at, cache=use, method=solver, every_step=every, on_unstable=on_unstable)
         res.diagnostics["method_choice"] = why
         results[lname] = res
         at_map = resolve_at(scn, at)
         for m in scn.models:
             oracles[m.name] = (from_curve(res.models[m.name].curve) if every else
-                               search(solver, scn, m.name, at_map, cache=cache, on_unstable=on_unstable,
+                               search(solver, scn, m.name, at_map, cache=use, on_unstable=on_unstable,
                                       reported=at_map[m.name]))
     theta2 = spec.problem.theta2
     summaries = {name: _summary(r, name, theta2, oracles.get(name))

@@ -1,0 +1,172 @@
+"""Where tasks run: in this process, in a local process pool, or on a ``dask.distributed``
+cluster (a ``LocalCluster`` started here, or an existing scheduler). Every executor yields
+``(key, result)`` as tasks finish; the driver alone writes results, so workers need no shared
+file system (``docs/sweeps.md``, "Running on a cluster").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..errors import SpecError
+
+__all__ = ["SweepError", "open_executor", "parse_cluster"]
+
+
+class SweepError(RuntimeError):
+    """The sweep stopped before every task finished (a lost process pool, a task the cluster
+    gave up on): what is saved stays saved, and running the same sweep again resumes it."""
+
+
+def parse_cluster(text: Any) -> int:
+    """The worker count of ``local:N``."""
+    if not isinstance(text, str) or not text.startswith("local:"):
+        raise SpecError("--cluster", text, "must be local:N (a dask LocalCluster of N worker processes)")
+    try:
+        n = int(text.split(":", 1)[1])
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise SpecError("--cluster", text, "must be local:N with N an integer >= 1")
+    return n
+
+
+class _Serial:
+    label = "serial"
+    dashboard = None
+
+    def run(self, fn: Callable, tasks: list[tuple[str, tuple]]) -> Iterator[tuple[str, Any]]:
+        for key, args in tasks:
+            yield key, fn(*args)
+
+
+class _Pool:
+    dashboard = None
+
+    def __init__(self, workers: int):
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.label = f"process pool of {workers} workers"
+        self.pool = ProcessPoolExecutor(max_workers=workers)
+
+    def run(self, fn: Callable, tasks: list[tuple[str, tuple]]) -> Iterator[tuple[str, Any]]:
+        from concurrent.futures import as_completed
+
+        futures = {self.pool.submit(fn, *args): key for key, args in tasks}
+        try:
+            for f in as_completed(futures):
+                try:
+                    res = f.result()
+                except Exception as err:
+                    raise SweepError(f"a task failed in the process pool ({type(err).__name__}: {err})") from err
+                yield futures.pop(f), res
+        finally:
+            for f in futures:
+                f.cancel()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Dask:
+    def __init__(self, client: Any, label: str, own: list[Any]):
+        self.client = client
+        self.label = label
+        self._own = own
+        try:
+            self.dashboard = client.dashboard_link if client.scheduler_info().get("services", {}).get(
+                "dashboard") else None
+        except Exception:  # noqa: BLE001 - no dashboard
+            self.dashboard = None
+
+    def run(self, fn: Callable, tasks: list[tuple[str, tuple]]) -> Iterator[tuple[str, Any]]:
+        from distributed import as_completed
+
+        futures = {}
+        for key, args in tasks:
+            fut = self.client.submit(fn, *args, key=f"spectral-theory-{fn.__name__}-{key}", pure=False)
+            futures[fut] = key
+        try:
+            for fut in as_completed(list(futures)):
+                try:
+                    res = fut.result()
+                except Exception as err:
+                    raise SweepError(f"a task failed on the dask cluster ({type(err).__name__}: {err})") from err
+                yield futures.pop(fut), res
+                fut.release()
+        finally:
+            for fut in futures:
+                with contextlib.suppress(Exception):
+                    fut.cancel()
+
+    def close(self) -> None:
+        for obj in self._own:
+            with contextlib.suppress(Exception):
+                obj.close()
+
+
+@contextlib.contextmanager
+def open_executor(*, workers: int | None = None, cluster: str | None = None, scheduler: str | None = None,
+                  client: Any = None, dashboard: bool = True, announce: bool = True) -> Iterator[Any]:
+    """The executor a sweep runs on (at most one of ``workers`` > 1: a process pool;
+    ``cluster = "local:N"``: a dask ``LocalCluster`` of N processes with one thread each, on
+    127.0.0.1; ``scheduler = "tcp://HOST:PORT"``: an existing dask scheduler; ``client``: a
+    ``dask.distributed.Client``); serial otherwise. With a cluster, the dashboard's link is
+    printed on standard error (``dashboard=False``: none started for a LocalCluster)."""
+    given = [k for k, v in (("workers", workers if workers not in (None, 1) else None), ("cluster", cluster),
+                            ("scheduler", scheduler), ("client", client)) if v is not None]
+    if len(given) > 1:
+        raise SpecError(given[1], locals()[given[1]], f"choose one executor; {given[0]} was given too")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise SpecError("workers", workers, "must be an integer >= 1")
+    ex: Any
+    if cluster is not None or scheduler is not None or client is not None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise SpecError("cluster" if cluster else "scheduler", cluster or scheduler,
+                            "needs dask.distributed: pip install \".[sweeps]\"") from None
+        own: list[Any] = []
+        if cluster is not None:
+            n = parse_cluster(cluster)
+            import logging
+
+            lc = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                              dashboard_address=":0" if dashboard else None, silence_logs=logging.ERROR)
+            client = Client(lc)
+            own = [client, lc]
+            label = f"dask LocalCluster of {n} workers"
+        elif scheduler is not None:
+            if not isinstance(scheduler, str) or "://" not in scheduler:
+                raise SpecError("scheduler", scheduler, "must be a dask scheduler address such as tcp://HOST:PORT")
+            try:
+                client = Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError) as err:
+                raise SpecError("scheduler", scheduler, f"cannot be reached ({err})") from None
+            own = [client]
+            label = f"dask scheduler {scheduler}"
+        else:
+            label = "dask client"
+        ex = _Dask(client, label, own)
+        if announce and dashboard and ex.dashboard:
+            try:
+                import bokeh  # noqa: F401
+
+                note = ""
+            except ImportError:
+                note = " (its pages need bokeh: pip install bokeh)"
+            sys.stderr.write(f"spectral-theory: dask dashboard: {ex.dashboard}{note}\n")
+            sys.stderr.flush()
+    elif workers is not None and workers > 1:
+        ex = _Pool(workers)
+    else:
+        ex = _Serial()
+    try:
+        yield ex
+    finally:
+        close = getattr(ex, "close", None)
+        if close is not None:
+            close()
