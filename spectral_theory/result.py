@@ -87,6 +87,10 @@ class ModelResult:
     curve: np.ndarray | None = None  # excess risk at every step 0..T, if recorded
     stability_limit: float | None = None
     max_lr: float | None = None
+    #: averaged models (``docs/theory.md`` §11): the last iterate's curves at ``steps``
+    #: (``excess_risk``, and ``bias``/``variance`` (theory) or ``excess_risk_se`` (Monte Carlo))
+    #: and its final per-mode ``second_moment``; the fields above are the deployed average's
+    last_iterate: dict[str, np.ndarray] | None = None
     #: Monte Carlo: per-replicate values (montecarlo.Replicates), for bootstraps; not exported
     replicates: Any = field(default=None, repr=False)
 
@@ -121,6 +125,9 @@ class ModelResult:
             out["max_lr"] = _num(self.max_lr)
         if self.curve is not None:
             out["curve"] = as_list(self.curve)
+        if self.last_iterate is not None:
+            out["last_iterate"] = {k: as_list(v) for k, v in self.last_iterate.items()
+                                   if modes or k != "second_moment"}
         if modes and self.modes is not None:
             out["modes"] = self.modes.to_dict()
         if modes and self.mode_curves is not None:
@@ -144,6 +151,9 @@ class ModelResult:
                     out[f"modes/{k}"] = np.asarray(v)
             if self.modes.theta2 is not None:
                 out["modes/normalised"] = self.modes.normalised
+        if self.last_iterate is not None:
+            for k, v in self.last_iterate.items():
+                out[f"last_iterate/{k}"] = np.asarray(v)
         return out
 
 

@@ -107,6 +107,21 @@ class Solver:
         raise NotImplementedError  # pragma: no cover
 
 
+def variant_reason(scenario: Scenario, method: str) -> str | None:
+    """Why ``method`` declines a scenario with an averaged or momentum model (``docs/theory.md``
+    §11), or ``None`` when every model is plain SGD. The variants are solved by ``exact`` only:
+    the renewal form of §6 is for the scalar per-mode factor of plain SGD (a momentum mode has a
+    3x3 map, an averaged one an extra inhomogeneous state), and the continuous-time methods are
+    not extended to them."""
+    for m in scenario.models:
+        if getattr(m, "is_variant", False):
+            what = " and ".join(w for w, v in (("iterate averaging", m.average), ("momentum", m.momentum))
+                                if v is not None)
+            return (f"model {m.name!r} uses {what}, which method {method!r} does not model (only "
+                    "'exact' integrates the SGD variants, docs/theory.md §11)")
+    return None
+
+
 def model_stability_limit(scenario: Scenario, index: int) -> float:
     """Largest stable constant step of model ``index`` (batch-mean convention)."""
     m = scenario.models[index]

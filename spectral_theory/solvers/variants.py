@@ -1,0 +1,163 @@
+"""The exact step-by-step engine for averaged and momentum models (``docs/theory.md`` §11).
+
+:func:`train_variant` trains one model of the chain whose spec has ``average`` and/or
+``momentum`` (:mod:`spectral_theory.spec.variants`), with the per-mode steps of
+:mod:`spectral_theory.solvers.variant_kernels`. Per mode it carries ``E[e^2]``, ``E[e v]``,
+``E[v^2]`` (iterate ``e``, auxiliary ``v``), with averaging also ``E[a^2]``, ``E[a e]``,
+``E[a v]`` (averaged error ``a``), the cross moments of ``e``, ``v`` and ``a`` with every frozen
+model, and the first-moment multipliers; two source rows each (bias, variance), as the chain
+state does. After training, the chain state holds the predictor the model *deploys* (its average
+if averaged), so students, disagreements and transfer metrics see that predictor; the model's
+result reports the deployed curves and, for an averaged model, the last iterate's too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..result import ModelResult
+from ..spec import Scenario
+from ..stability import StepCheck
+from . import variant_kernels as vk
+from .base import ChainState, model_result
+
+__all__ = ["train_variant", "variant_phases"]
+
+
+def variant_phases(model) -> Iterator[tuple[tuple[float, float, float, float, float], float, int]]:
+    """Runs of equal step coefficients: ``((r, p_e, p_v, h_e, h_v), eta, length)`` in training
+    order (plain SGD: ``r = p_e = p_v = 1``, ``h_v = 0``). Constant momentum coefficients follow
+    the schedule's constant phases; per-step coefficients give runs of one step."""
+    mom = model.momentum
+    if mom is None or mom.constant:
+        for lr, n in model.phases():
+            if mom is None:
+                yield (1.0, 1.0, 1.0, lr, 0.0), lr, n
+            else:
+                yield tuple(float(v) for v in mom.coefficients(lr)), lr, n
+        return
+    eta = model.step_sizes()
+    coefs = [np.broadcast_to(np.asarray(v, dtype=float), eta.shape) for v in mom.coefficients(eta)]
+    stack = np.stack(coefs, axis=1)
+    t, T = 0, eta.size
+    while t < T:
+        u = t + 1
+        while u < T and np.array_equal(stack[u], stack[t]):
+            u += 1
+        yield tuple(float(v) for v in stack[t]), float(eta[t]), u - t
+        t = u
+
+
+def train_variant(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarray, *, record_modes: bool,
+                  every_step: bool, check: StepCheck, limit: float) -> ModelResult:
+    """Train model ``gi`` (an averaged and/or momentum model) step by step; see the module
+    docstring. ``check``: what the stability policy found; ``limit``: the model's largest stable
+    constant step (reported)."""
+    model = scenario.models[gi]
+    prob = scenario.problem
+    lam = prob.eigenvalues
+    kappa = prob.kappa
+    s = model.speed_profile(lam)
+    p = scenario.index(model.teacher) if model.teacher is not None else None
+    alpha = float(model.alpha)
+    c = 1.0 - alpha if p is not None else 0.0
+    inv_b = 1.0 / model.batch
+    noise = np.array([[0.0], [alpha * alpha * prob.noise]])
+    avg = model.average
+    rho = avg.mix(model.steps) if avg is not None else None
+
+    g = state.add_model(expect=gi)
+    others = list(range(g))
+    Mee = state.M[(g, g)].copy()
+    Mev, Mvv = Mee.copy(), Mee.copy()
+    mu_e = state.mu[g].copy()
+    mu_v = mu_e.copy()
+    Xe = {h: state.M[(h, g)].copy() for h in others}
+    Xv = {h: x.copy() for h, x in Xe.items()}
+    zero = np.zeros_like(Mee)
+    Mpp = state.pair(p, p) if p is not None else zero
+    mu_p = state.mu[p] if p is not None else np.zeros_like(mu_e)
+    if avg is not None:
+        A, Ae, Av = Mee.copy(), Mee.copy(), Mee.copy()
+        Ah = {h: x.copy() for h, x in Xe.items()}
+        mu_a = mu_e.copy()
+
+    n_ck = ckpt.size
+    risk = np.empty((n_ck, 2))
+    last = np.empty((n_ck, 2)) if avg is not None else None
+    disagree = np.empty(n_ck) if p is not None else None
+    mode_curves = np.empty((n_ck, lam.size)) if record_modes else None
+    curve = np.empty(model.steps + 1) if every_step else None
+    k = 0
+
+    def record(t: int) -> None:
+        nonlocal k
+        dep = A if avg is not None else Mee
+        if curve is not None:
+            curve[t] = dep.sum()
+        while k < n_ck and ckpt[k] == t:
+            risk[k] = dep.sum(axis=1)
+            if last is not None:
+                last[k] = Mee.sum(axis=1)
+            if disagree is not None:
+                cross = Ah[p] if avg is not None else Xe[p]
+                disagree[k] = (dep - 2.0 * cross + Mpp).sum()
+            if mode_curves is not None:
+                mode_curves[k] = dep.sum(axis=0)
+            k += 1
+
+    record(0)
+    t = 0
+    max_lr = 0.0
+    for (r, p_e, p_v, h_e, h_v), lr, n in variant_phases(model):
+        max_lr = max(max_lr, lr)
+        x_e = h_e * s
+        x_v = h_v * s
+        for _ in range(n):
+            Mep = Xe[p] if p is not None else zero
+            Mvp = Xv[p] if p is not None else zero
+            U, e_pi, v_pi = vk.point_moment(Mee, Mev, Mvv, Mep, Mvp, Mpp, r, c)
+            sum_u = U.sum(axis=1, keepdims=True)
+            if avg is not None:
+                a_pi = r * Ae + (1.0 - r) * Av
+                if p is not None:
+                    a_pi = a_pi - c * Ah[p]
+            Mee_n, Mev_n, Mvv_n = vk.momentum_step(Mee, Mev, Mvv, U, e_pi, v_pi, sum_u, p_e, p_v, x_e, x_v,
+                                                   inv_b, kappa, noise)
+            for h in others:
+                pi_h = r * Xe[h] + (1.0 - r) * Xv[h] - c * state.pair(p, h) if p is not None else \
+                    r * Xe[h] + (1.0 - r) * Xv[h]
+                Xe[h], Xv[h] = vk.cross_step(Xe[h], Xv[h], pi_h, p_e, p_v, x_e, x_v)
+            mu_pi = r * mu_e + (1.0 - r) * mu_v - c * mu_p
+            mu_e, mu_v = vk.mean_step(mu_e, mu_v, mu_pi, p_e, p_v, x_e, x_v)
+            t += 1
+            if avg is not None:
+                w = float(rho[t])
+                A, Ae, Av = vk.average_step(A, Ae, Av, a_pi, Mee_n, Mev_n, p_e, p_v, x_e, x_v, w)
+                for h in others:
+                    Ah[h] = (1.0 - w) * Ah[h] + w * Xe[h]
+                mu_a = (1.0 - w) * mu_a + w * mu_e
+            Mee, Mev, Mvv = Mee_n, Mev_n, Mvv_n
+            record(t)
+        if not (np.all(np.isfinite(Mee)) and np.all(np.isfinite(Mvv))):
+            raise check.error(t, lr, "the moments overflowed to a non-finite value")
+
+    # the chain state holds the deployed predictor from now on
+    if avg is not None:
+        state.M[(g, g)], state.mu[g] = A, mu_a
+        for h in others:
+            state.M[(h, g)] = Ah[h]
+    else:
+        state.M[(g, g)], state.mu[g] = Mee, mu_e
+        for h in others:
+            state.M[(h, g)] = Xe[h]
+    res = model_result(model, ckpt, risk, state, g, disagreement=disagree, mode_curves=mode_curves,
+                       curve=curve, limit=limit, max_lr=max_lr)
+    if last is not None:
+        last = np.maximum(last, 0.0)
+        res.last_iterate = {"excess_risk": last.sum(axis=1), "bias": last[:, 0].copy(),
+                            "variance": last[:, 1].copy(),
+                            "second_moment": np.maximum(Mee.sum(axis=0), 0.0)}
+    return res
