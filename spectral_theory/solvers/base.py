@@ -139,10 +139,29 @@ def guard_chain(scenario: Scenario, on_unstable: str, diagnostics: dict[str, Any
     lam = scenario.problem.eigenvalues
     checks = [guard_steps(m.name, m.phases(), m.speed_profile(lam), m.batch, scenario.problem.kappa,
                           on_unstable=on_unstable, warn_msgs=warn_msgs, unstable_steps=unstable)
+              if not _has_momentum(m) else _guard_momentum_model(m, lam, scenario.problem.kappa, on_unstable,
+                                                                 warn_msgs, unstable)
               for m in scenario.models]
     if unstable:
         diagnostics["unstable_steps"] = unstable
     return checks
+
+
+def _has_momentum(m: Any) -> bool:
+    mom = getattr(m, "momentum", None)
+    return mom is not None and not mom.is_plain
+
+
+def _guard_momentum_model(m: Any, lam: np.ndarray, kappa: float, on_unstable: str, warn_msgs: list[str],
+                          unstable: dict) -> StepCheck:
+    """The stability policy for a model with momentum (``docs/theory.md`` §11): the exact
+    radius of its per-mode 3x3 maps with the rank-one noise coupling."""
+    from ..stability_momentum import guard_momentum
+    from .variants import variant_phases
+
+    return guard_momentum(m.name, variant_phases(m), m.speed_profile(lam), m.batch, kappa,
+                          on_unstable=on_unstable, warn_msgs=warn_msgs, unstable_steps=unstable,
+                          momentum=m.momentum)
 
 
 @dataclass
