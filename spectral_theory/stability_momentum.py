@@ -108,7 +108,10 @@ def _radius_reduced(D: np.ndarray, b: np.ndarray, w: np.ndarray) -> float:
 
 def _kernel(z: float, D: np.ndarray, b: np.ndarray, w: np.ndarray) -> float:
     """``K(z) = sum_k w^T (z - D_k)^-1 b_k`` at a real ``z`` above the blocks' spectra."""
-    y = np.linalg.solve(z * np.eye(3)[None] - D, b[:, :, None])[:, :, 0]
+    try:
+        y = np.linalg.solve(z * np.eye(3)[None] - D, b[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:  # z on a block's eigenvalue: K has a pole there
+        return math.inf
     return float(np.sum(y @ w))
 
 
@@ -130,7 +133,7 @@ def momentum_radius(coef, speeds, batch: int, kappa: float) -> float:
     if kappa >= 2.0:
         rD = float(np.max(np.abs(np.linalg.eigvals(D))))
         rT = float(np.max(np.abs(np.linalg.eigvals(T))))
-        lo = max(rD, 1e-300) * (1 + 1e-12) + 1e-300
+        lo = max(rD, 1e-300) * (1 + 1e-9)
         zs = 0.0
         if _kernel(lo, D, b, w) > 1.0:
             hi = max(2.0 * lo, 1.0)
@@ -152,10 +155,40 @@ def _necessary(coef, speeds, batch: int, kappa: float) -> bool:
     D, b, w, T, _ = momentum_blocks(coef, speeds, batch, kappa)
     if D.shape[0] == 0:
         return True
+    if kappa >= 2.0:
+        return _cone_test(D, b, w)
     if np.max(np.abs(np.linalg.eigvals(D))) >= 1.0 or np.max(np.abs(np.linalg.eigvals(T))) >= 1.0:
         return False
     y = np.linalg.solve(np.eye(3)[None] - D, b[:, :, None])[:, :, 0]
     return float(np.sum(y @ w)) < 1.0
+
+
+def _pd(v: np.ndarray) -> bool:
+    """Every ``(ee, ev, vv)`` row a positive definite 2x2 moment matrix."""
+    return bool(np.all(v[:, 0] > 0) and np.all(v[:, 2] > 0) and np.all(v[:, 0] * v[:, 2] - v[:, 1] ** 2 > 0))
+
+
+def _cone_test(D: np.ndarray, b: np.ndarray, w: np.ndarray) -> bool:
+    """``rho(A) < 1`` for ``kappa >= 2``, without eigenvalues. ``A`` then maps the cone of
+    (per-mode) positive semi-definite 2x2 moment matrices into itself, and for such a map
+    ``rho(A) < 1`` iff ``(I - A) M = u`` has a solution ``M`` in the cone's interior for an
+    interior ``u`` (then ``A M = M - u < M``; conversely ``M = sum_n A^n u``). With ``u_k = I``
+    and Sherman-Morrison: ``y = (I - D)^-1 u``, ``z = (I - D)^-1 b``, ``K(1) = w . z`` and
+    ``M = y + z (w . y) / (1 - K(1))``; the blocks' own test is ``y`` interior. The mean maps
+    ``T_i`` follow: ``rho(T_i)^2 = rho(Sym2 T_i) <= rho(D_i)``."""
+    eye = np.eye(3)[None] - D
+    rhs = np.stack([np.tile([1.0, 0.0, 1.0], (D.shape[0], 1)), b], axis=2)
+    try:
+        sol = np.linalg.solve(eye, rhs)
+    except np.linalg.LinAlgError:
+        return False
+    y, z = sol[:, :, 0], sol[:, :, 1]
+    if not (np.all(np.isfinite(sol)) and _pd(y)):
+        return False
+    K1 = float(np.sum(z @ w))
+    if not K1 < 1.0:
+        return False
+    return _pd(y + z * (float(np.sum(y @ w)) / (1.0 - K1)))
 
 
 def is_stable_momentum(coef, speeds, batch: int, kappa: float) -> bool:
@@ -242,9 +275,8 @@ def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unst
     for coef, _lr, n in runs:
         key = tuple(coef)
         if key not in cache:
-            cache[key] = (momentum_radius(coef, s, batch, kappa)
-                          if not (_necessary(coef, s, batch, kappa) and math.isfinite(limit) and _lr < limit)
-                          else 0.0)
+            ok = _necessary(coef, s, batch, kappa) and (kappa >= 2.0 or (math.isfinite(limit) and _lr < limit))
+            cache[key] = 0.0 if ok else momentum_radius(coef, s, batch, kappa)
         starts.append(t)
         flags.append(cache[key] >= 1.0)
         t += n
