@@ -147,6 +147,16 @@ def guard_chain(scenario: Scenario, on_unstable: str, diagnostics: dict[str, Any
     return checks
 
 
+def guard_model(m: Any, lam: np.ndarray, kappa: float, on_unstable: str, warn_msgs: list[str] | None = None,
+                unstable: dict | None = None) -> StepCheck:
+    """The stability policy for one model: :func:`~spectral_theory.stability.guard_steps`, or for a
+    model with momentum the exact test of its 3x3 maps (``docs/theory.md`` §11)."""
+    if _has_momentum(m):
+        return _guard_momentum_model(m, lam, kappa, on_unstable, warn_msgs, unstable)
+    return guard_steps(m.name, m.phases(), m.speed_profile(lam), m.batch, kappa, on_unstable=on_unstable,
+                       warn_msgs=warn_msgs, unstable_steps=unstable)
+
+
 def _has_momentum(m: Any) -> bool:
     mom = getattr(m, "momentum", None)
     return mom is not None and not mom.is_plain
