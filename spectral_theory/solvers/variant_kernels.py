@@ -26,8 +26,11 @@ __all__ = ["point_moment", "momentum_step", "cross_step", "mean_step", "average_
 def point_moment(Mee, Mev, Mvv, Mep, Mvp, Mpp, r, c):
     """``U = E[pi^2]``, ``E[e pi]``, ``E[v pi]`` for ``pi = r e + (1 - r) v - c e_p``."""
     rb = 1.0 - r
-    e_pi = r * Mee + rb * Mev
-    v_pi = r * Mev + rb * Mvv
+    if r == 1.0:  # heavy-ball: the gradient is taken at the iterate (no array operation for rb = 0)
+        e_pi, v_pi = Mee, Mev
+    else:
+        e_pi = r * Mee + rb * Mev
+        v_pi = r * Mev + rb * Mvv
     if c != 0.0:
         e_pi = e_pi - c * Mep
         v_pi = v_pi - c * Mvp
@@ -42,8 +45,12 @@ def momentum_step(Mee, Mev, Mvv, U, e_pi, v_pi, sum_U, p_e, p_v, x_e, x_v, inv_B
     qe, qv = 1.0 - p_e, 1.0 - p_v
     Q = U + inv_B * (noise + sum_U + (kappa - 2.0) * U)
     eh_pi = p_e * e_pi + qe * v_pi
-    vh_pi = p_v * e_pi + qv * v_pi
     ee = p_e * p_e * Mee + 2.0 * p_e * qe * Mev + qe * qe * Mvv
+    if p_v == 1.0 and isinstance(x_v, float) and x_v == 0.0:
+        # v' = e (heavy-ball, Nesterov): the same values with fewer array operations
+        ev = p_e * Mee + qe * Mev
+        return ee - 2.0 * x_e * eh_pi + x_e * x_e * Q, ev - x_e * e_pi, Mee
+    vh_pi = p_v * e_pi + qv * v_pi
     ev = p_e * p_v * Mee + (p_e * qv + qe * p_v) * Mev + qe * qv * Mvv
     vv = p_v * p_v * Mee + 2.0 * p_v * qv * Mev + qv * qv * Mvv
     return (ee - 2.0 * x_e * eh_pi + x_e * x_e * Q,

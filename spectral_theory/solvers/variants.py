@@ -111,10 +111,48 @@ def train_variant(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarr
     record(0)
     t = 0
     max_lr = 0.0
-    for (r, p_e, p_v, h_e, h_v), lr, n in variant_phases(model):
+    if model.momentum is None or model.momentum.is_plain:
+        # averaging only: the iterate follows plain SGD's generated kernels (docs/theory.md §4),
+        # the average its own two moments (no auxiliary sequence)
+        from . import kernels as gen
+
+        hard = p is None or c == 0.0
+        for lr, n in model.phases():
+            max_lr = max(max_lr, lr)
+            x = lr * s
+            for _ in range(n):
+                if hard:
+                    a_pi = Ae
+                    Mee_n = gen.hard_moment_step(Mee, Mee.sum(axis=1, keepdims=True), x, inv_b, kappa, noise)
+                    mu_e = gen.hard_mean_step(mu_e, x)
+                    for h in others:
+                        Xe[h] = gen.hard_mean_step(Xe[h], x)
+                else:
+                    Mep = Xe[p]
+                    a_pi = Ae - c * Ah[p]
+                    U = gen.residual_moment(Mee, Mep, Mpp, c)
+                    Mee_n = gen.self_moment_step(Mee, Mep, U, U.sum(axis=1, keepdims=True), x, c, inv_b, kappa, noise)
+                    mu_e = gen.mean_step(mu_e, mu_p, x, c)
+                    for h in others:
+                        Xe[h] = gen.cross_moment_step(Xe[h], state.pair(p, h), x, c)
+                t += 1
+                w = float(rho[t])
+                keep = 1.0 - w
+                a_e = Ae - x * a_pi  # E[a e'] (the gradient noise has mean zero given the past)
+                A = keep * keep * A + w * (2.0 * keep * a_e + w * Mee_n)
+                Ae = keep * a_e + w * Mee_n
+                for h in others:
+                    Ah[h] = keep * Ah[h] + w * Xe[h]
+                mu_a = keep * mu_a + w * mu_e
+                Mee = Mee_n
+                record(t)
+            if not np.all(np.isfinite(Mee)):
+                raise check.error(t, lr, "the moments overflowed to a non-finite value")
+    for (r, p_e, p_v, h_e, h_v), lr, n in (() if model.momentum is None or model.momentum.is_plain
+                                           else variant_phases(model)):
         max_lr = max(max_lr, lr)
         x_e = h_e * s
-        x_v = h_v * s
+        x_v = h_v * s if h_v != 0.0 else 0.0  # a float 0: the kernels skip its terms
         for _ in range(n):
             Mep = Xe[p] if p is not None else zero
             Mvp = Xv[p] if p is not None else zero
