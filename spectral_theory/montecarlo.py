@@ -371,7 +371,7 @@ def skewness_check(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _variant_steps(model) -> tuple[np.ndarray, ...]:
     """Per-step ``(r, p_e, p_v, h_e, h_v, rho)`` of an averaged and/or momentum model
     (``spectral_theory.spec.variants``); ``rho[t]`` is the averaging weight of step ``t + 1``."""
-    from .solvers.variants import variant_phases
+    from .spec.variants import variant_phases
 
     runs = list(variant_phases(model))
     lens = [n for _, _, n in runs]

@@ -166,8 +166,8 @@ def _guard_momentum_model(m: Any, lam: np.ndarray, kappa: float, on_unstable: st
                           unstable: dict) -> StepCheck:
     """The stability policy for a model with momentum (``docs/theory.md`` §11): the exact
     radius of its per-mode 3x3 maps with the rank-one noise coupling."""
+    from ..spec.variants import variant_phases
     from ..stability_momentum import guard_momentum
-    from .variants import variant_phases
 
     return guard_momentum(m.name, variant_phases(m), m.speed_profile(lam), m.batch, kappa,
                           on_unstable=on_unstable, warn_msgs=warn_msgs, unstable_steps=unstable,

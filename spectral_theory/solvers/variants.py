@@ -13,41 +13,16 @@ result reports the deployed curves and, for an averaged model, the last iterate'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
 from ..result import ModelResult
 from ..spec import Scenario
+from ..spec.variants import variant_phases
 from ..stability import StepCheck
 from . import variant_kernels as vk
 from .base import ChainState, model_result
 
 __all__ = ["train_variant", "variant_phases"]
-
-
-def variant_phases(model) -> Iterator[tuple[tuple[float, float, float, float, float], float, int]]:
-    """Runs of equal step coefficients: ``((r, p_e, p_v, h_e, h_v), eta, length)`` in training
-    order (plain SGD: ``r = p_e = p_v = 1``, ``h_v = 0``). Constant momentum coefficients follow
-    the schedule's constant phases; per-step coefficients give runs of one step."""
-    mom = model.momentum
-    if mom is None or mom.constant:
-        for lr, n in model.phases():
-            if mom is None:
-                yield (1.0, 1.0, 1.0, lr, 0.0), lr, n
-            else:
-                yield tuple(float(v) for v in mom.coefficients(lr)), lr, n
-        return
-    eta = model.step_sizes()
-    coefs = [np.broadcast_to(np.asarray(v, dtype=float), eta.shape) for v in mom.coefficients(eta)]
-    stack = np.stack(coefs, axis=1)
-    t, T = 0, eta.size
-    while t < T:
-        u = t + 1
-        while u < T and np.array_equal(stack[u], stack[t]):
-            u += 1
-        yield tuple(float(v) for v in stack[t]), float(eta[t]), u - t
-        t = u
 
 
 def train_variant(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarray, *, record_modes: bool,

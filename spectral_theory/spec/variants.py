@@ -17,6 +17,7 @@ what is allowed.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 from ..errors import SpecError
 from .validate import finite, integer
 
-__all__ = ["Average", "Momentum", "AVERAGE_KINDS", "MOMENTUM_KINDS", "AVERAGE_KEYS", "MOMENTUM_KEYS"]
+__all__ = ["Average", "Momentum", "variant_phases", "AVERAGE_KINDS", "MOMENTUM_KINDS", "AVERAGE_KEYS", "MOMENTUM_KEYS"]
 
 #: the keys each kind takes (``kind`` included); the first group of each tuple is required
 AVERAGE_KEYS: dict[str, frozenset[str]] = {
@@ -348,3 +349,27 @@ def _parse(f: str, t: Any, keys: dict[str, frozenset[str]], cls: Any) -> Any:
         if k not in keys[kind]:
             raise SpecError(f"{f}.{k}", t[k], f"unknown key for kind {kind!r}; allowed keys: {sorted(keys[kind])}")
     return cls(**t)
+
+
+def variant_phases(model) -> Iterator[tuple[tuple[float, float, float, float, float], float, int]]:
+    """Runs of equal step coefficients: ``((r, p_e, p_v, h_e, h_v), eta, length)`` in training
+    order (plain SGD: ``r = p_e = p_v = 1``, ``h_v = 0``). Constant momentum coefficients follow
+    the schedule's constant phases; per-step coefficients give runs of one step."""
+    mom = model.momentum
+    if mom is None or mom.constant:
+        for lr, n in model.phases():
+            if mom is None:
+                yield (1.0, 1.0, 1.0, lr, 0.0), lr, n
+            else:
+                yield tuple(float(v) for v in mom.coefficients(lr)), lr, n
+        return
+    eta = model.step_sizes()
+    coefs = [np.broadcast_to(np.asarray(v, dtype=float), eta.shape) for v in mom.coefficients(eta)]
+    stack = np.stack(coefs, axis=1)
+    t, T = 0, eta.size
+    while t < T:
+        u = t + 1
+        while u < T and np.array_equal(stack[u], stack[t]):
+            u += 1
+        yield tuple(float(v) for v in stack[t]), float(eta[t]), u - t
+        t = u
