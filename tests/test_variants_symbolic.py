@@ -19,3 +19,14 @@ def test_variant_kernels_match_the_derivation_at_d2():
 @pytest.mark.slow
 def test_variant_kernels_match_the_derivation_at_d3():
     assert len(check_variant_kernels(3)) == 13
+
+
+@pytest.mark.slow
+def test_variants_document_is_up_to_date():
+    """derivations/variants.md is byte-identical to what the generator writes."""
+    from pathlib import Path
+
+    from spectral_theory.symbolic.variants import DOCUMENT_PATH, generate_document
+
+    on_disk = (Path(__file__).resolve().parents[1] / DOCUMENT_PATH).read_text(encoding="utf-8")
+    assert generate_document() == on_disk, f"{DOCUMENT_PATH} is stale: run python derivations/generate.py"

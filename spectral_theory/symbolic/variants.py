@@ -27,7 +27,7 @@ import sympy as sp
 from .common import B, alpha, kappa, require, sigma2
 from .recursions import Setting, batch_expectation
 
-__all__ = ["COEFFICIENTS", "derive_variant_step", "check_variant_kernels"]
+__all__ = ["COEFFICIENTS", "DOCUMENT_PATH", "derive_variant_step", "check_variant_kernels", "generate_document"]
 
 r, p_e, p_v, h_e, h_v, rho = sp.symbols("r p_e p_v h_e h_v rho")
 COEFFICIENTS = (r, p_e, p_v, h_e, h_v, rho)
@@ -125,3 +125,65 @@ def check_variant_kernels(D: int = 3) -> list[str]:
     require(sp.expand(mine - plain) == 0, "the variant step does not reduce to plain SGD's")
     checks.append(f"r = p_e = 1: E[e_g'^2] is plain SGD's mixed-label step at D = {D}")
     return checks
+
+
+DOCUMENT_PATH = "derivations/variants.md"
+
+
+def _generic_kernels() -> dict[str, sp.Expr]:
+    """The kernels on generic one-mode symbols (``U`` and ``sum_U`` kept as symbols)."""
+    from ..solvers import variant_kernels as vk
+
+    Mee, Mev, Mvv, A, Ae, Av, U, sU, e_pi, v_pi, a_pi, x_e, x_v, noise, inv_B = sp.symbols(
+        "M_ee M_ev M_vv M_aa M_ae M_av U sum_U E_epi E_vpi E_api x_e x_v noise inv_B")
+    ee, ev, vv = vk.momentum_step(Mee, Mev, Mvv, U, e_pi, v_pi, sU, p_e, p_v, x_e, x_v, inv_B, kappa, noise)
+    aa, ae, av = vk.average_step(A, Ae, Av, a_pi, ee, ev, p_e, p_v, x_e, x_v, rho)
+    return {"E[e'^2]": ee, "E[e'v']": ev, "E[v'^2]": vv, "E[a'^2]": aa, "E[a'e']": ae,
+            "E[a'v']": av}
+
+
+def generate_document() -> str:
+    """Markdown of ``derivations/variants.md`` (deterministic): the update, the per-mode steps
+    and the checks, each made while generating."""
+    from .common import document_header
+
+    checks = check_variant_kernels(2) + check_variant_kernels(3)
+    lines = document_header(
+        "Moment steps of the SGD variants: averaging and momentum",
+        "spectral_theory/symbolic/variants.py",
+        "Specification: `docs/theory.md` §11; reference: `docs/variants.md`. The numeric steps are "
+        "`spectral_theory/solvers/variant_kernels.py`, checked here symbol for symbol against the "
+        "expectation of the literal update.")
+    lines += [
+        "",
+        "## 1. The update",
+        "",
+        "Mode errors: iterate $e$, auxiliary $v$, averaged $a$, frozen parent $e_p$ and frozen $e_h$. "
+        "One step, with the residual $\\pi = y - c\\,e_p$ at the gradient point $y = r e + (1 - r) v$ and "
+        "the batch-mean gradient $G$ of the mode at $y$:",
+        "",
+        "$$e' = p_e e + (1 - p_e) v - x_e G, \\qquad v' = p_v e + (1 - p_v) v - x_v G, \\qquad "
+        "a' = (1 - \\rho) a + \\rho e'.$$",
+        "",
+        "Given the state, $E[G] = \\pi$ and $E[G^2] = Q = U + \\frac{1}{B}\\big(\\text{noise} + \\sum_j U_j "
+        "+ (\\kappa - 2) U\\big)$ with $U = E[\\pi^2]$ (so the only coupling of the modes is $\\sum_j U_j$).",
+        "",
+        "## 2. The per-mode steps (as the kernels compute them)",
+        "",
+        "With $E_{e\\pi} = E[e\\pi]$, $E_{v\\pi} = E[v\\pi]$, $E_{a\\pi} = E[a\\pi]$:",
+        "",
+    ]
+    names = {sp.Symbol("E_epi"): r"E_{e\pi}", sp.Symbol("E_vpi"): r"E_{v\pi}", sp.Symbol("E_api"): r"E_{a\pi}",
+             sp.Symbol("inv_B"): r"\tfrac{1}{B}", sp.Symbol("sum_U"): r"\textstyle\sum_j U_j",
+             sp.Symbol("noise"): r"\mathrm{noise}"}
+    for name, expr in _generic_kernels().items():
+        expr = sp.expand(sp.nsimplify(sp.expand(expr)))
+        moments = [q for q in sorted(expr.free_symbols, key=sp.default_sort_key) if q.name.startswith(("M_", "E_"))]
+        collected = sp.collect(expr, moments, sp.factor)
+        lines += [f"- ${name}$:", "", f"  $$ {sp.latex(collected, symbol_names=names)} $$", ""]
+    lines += ["## 3. Checks made while generating this file", ""]
+    lines += [f"- {c}" for c in checks]
+    lines += ["", "Every expectation is taken by `spectral_theory.symbolic.recursions.expectation` "
+              "(latent third moment kept free; a surviving product of errors of two different modes "
+              "raises), so the steps close mode by mode at every finite dimension checked.", ""]
+    return "\n".join(lines)
