@@ -269,3 +269,43 @@ def test_other_methods_decline_and_auto_picks_exact():
 
     solver, why = choose(scn)
     assert solver.name == "exact" and "renewal declined" in why and "momentum" in why
+
+
+# ----------------------------------------------------------------------------- transfer
+
+
+def test_transfer_deploys_the_average():
+    """KD, W2S and chains take variant models; a student learns from its parent's deployed
+    predictor (the average), and the reports are those of the deployed predictors: the report's
+    numbers equal predict() on the same chain (which the dense reference checks above)."""
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=300), st.PowerLawTarget(b=1.5), noise=0.5)
+    avg = st.Model("t", steps=3000, schedule=0.5, average={"kind": "tail", "fraction": 0.5})
+    last = st.Model("t", steps=3000, schedule=0.5)
+    student = st.Model("s", steps=2000, schedule=0.5, capacity=60)
+    r_avg = st.evaluate(st.Distillation(prob, teacher=avg, student=student, alpha=0.0))
+    r_last = st.evaluate(st.Distillation(prob, teacher=last, student=student, alpha=0.0))
+    # the demonstration's claim (docs/variants.md): the averaged teacher transfers, its last iterate does not
+    assert r_avg["kd_gain"] > 1 > r_last["kd_gain"]
+    assert r_avg["horizon_expansion"] > 0 == r_last["horizon_expansion"]
+    chain = st.Scenario(prob, (dataclasses_replace(avg, name="teacher"),
+                               dataclasses_replace(student, name="kd_student", teacher="teacher", alpha=0.0)),
+                        output=st.Output(at=(0, 2000, 3000)))
+    direct = st.predict(chain, method="exact")
+    assert math.isclose(r_avg["kd_risk"], direct["kd_student"].final, rel_tol=1e-12)
+    assert math.isclose(r_avg["teacher_risk"], direct["teacher"].final, rel_tol=1e-12)
+
+    w2s = st.evaluate(st.WeakToStrong(prob, weak=st.Model("w", steps=500, schedule=0.04, capacity=20,
+                                                          momentum={"kind": "heavy_ball", "beta": 0.8}),
+                                      strong=st.Model("s", steps=500, schedule=0.2,
+                                                      average={"kind": "ema", "half_life": 50})))
+    assert math.isfinite(w2s["pgr"])
+    ch = st.evaluate(st.Chain(prob, base=avg, child=st.Model("c", steps=300, schedule=0.3, capacity=50,
+                                                             momentum={"kind": "nesterov", "beta": 0.5}),
+                              generations=3, alpha=0.0))
+    assert len(ch["generation_risk"]) == 3
+
+
+def dataclasses_replace(model, **kw):
+    import dataclasses
+
+    return dataclasses.replace(model, **kw)
