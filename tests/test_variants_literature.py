@@ -196,3 +196,27 @@ def test_accelerated_rate_on_a_power_law():
     s_acc = np.polyfit(np.log(at), np.log(acc), 1)[0]
     s_sgd = np.polyfit(np.log(at), np.log(sgd), 1)[0]
     assert abs(s_acc + 1) < 0.03 and abs(s_sgd + 0.5) < 0.01, (s_acc, s_sgd)
+
+
+def test_momentum_follows_the_stability_policy():
+    """docs/theory.md §5 for momentum models: a transient excursion above the limit (a large first
+    phase) is computed with a warning naming the steps and the peak growth factor; a final phase
+    above the limit is an error; 'raise' refuses any step above it; 'ignore' computes silently."""
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=50), st.PowerLawTarget(b=2.0), noise=0.1)
+    mom = {"kind": "heavy_ball", "beta": 0.9}
+    lim = momentum_limit(Momentum("heavy_ball", beta=0.9), prob.eigenvalues, 1, 3.0)
+    warm = st.Model("m", steps=200, schedule=st.Piecewise([1.5 * lim, 0.3 * lim], [5, 195]), momentum=mom)
+    scn = st.Scenario(prob, (warm,), output=st.Output(at=(0, 200)))
+    with pytest.warns(RuntimeWarning, match="steps 0-4"):
+        r = st.predict(scn, method="exact")
+    entry = r.diagnostics["unstable_steps"]["m"]
+    assert entry["steps"] == [[0, 4]] and entry["growth_bound"] > 1
+    assert math.isclose(entry["limit"], lim, rel_tol=1e-12)
+    with pytest.raises(InstabilityError):
+        st.predict(scn, method="exact", on_unstable="raise")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        st.predict(scn, method="exact", on_unstable="ignore")
+    final = st.Model("m", steps=100, schedule=1.02 * lim, momentum=mom)
+    with pytest.raises(InstabilityError, match="final constant phase"):
+        st.predict(st.Scenario(prob, (final,)), method="exact")
