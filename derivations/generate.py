@@ -8,7 +8,9 @@ Outputs (generated, never edited by hand):
 
 - ``spectral_theory/solvers/kernels.py``: the numpy recursions the solvers call;
 - ``derivations/moment_recursions.md``: the derivation of the recursions;
-- ``derivations/asymptotics.md``: the power-law asymptotics of the renewal equation.
+- ``derivations/asymptotics.md``: the power-law asymptotics of the renewal equation;
+- ``derivations/variants.md``: the moment steps of iterate averaging and momentum, checked
+  against the numeric kernels of ``spectral_theory/solvers/variant_kernels.py``.
 
 Every derivation step carries its own checks (the rank-one extraction at D = 2, 3, 4 with
 identical results, m3 dropping out, equality with ``docs/theory.md`` §4, the fourth-moment
@@ -45,8 +47,15 @@ def _asymptotics() -> dict[str, str]:
     return {asymptotics.DOCUMENT_PATH: asymptotics.generate_document()}
 
 
+def _variants() -> dict[str, str]:
+    from spectral_theory.symbolic import variants
+
+    return {variants.DOCUMENT_PATH: variants.generate_document()}
+
+
 #: group name -> function returning {path relative to the root: generated text}
-GROUPS: dict[str, Callable[[], dict[str, str]]] = {"recursions": _recursions, "asymptotics": _asymptotics}
+GROUPS: dict[str, Callable[[], dict[str, str]]] = {"recursions": _recursions, "asymptotics": _asymptotics,
+                                                   "variants": _variants}
 
 
 def write_outputs(outputs: dict[str, str], root: Path, *, check: bool) -> int:

@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
                      "PowerLawTarget", "Problem", "Scenario", "Spectrum", "Target", "load_scenario",
                      "scenario_from_dict"), "spec"),
     **dict.fromkeys(("check_step", "stability_limit"), "stability"),
+    **dict.fromkeys(("Average", "Momentum"), "spec.variants"),
     **dict.fromkeys(("Chain", "Distillation", "TransferReport", "WeakToStrong", "Tuning", "TransferMap",
                      "evaluate", "spectral_horizon", "transfer_map", "tune_alpha", "tune_lr"), "transfer"),
     **dict.fromkeys(("sweep", "validate_sweep", "load_sweep", "read_results"), "sweeps"),

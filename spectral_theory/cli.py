@@ -1049,15 +1049,14 @@ def _cmd_compare(args: argparse.Namespace) -> _Output:
 
 def _cmd_stability(args: argparse.Namespace) -> _Output:
     from .budget import stability_estimate
-    from .stability import guard_steps
+    from .solvers.base import guard_model
 
     scenario = _load(args)
     _check_memory(args, stability_estimate(scenario))
     lines, status = [], 0
     for m in scenario.models:
         phases = m.phases()
-        check = guard_steps(m.name, phases, m.speed_profile(scenario.problem.eigenvalues), m.batch,
-                            scenario.problem.kappa, on_unstable="ignore")
+        check = guard_model(m, scenario.problem.eigenvalues, scenario.problem.kappa, "ignore")
         mx = max((lr for lr, _ in phases), default=0.0)
         if not check.unstable:
             verdict = "stable"
@@ -1070,6 +1069,9 @@ def _cmd_stability(args: argparse.Namespace) -> _Output:
                        "limit: an error unless --allow-unstable)")
         limit = (f"largest stable constant step {check.limit:.6g} (batch-mean)" if check.limit < float("inf")
                  else "no stability limit (every speed is 0: the model never moves)")
+        if getattr(m, "momentum", None) is not None and not m.momentum.is_plain:  # docs/theory.md §11
+            limit = (f"{limit} with {m.momentum.kind} momentum" if m.momentum.constant else
+                     "per-step momentum coefficients: each step's map tested exactly")
         lines.append(f"{m.name}: {limit}; largest step used {mx:.6g}: {verdict}\n")
     return _Output("".join(lines), status=status)
 

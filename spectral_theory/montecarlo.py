@@ -368,6 +368,19 @@ def skewness_check(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------- the simulator
+def _variant_steps(model) -> tuple[np.ndarray, ...]:
+    """Per-step ``(r, p_e, p_v, h_e, h_v, rho)`` of an averaged and/or momentum model
+    (``spectral_theory.spec.variants``); ``rho[t]`` is the averaging weight of step ``t + 1``."""
+    from .spec.variants import variant_phases
+
+    runs = list(variant_phases(model))
+    lens = [n for _, _, n in runs]
+    cols = [np.repeat([c[j] for c, _, _ in runs], lens) for j in range(5)] if runs else \
+        [np.zeros(0) for _ in range(5)]
+    rho = model.average.mix(model.steps)[1:] if model.average is not None else np.ones(model.steps)
+    return (*cols, rho)
+
+
 def run_monte_carlo(
     scenario: Scenario,
     *,
@@ -418,6 +431,9 @@ def run_monte_carlo(
             progress = sys.stderr.isatty() and estimate > 2.0
         bar = Progress(estimate, bool(progress))
     risk = [np.empty((c.size, reps)) for c in ck]
+    # SGD variants (docs/theory.md §11): per-step coefficients, averaging weights, last-iterate risk
+    variant = [_variant_steps(m) if m.is_variant else None for m in models]
+    last = [np.empty((c.size, reps)) if m.average is not None else None for m, c in zip(models, ck, strict=True)]
     dis = [np.empty((c.size, reps)) if m.teacher is not None else None for m, c in zip(models, ck, strict=True)]
     keep_modes = reps * d * G <= MAX_REPLICATE_MODES
     final_sq = [np.empty((reps, d)) for _ in models] if keep_modes else None
@@ -457,19 +473,42 @@ def run_monte_carlo(
                 # label residual direction: z.(phi_g - c phi_p - alpha theta) - alpha eps
                 offset = -alpha * theta if parent is None else -c * parent - alpha * theta
                 phi = np.zeros((R, d))
+                var = variant[gi]
+                aux = np.zeros((R, d)) if var is not None else None  # momentum's auxiliary sequence
+                avg = np.zeros((R, d)) if m.average is not None else None  # the running average
+                dep = phi if avg is None else avg  # the predictor the model deploys
                 k = 0
                 T = m.steps
                 chunk = max(1, T // 100)
                 work = step_cost[gi] * R / reps
                 for t in range(T + 1):
                     while k < ck[gi].size and ck[gi][k] == t:
-                        risk[gi][k, cols] = sq_norm(phi - theta)
+                        risk[gi][k, cols] = sq_norm(dep - theta)
+                        if avg is not None:
+                            last[gi][k, cols] = sq_norm(phi - theta)
                         if parent is not None:
-                            dis[gi][k, cols] = sq_norm(phi - parent)
+                            dis[gi][k, cols] = sq_norm(dep - parent)
                         k += 1
                     if t == T:
                         break
                     z = sample_latent(rng, prob.features, (R, B, d))
+                    if var is not None:  # the gradient is taken at y = r phi + (1 - r) aux
+                        r_t, pe_t, pv_t, he_t, hv_t, rho_t = (float(a[t]) for a in var)
+                        v = r_t * phi + (1.0 - r_t) * aux + offset
+                        resid = np.einsum("rbd,rd->rb", z, v)
+                        if sigma > 0 and alpha != 0.0:
+                            resid -= alpha * sigma * rng.standard_normal((R, B))
+                        grad = np.einsum("rbd,rb->rd", z, resid)
+                        phi, aux = (pe_t * phi + (1.0 - pe_t) * aux - (he_t / B) * s * grad,
+                                    pv_t * phi + (1.0 - pv_t) * aux - (hv_t / B) * s * grad)
+                        if avg is not None:
+                            avg = (1.0 - rho_t) * avg + rho_t * phi
+                        dep = phi if avg is None else avg
+                        if (t + 1) % chunk == 0:
+                            if not (np.all(np.isfinite(phi)) and np.all(np.isfinite(aux))):
+                                raise overflow(gi, t + 1, "the simulated weights overflowed")
+                            bar.advance(chunk * work, f"block {bi + 1}/{n_blocks} model {m.name!r}")
+                        continue
                     v = phi + offset
                     resid = np.einsum("rbd,rd->rb", z, v)
                     if sigma > 0 and alpha != 0.0:
@@ -481,7 +520,7 @@ def run_monte_carlo(
                             raise overflow(gi, t + 1, "the simulated weights overflowed")
                         bar.advance(chunk * work, f"block {bi + 1}/{n_blocks} model {m.name!r}")
                 bar.advance((T % chunk) * work, f"block {bi + 1}/{n_blocks} model {m.name!r}")
-                if not np.all(np.isfinite(phi)):
+                if not (np.all(np.isfinite(phi)) and np.all(np.isfinite(dep))):
                     raise overflow(gi, T, "the simulated weights overflowed")
                 bad = ~np.all(np.isfinite(risk[gi][:, cols]), axis=1)
                 if dis[gi] is not None:
@@ -489,7 +528,12 @@ def run_monte_carlo(
                 if bad.any():
                     raise overflow(gi, int(ck[gi][int(np.argmax(bad))]),
                                    "the simulated risk overflowed to a non-finite value")
-                e2 = (phi - theta) ** 2
+                if last[gi] is not None:
+                    bad |= ~np.all(np.isfinite(last[gi][:, cols]), axis=1)
+                    if bad.any():
+                        raise overflow(gi, int(ck[gi][int(np.argmax(bad))]),
+                                       "the simulated risk overflowed to a non-finite value")
+                e2 = (dep - theta) ** 2
                 if not np.all(np.isfinite(e2)):
                     raise overflow(gi, T, "the simulated per-mode errors overflowed")
                 if final_sq is not None:
@@ -503,7 +547,7 @@ def run_monte_carlo(
                     f_mean[gi] = f_mean[gi] + delta * (R / n_new)
                     np.minimum(f_min[gi], e2.min(axis=0), out=f_min[gi])
                     np.maximum(f_max[gi], e2.max(axis=0), out=f_max[gi])
-                phis.append(phi)
+                phis.append(dep)
             f_n += R
             for g in range(G):
                 for h in range(g + 1, G):
@@ -584,6 +628,9 @@ def run_monte_carlo(
             replicates=Replicates(steps=ck[gi], excess_risk=risk[gi], disagreement=dis[gi],
                                   final_sq_error=None if final_sq is None else final_sq[gi], seed=int(seed)),
         )
+        if last[gi] is not None:
+            lm, lse, _ = _mean_se(last[gi])
+            results[m.name].last_iterate = {"excess_risk": lm, "excess_risk_se": lse}
     if not isinstance(progress, Progress):
         bar.close()
     warn_msgs.extend(heavy_msgs)

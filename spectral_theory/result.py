@@ -87,6 +87,10 @@ class ModelResult:
     curve: np.ndarray | None = None  # excess risk at every step 0..T, if recorded
     stability_limit: float | None = None
     max_lr: float | None = None
+    #: averaged models (``docs/theory.md`` §11): the last iterate's curves at ``steps``
+    #: (``excess_risk``, and ``bias``/``variance`` (theory) or ``excess_risk_se`` (Monte Carlo))
+    #: and its final per-mode ``second_moment``; the fields above are the deployed average's
+    last_iterate: dict[str, np.ndarray] | None = None
     #: Monte Carlo: per-replicate values (montecarlo.Replicates), for bootstraps; not exported
     replicates: Any = field(default=None, repr=False)
 
@@ -121,6 +125,9 @@ class ModelResult:
             out["max_lr"] = _num(self.max_lr)
         if self.curve is not None:
             out["curve"] = as_list(self.curve)
+        if self.last_iterate is not None:
+            out["last_iterate"] = {k: as_list(v) for k, v in self.last_iterate.items()
+                                   if modes or k != "second_moment"}
         if modes and self.modes is not None:
             out["modes"] = self.modes.to_dict()
         if modes and self.mode_curves is not None:
@@ -144,6 +151,9 @@ class ModelResult:
                     out[f"modes/{k}"] = np.asarray(v)
             if self.modes.theta2 is not None:
                 out["modes/normalised"] = self.modes.normalised
+        if self.last_iterate is not None:
+            for k, v in self.last_iterate.items():
+                out[f"last_iterate/{k}"] = np.asarray(v)
         return out
 
 
@@ -220,14 +230,21 @@ class Result:
                 for k in keys:
                     row[k] = None if cols[k] is None else cols[k][j]
                 rows.append(row)
+        if any(m.last_iterate is not None for m in self.models.values()):  # averaged models (theory §11)
+            k = 0
+            for m in self.models.values():
+                li = None if m.last_iterate is None else np.asarray(m.last_iterate["excess_risk"]).ravel().tolist()
+                for j in range(np.asarray(m.steps).size):
+                    rows[k]["last_iterate"] = None if li is None else li[j]
+                    k += 1
         return rows
 
     def to_csv(self) -> str:
         rows = self.rows()
         cols = ["model", "step", "excess_risk"]
         for k in ("excess_risk_se", "excess_risk_ci_low", "excess_risk_ci_high", "bias", "variance",
-                  "disagreement", "disagreement_se", "disagreement_ci_low", "disagreement_ci_high"):
-            if any(r[k] is not None for r in rows):
+                  "disagreement", "disagreement_se", "disagreement_ci_low", "disagreement_ci_high", "last_iterate"):
+            if any(r.get(k) is not None for r in rows):
                 cols.append(k)
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
@@ -243,15 +260,15 @@ class Result:
             r["interval"] = (None if r["excess_risk_ci_low"] is None else
                              f"[{_fmt(r['excess_risk_ci_low'])}, {_fmt(r['excess_risk_ci_high'])}]")
         cols = ["model", "step", "excess_risk"]
-        for k in ("excess_risk_se", "interval", "bias", "variance", "disagreement"):
-            if any(r[k] is not None for r in rows):
+        for k in ("excess_risk_se", "interval", "bias", "variance", "disagreement", "last_iterate"):
+            if any(r.get(k) is not None for r in rows):
                 cols.append(k)
-        head = {"excess_risk": "excess risk", "excess_risk_se": "s.e.",
+        head = {"excess_risk": "excess risk", "excess_risk_se": "s.e.", "last_iterate": "last iterate",
                 "interval": f"{100 * (self.ci_level or 0.95):g}% interval",
                 "disagreement": "disagr. w/ teacher"}
         cells = [[head.get(c, c) for c in cols]]
         for r in rows:
-            cells.append([_fmt(r[c]) for c in cols])
+            cells.append([_fmt(r.get(c)) for c in cols])
         widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
         head_line = (f"# {self.method}" + (f", {self.reps} replicates, seed {self.seed}" if self.reps else "")
                      + "; excess risk sum_i (phi_i - theta_i)^2 (not halved)")

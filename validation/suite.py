@@ -228,4 +228,40 @@ TRANSFER_LONG = (
     + _lineages("w2s_large", t_w2s_large, 3000, 43, "weak-to-strong at d=200 (denoising regime), uniform")
 )
 
-TIERS = {"quick": QUICK + TRANSFER_QUICK, "long": QUICK + TRANSFER_QUICK + LONG + TRANSFER_LONG}
+# SGD variants (docs/theory.md §11): averaging and momentum, kappa != 3, B > 1, an averaged teacher
+def v_tail_heavy_ball() -> st.Scenario:
+    return st.Scenario(_pl(1.5, 2.0, 30, 0.3, R), (st.Model(
+        "m", steps=300, schedule=0.05, batch=2, momentum={"kind": "heavy_ball", "beta": 0.8},
+        average={"kind": "tail", "fraction": 0.5}),), output=_out(0, 1, 10, 100, 200, 300))
+
+
+def v_nesterov_ema_kurtosis() -> st.Scenario:
+    return st.Scenario(_pl(1.3, 1.8, 25, 0.5, st.Features("kurtosis", kurtosis=5.0)), (st.Model(
+        "m", steps=250, schedule=0.08, momentum={"kind": "nesterov", "beta": 0.7},
+        average={"kind": "ema", "half_life": 20}),), output=_out(0, 2, 20, 100, 250))
+
+
+def v_accelerated_uniform() -> st.Scenario:
+    return st.Scenario(_pl(1.5, 2.0, 30, 0.2, U), (st.Model(
+        "m", steps=300, schedule=0.2, batch=4, momentum={"kind": "accelerated", "alpha": 0.6, "beta": 0.05,
+                                                         "gamma": 0.8},
+        average={"kind": "uniform", "start": 150}),), output=_out(0, 5, 50, 150, 300))
+
+
+def v_kd_averaged_teacher() -> st.Scenario:
+    prob = _pl(1.5, 1.8, 30, 0.5, G)
+    return st.Scenario(prob, (
+        st.Model("teacher", steps=300, schedule=0.4, batch=2, average={"kind": "tail", "fraction": 0.5}),
+        st.Model("student", steps=200, schedule=0.1, capacity=10, teacher="teacher", alpha=0.2,
+                 momentum={"kind": "heavy_ball", "beta": 0.5})), output=_out(0, 5, 50, 200, 300))
+
+
+VARIANT_QUICK = [
+    Config("tail_heavy_ball", v_tail_heavy_ball, 3000, 51, "heavy-ball 0.8, tail average, kurtosis 1, B=2"),
+    Config("nesterov_ema_kurtosis5", v_nesterov_ema_kurtosis, 3000, 52, "Nesterov 0.7, EMA half-life 20, kurtosis 5"),
+    Config("accelerated_uniform", v_accelerated_uniform, 3000, 53, "Jain et al. accelerated SGD, Polyak average, B=4"),
+    Config("kd_averaged_teacher", v_kd_averaged_teacher, 3000, 54, "tail-averaged teacher -> heavy-ball student"),
+]
+
+TIERS = {"quick": QUICK + TRANSFER_QUICK + VARIANT_QUICK,
+         "long": QUICK + TRANSFER_QUICK + VARIANT_QUICK + LONG + TRANSFER_LONG}

@@ -124,6 +124,9 @@ def check_against_simulation(
         if tm.disagreement is not None:
             series.append(("disagreement", tm.disagreement, mm.disagreement, mm.disagreement_se,
                            mm.disagreement_ci_low, mm.disagreement_ci_high))
+        if tm.last_iterate is not None and mm.last_iterate is not None:  # averaged models (theory §11)
+            series.append(("last_iterate", tm.last_iterate["excess_risk"], mm.last_iterate["excess_risk"],
+                           mm.last_iterate["excess_risk_se"], None, None))
         for qty, tv, mv, sv, lo, hi in series:
             flagged = set(heavy.get(mname, {}).get(qty, {}).get("steps", []))
             for j, step in enumerate(tm.steps):
@@ -135,7 +138,8 @@ def check_against_simulation(
                 z = diff / (se + floor / z_max)
                 ci_low = None if lo is None else float(lo[j])
                 ci_high = None if hi is None else float(hi[j])
-                rows.append({"model": mname if qty == "excess_risk" else f"{mname}:disagr",
+                rows.append({"model": {"excess_risk": mname, "disagreement": f"{mname}:disagr"}.get(
+                                 qty, f"{mname}:last"),
                              "quantity": qty, "step": int(step), "theory": float(tv[j]),
                              "mc": float(mv[j]), "se": se, "z": z, "ok": ok,
                              "ci_low": ci_low, "ci_high": ci_high,

@@ -107,6 +107,21 @@ class Solver:
         raise NotImplementedError  # pragma: no cover
 
 
+def variant_reason(scenario: Scenario, method: str) -> str | None:
+    """Why ``method`` declines a scenario with an averaged or momentum model (``docs/theory.md``
+    §11), or ``None`` when every model is plain SGD. The variants are solved by ``exact`` only:
+    the renewal form of §6 is for the scalar per-mode factor of plain SGD (a momentum mode has a
+    3x3 map, an averaged one an extra inhomogeneous state), and the continuous-time methods are
+    not extended to them."""
+    for m in scenario.models:
+        if getattr(m, "is_variant", False):
+            what = " and ".join(w for w, v in (("iterate averaging", m.average), ("momentum", m.momentum))
+                                if v is not None)
+            return (f"model {m.name!r} uses {what}, which method {method!r} does not model (only "
+                    "'exact' integrates the SGD variants, docs/theory.md §11)")
+    return None
+
+
 def model_stability_limit(scenario: Scenario, index: int) -> float:
     """Largest stable constant step of model ``index`` (batch-mean convention)."""
     m = scenario.models[index]
@@ -124,10 +139,39 @@ def guard_chain(scenario: Scenario, on_unstable: str, diagnostics: dict[str, Any
     lam = scenario.problem.eigenvalues
     checks = [guard_steps(m.name, m.phases(), m.speed_profile(lam), m.batch, scenario.problem.kappa,
                           on_unstable=on_unstable, warn_msgs=warn_msgs, unstable_steps=unstable)
+              if not _has_momentum(m) else _guard_momentum_model(m, lam, scenario.problem.kappa, on_unstable,
+                                                                 warn_msgs, unstable)
               for m in scenario.models]
     if unstable:
         diagnostics["unstable_steps"] = unstable
     return checks
+
+
+def guard_model(m: Any, lam: np.ndarray, kappa: float, on_unstable: str, warn_msgs: list[str] | None = None,
+                unstable: dict | None = None) -> StepCheck:
+    """The stability policy for one model: :func:`~spectral_theory.stability.guard_steps`, or for a
+    model with momentum the exact test of its 3x3 maps (``docs/theory.md`` §11)."""
+    if _has_momentum(m):
+        return _guard_momentum_model(m, lam, kappa, on_unstable, warn_msgs, unstable)
+    return guard_steps(m.name, m.phases(), m.speed_profile(lam), m.batch, kappa, on_unstable=on_unstable,
+                       warn_msgs=warn_msgs, unstable_steps=unstable)
+
+
+def _has_momentum(m: Any) -> bool:
+    mom = getattr(m, "momentum", None)
+    return mom is not None and not mom.is_plain
+
+
+def _guard_momentum_model(m: Any, lam: np.ndarray, kappa: float, on_unstable: str, warn_msgs: list[str],
+                          unstable: dict) -> StepCheck:
+    """The stability policy for a model with momentum (``docs/theory.md`` §11): the exact
+    radius of its per-mode 3x3 maps with the rank-one noise coupling."""
+    from ..spec.variants import variant_phases
+    from ..stability_momentum import guard_momentum
+
+    return guard_momentum(m.name, variant_phases(m), m.speed_profile(lam), m.batch, kappa,
+                          on_unstable=on_unstable, warn_msgs=warn_msgs, unstable_steps=unstable,
+                          momentum=m.momentum)
 
 
 @dataclass

@@ -372,6 +372,10 @@ class ContinuumSolver(Solver):
     exact = False
 
     def supports(self, scenario, *, every_step=False, record_modes=False):
+        from .base import variant_reason
+
+        if (reason := variant_reason(scenario, self.name)) is not None:
+            return reason
         p = scenario.problem
         if not isinstance(p.spectrum, PowerLawSpectrum) or not isinstance(p.target, PowerLawTarget):
             return "needs a power-law spectrum and a power-law target"

@@ -502,6 +502,11 @@ class ODESolver(Solver):
     name = "ode"
     exact = False
 
+    def supports(self, scenario, *, every_step=False, record_modes=False):
+        from .base import variant_reason
+
+        return variant_reason(scenario, self.name)
+
     def _solve(self, scenario, *, at, record_modes, every_step, on_unstable, cache):
         return run_ode(scenario, at=at, record_modes=record_modes, every_step=every_step,
                        on_unstable=on_unstable, rtol=self.rtol, atol=self.atol, jump_tol=self.jump_tol,

@@ -729,6 +729,11 @@ def supports(scenario: Scenario) -> str | None:
     """``None`` if :class:`RenewalSolver` solves ``scenario`` exactly, else the reason why not."""
     if not isinstance(scenario, Scenario):
         return "not a Scenario"
+    from .base import variant_reason
+
+    reason = variant_reason(scenario, "renewal")
+    if reason is not None:
+        return reason
     prob = scenario.problem
     kappa = prob.kappa
     for model in scenario.models:

@@ -45,7 +45,7 @@ SPECTRUM_KEYS = {"powerlaw": frozenset({"kind", "a", "d", "scale"}),
                  "array": frozenset({"kind", "values"})}
 TARGET_KEYS = {"powerlaw": frozenset({"kind", "b", "scale"}), "array": frozenset({"kind", "values"})}
 MODEL_KEYS = frozenset({"name", "capacity", "speeds", "batch", "steps", "lr", "schedule", "teacher",
-                        "alpha", "lr_convention"})
+                        "alpha", "lr_convention", "average", "momentum"})
 OUTPUT_KEYS = frozenset({"at", "points"})
 #: the roles of each comparison in ``[transfer]`` (``spectral_theory.transfer``)
 TRANSFER_ROLES: dict[str, tuple[str, str]] = {"kd": ("teacher", "student"), "w2s": ("weak", "strong"),

@@ -324,6 +324,8 @@ class Model:
     teacher: str | None = None
     alpha: float | None = None
     lr_convention: str = "mean"
+    average: Any = None
+    momentum: Any = None
 
     def __post_init__(self):
         f = f"models[{self.name!r}]" if isinstance(self.name, str) else "models[?]"
@@ -362,6 +364,29 @@ class Model:
                 raise SpecError(f"{f}.teacher", self.teacher, "a model cannot be its own teacher")
             a = 0.0 if self.alpha is None else self.alpha
             object.__setattr__(self, "alpha", finite(f"{f}.alpha", a, lo=0.0, hi=1.0))
+        self._check_variants(f)
+
+    def _check_variants(self, f: str) -> None:
+        """Averaging and momentum (``docs/theory.md`` §11): tables or objects, checked against
+        the steps; errors re-rooted under this model's field."""
+        from .variants import parse_average, parse_momentum
+
+        for key, parse in (("average", parse_average), ("momentum", parse_momentum)):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            try:
+                obj = parse(value)
+                obj.check_steps(self.steps)
+            except SpecError as err:
+                raise SpecError(f"{f}.{err.field}", err.value, err.allowed) from None
+            object.__setattr__(self, key, obj)
+
+    @property
+    def is_variant(self) -> bool:
+        """Averaged, or with momentum that is not plain SGD (``Momentum.is_plain``): not plain
+        last-iterate SGD. Plain models are trained by the plain SGD path of every solver."""
+        return self.average is not None or (self.momentum is not None and not self.momentum.is_plain)
 
     @property
     def field_name(self) -> str:
@@ -426,6 +451,10 @@ class Model:
         }
         out["teacher"] = self.teacher
         out["alpha"] = self.alpha
+        if self.average is not None:  # only when set: plain SGD's echo is unchanged
+            out["average"] = self.average.describe()
+        if self.momentum is not None:
+            out["momentum"] = self.momentum.describe()
         return out
 
 

@@ -1,0 +1,311 @@
+"""SGD variants (iterate averaging, momentum): the exact engine against the independent dense
+reference (tests/reference_variants.py), the reduction to plain SGD, the scenario-file reader,
+the transfer layer and the solver registry (docs/theory.md §11).
+
+Tolerance: relative 1e-10 with the floors of tests/test_engine_reference.py (a difference of
+O(R) numbers in float64 is known to ~1e-16 R whatever the code): second moments, risks and
+disagreements relative to max(|y|, 1e-4 * sources), first moments to max(|y|, 1e-5).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+from reference_variants import VarModel, dense_variants
+
+import spectral_theory as st
+from spectral_theory.errors import SpecError
+
+RTOL = 1e-10
+KAPPA = {"gaussian": 3.0, "rademacher": 1.0, "uniform": 9.0 / 5.0}
+
+
+def close(x, y, floor, what):
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    tol = RTOL * np.maximum(np.abs(y), floor)
+    bad = ~(np.abs(x - y) <= tol)
+    assert not bad.any(), f"{what}: engine {x[bad][:4]} reference {y[bad][:4]}"
+
+
+AVERAGES = [
+    None,
+    {"kind": "uniform", "start": 0},
+    {"kind": "uniform", "start": 3},
+    {"kind": "tail", "fraction": 0.5},
+    {"kind": "tail", "last": 2},
+    {"kind": "ema", "decay": 0.7},
+    {"kind": "ema", "half_life": 2.5},
+]
+
+
+def _momentum(draw, T):
+    kind = draw(hst.sampled_from([None, "heavy_ball", "nesterov", "accelerated", "general", "schedule"]))
+    u = hst.floats(0.0, 0.9)
+    if kind is None:
+        return None
+    if kind in ("heavy_ball", "nesterov"):
+        return {"kind": kind, "beta": draw(u)}
+    if kind == "schedule" and T == 0:
+        return None
+    if kind == "schedule":  # DANA-style step-dependent beta_t
+        return {"kind": draw(hst.sampled_from(["heavy_ball", "nesterov"])),
+                "beta": [draw(u) for _ in range(T)]}
+    if kind == "accelerated":
+        return {"kind": kind, "alpha": draw(hst.floats(0.1, 1.0)), "beta": draw(hst.floats(0.0, 1.0)),
+                "gamma": draw(hst.floats(0.0, 0.5))}
+    return {"kind": kind, "r": draw(hst.floats(0.5, 1.8)), "p_e": draw(hst.floats(0.5, 1.8)),
+            "p_v": draw(hst.floats(0.0, 1.0)), "k_v": draw(hst.floats(0.0, 1.0))}
+
+
+@hst.composite
+def scenarios(draw):
+    d = draw(hst.integers(1, 4))
+    lam = np.sort(np.array([draw(hst.floats(0.05, 1.0)) for _ in range(d)]))[::-1]
+    theta2 = np.array([draw(hst.sampled_from([0.0, 0.3, 1.0, 2.0])) for _ in range(d)])
+    sigma2 = draw(hst.sampled_from([0.0, 0.5]))
+    feat = draw(hst.sampled_from(list(KAPPA)))
+    G = draw(hst.integers(1, 3))
+    models, refs = [], []
+    for g in range(G):
+        T = draw(hst.integers(0, 7))
+        B = draw(hst.integers(1, 3))
+        lr = draw(hst.floats(0.05, 0.6))
+        sched = draw(hst.sampled_from(["const", "array"]))
+        etas = np.full(T, lr) if sched == "const" else np.array([draw(hst.floats(0.05, 0.6)) for _ in range(T)])
+        avg = draw(hst.sampled_from(AVERAGES))
+        if avg is not None and avg["kind"] == "uniform" and avg["start"] > T:
+            avg = {"kind": "uniform", "start": T}
+        if avg is not None and avg.get("last", 0) > T + 1:
+            avg = {"kind": "tail", "last": T + 1}
+        if draw(hst.booleans()) and T > 0:
+            avg = {"kind": "weights", "values": [draw(hst.floats(0.0, 1.0)) for _ in range(T)] + [1.0]}
+        mom = _momentum(draw, T)
+        cap = draw(hst.integers(1, d))
+        parent = draw(hst.sampled_from([None, *range(g)])) if g else None
+        alpha = draw(hst.sampled_from([0.0, 0.3, 1.0])) if parent is not None else 1.0
+        kw = dict(steps=T, batch=B, capacity=cap, average=avg, momentum=mom,
+                  schedule=st.ArraySchedule(etas) if (sched == "array" and T) else float(lr))
+        if parent is not None:
+            kw.update(teacher=f"m{parent}", alpha=alpha)
+        models.append(st.Model(f"m{g}", **kw))
+        s = np.where(np.arange(d) < cap, lam, 0.0)
+        refs.append(VarModel(etas=etas, speeds=s, batch=B, parent=parent, alpha=alpha, momentum=mom, average=avg))
+    prob = st.Problem(st.ArraySpectrum(lam), st.ArrayTarget(theta2), noise=sigma2, features=st.Features(feat))
+    return st.Scenario(prob, tuple(models)), refs, theta2, sigma2, KAPPA[feat]
+
+
+def compare(scn, refs, theta2, sigma2, kappa):
+    res = st.predict(scn, method="exact", at=list(range(max(m.steps for m in scn.models) + 1)),
+                     on_unstable="ignore")
+    ref = dense_variants(theta2, sigma2, kappa, refs)
+    src = float(np.sum(theta2) + sigma2) or 1.0
+    for g, m in enumerate(scn.models):
+        r, f = res[m.name], dict(ref[g])
+        for k in ("risk", "bias", "variance", "last", "dis"):
+            if f[k].size:
+                f[k] = f[k][np.asarray(r.steps)]
+        floor = 1e-4 * src * max(1.0, float(np.max(np.abs(f["risk"]))))
+        close(r.excess_risk, f["risk"], floor, f"{m.name} risk")
+        close(r.bias, f["bias"], floor, f"{m.name} bias")
+        close(r.variance, f["variance"], floor, f"{m.name} variance")
+        if m.average is not None:
+            close(r.last_iterate["excess_risk"], f["last"], floor, f"{m.name} last iterate")
+        if m.teacher is not None:
+            close(r.disagreement, f["dis"], floor, f"{m.name} disagreement")
+        close(r.modes.second_moment, f["modes"], floor, f"{m.name} modes")
+        ok = np.isfinite(f["mu"])
+        close(r.modes.first_moment[ok], f["mu"][ok], 1e-5 * max(1.0, float(np.max(np.abs(f["mu"][ok]), initial=0))),
+              f"{m.name} mu")
+        for h, other in enumerate(scn.models):
+            close(res.disagreement[m.name][other.name], max(f["pairs"][h], 0.0), floor, "pairwise")
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenarios())
+def test_engine_matches_dense_reference(case):
+    """Every variant (averaging kinds, heavy-ball, Nesterov, accelerated SGD, general two-state
+    updates, step-dependent beta), in chains with averaged/momentum parents, kappa != 3, B > 1:
+    the per-mode engine equals the dense full-covariance propagation to 1e-10."""
+    compare(*case)
+
+
+def _plain_pair(**variant):
+    prob = st.Problem(st.PowerLawSpectrum(a=1.4, d=30), st.PowerLawTarget(b=1.8), noise=0.2,
+                      features=st.Features("uniform"))
+    t = st.Model("t", steps=150, schedule=st.StepDecay(0.5, 0.5, 40), batch=2)
+    s = st.Model("s", steps=120, schedule=0.4, teacher="t", alpha=0.3, capacity=20)
+    tv = st.Model("t", steps=150, schedule=st.StepDecay(0.5, 0.5, 40), batch=2, **variant)
+    out = st.Output(at=(0, 1, 7, 60, 120, 150))
+    return st.Scenario(prob, (t, s), output=out), st.Scenario(prob, (tv, s), output=out)
+
+
+@pytest.mark.parametrize("variant", [
+    {"momentum": {"kind": "heavy_ball", "beta": 0.0}},
+    {"momentum": {"kind": "nesterov", "beta": 0.0}},
+    {"momentum": {"kind": "accelerated", "alpha": 1.0, "beta": 0.3, "gamma": 0.2}},
+    {"momentum": {"kind": "general", "r": 1.0, "p_e": 1.0, "p_v": 0.4, "k_v": 0.7}},
+])
+def test_plain_sgd_reduces_identically(variant):
+    """beta = 0 (and the other plain special cases) without averaging: identical values."""
+    plain, var = _plain_pair(**variant)
+    a, b = st.predict(plain, method="exact"), st.predict(var, method="exact")
+    for name in ("t", "s"):
+        assert np.array_equal(a[name].excess_risk, b[name].excess_risk)
+        assert np.array_equal(a[name].modes.second_moment, b[name].modes.second_moment)
+
+
+@pytest.mark.parametrize("variant", [
+    {"momentum": {"kind": "heavy_ball", "beta": 1e-300}},  # the variant path, plain up to round-off
+    {"average": {"kind": "ema", "decay": 0.0}},
+    {"average": {"kind": "tail", "last": 1}},
+])
+def test_variant_path_reduces_to_plain(variant):
+    """The variant engine itself, at the plain special case, agrees with plain SGD to round-off."""
+    plain, var = _plain_pair(**variant)
+    a, b = st.predict(plain, method="exact"), st.predict(var, method="exact")
+    for name in ("t", "s"):
+        np.testing.assert_allclose(b[name].excess_risk, a[name].excess_risk, rtol=1e-12, atol=0)
+
+
+def test_one_mode_tail_average_closed_form():
+    """d = 1, sigma2 = 0, deterministic speed: with kappa = 1, B = 1 and x = 1 ... use B -> inf
+    instead: at B = 10^12 the noise vanishes and e_t = (1 - x)^t e_0, so the tail average of
+    the last N iterates is -theta (1 - x)^(T-N+1) (1 - (1 - x)^N) / (N x) exactly."""
+    x, T, N = 0.3, 20, 7
+    prob = st.Problem(st.ArraySpectrum([1.0]), st.ArrayTarget([1.0]))
+    m = st.Model("m", steps=T, schedule=x, batch=10**12, average={"kind": "tail", "last": N})
+    r = st.predict(st.Scenario(prob, (m,), output=st.Output(at=(T,))), method="exact")
+    q = 1 - x
+    mean = q ** (T - N + 1) * (1 - q**N) / (N * x)
+    assert math.isclose(r["m"].final, mean**2, rel_tol=1e-9)
+    assert math.isclose(r["m"].modes.first_moment[0], -mean, rel_tol=1e-9)
+
+
+# ----------------------------------------------------------------------------- input
+
+
+def _file(tmp_path, model_extra: str):
+    p = tmp_path / "s.toml"
+    p.write_text('[problem]\nspectrum = { kind = "powerlaw", a = 1.5, d = 10 }\n'
+                 'target = { kind = "powerlaw", b = 2.0 }\n'
+                 f'[[models]]\nname = "m"\nsteps = 20\nlr = 0.2\n{model_extra}\n')
+    return p
+
+
+def test_scenario_files_accept_variants(tmp_path):
+    from spectral_theory.spec import load_scenario
+
+    scn = load_scenario(_file(tmp_path, 'average = { kind = "tail", fraction = 0.5 }\n'
+                                        'momentum = { kind = "heavy_ball", beta = 0.9 }'))
+    m = scn.models[0]
+    assert m.average.kind == "tail" and m.average.fraction == 0.5
+    assert m.momentum.kind == "heavy_ball" and m.momentum.beta == 0.9
+    assert scn.describe()["models"][0]["average"] == {"kind": "tail", "fraction": 0.5}
+    for text in ('momentum = { kind = "nesterov", beta = 0.5 }',
+                 'momentum = { kind = "accelerated", alpha = 0.5, beta = 0.1, gamma = 0.3 }',
+                 'momentum = { kind = "general", r = 1.5, p_e = 1.5, p_v = 1.0, k_v = 0.0 }',
+                 'average = { kind = "uniform", start = 1 }', 'average = { kind = "ema", half_life = 10 }',
+                 'average = { kind = "weights", values = [' + ", ".join(["1"] * 21) + "] }"):
+        load_scenario(_file(tmp_path, text))
+
+
+@pytest.mark.parametrize("text, field, words", [
+    ('average = { kind = "tail", fraction = 0.5, start = 2 }', "models['m'].average.start", "unknown key"),
+    ('average = { kind = "tail" }', "models['m'].average.fraction", "exactly one"),
+    ('average = { kind = "tail", fraction = 1.5 }', "models['m'].average.fraction", "<= 1"),
+    ('average = { kind = "tail", last = 30 }', "models['m'].average.last", "steps + 1 = 21"),
+    ('average = { kind = "uniform" }', "models['m'].average.start", "required"),
+    ('average = { kind = "uniform", start = 21 }', "models['m'].average.start", "at most"),
+    ('average = { kind = "ema", decay = 1.0 }', "models['m'].average.decay", "< 1"),
+    ('average = { kind = "ema", decay = 0.5, half_life = 3 }', "models['m'].average.decay", "exactly one"),
+    ('average = { kind = "weights", values = [1, 2] }', "models['m'].average.values", "21 weights"),
+    ('average = { kind = "weights", values = [' + ", ".join(["0"] * 21) + "] }",
+     "models['m'].average.values", "positive sum"),
+    ('average = { kind = "mean" }', "models['m'].average.kind", "one of"),
+    ('average = 0.5', "models['m'].average", "table"),
+    ('momentum = { kind = "heavy_ball", beta = 1.0 }', "models['m'].momentum.beta", "< 1"),
+    ('momentum = { kind = "heavy_ball", beta = -0.1 }', "models['m'].momentum.beta", ">= 0"),
+    ('momentum = { kind = "heavy_ball", bta = 0.5 }', "models['m'].momentum.bta", "unknown key"),
+    ('momentum = { kind = "heavy_ball" }', "models['m'].momentum.beta", "required"),
+    ('momentum = { kind = "heavy_ball", beta = [0.5, 0.5] }', "models['m'].momentum.beta", "one value per"),
+    ('momentum = { kind = "accelerated", alpha = 0.0, beta = 0.1, gamma = 0.1 }',
+     "models['m'].momentum.alpha", "> 0"),
+    ('momentum = { kind = "nesterov", beta = "0.5" }', "models['m'].momentum.beta", "finite real"),
+    ('momentum = { kind = "polyak", beta = 0.5 }', "models['m'].momentum.kind", "one of"),
+])
+def test_invalid_variants_refused(tmp_path, text, field, words):
+    from spectral_theory.spec import load_scenario
+
+    with pytest.raises(SpecError) as err:
+        load_scenario(_file(tmp_path, text))
+    assert err.value.field == field, str(err.value)
+    assert words in str(err.value)
+
+
+def test_cli_refuses_bad_variant_in_one_line(tmp_path, capsys):
+    from spectral_theory.cli import main
+
+    p = _file(tmp_path, 'momentum = { kind = "heavy_ball", beta = 2 }')
+    assert main(["run", str(p)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "models['m'].momentum.beta" in err[0]
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_other_methods_decline_and_auto_picks_exact():
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=2000), st.PowerLawTarget(b=2.0), noise=0.1)
+    m = st.Model("m", steps=20000, schedule=0.3, momentum={"kind": "heavy_ball", "beta": 0.5})
+    scn = st.Scenario(prob, (m,), output=st.Output(at=(0, 100)))
+    for method in ("renewal", "ode", "continuum"):
+        with pytest.raises(SpecError, match="only 'exact' integrates the SGD variants"):
+            st.predict(scn, method=method)
+    from spectral_theory.solvers import choose
+
+    solver, why = choose(scn)
+    assert solver.name == "exact" and "renewal declined" in why and "momentum" in why
+
+
+# ----------------------------------------------------------------------------- transfer
+
+
+def test_transfer_deploys_the_average():
+    """KD, W2S and chains take variant models; a student learns from its parent's deployed
+    predictor (the average), and the reports are those of the deployed predictors: the report's
+    numbers equal predict() on the same chain (which the dense reference checks above)."""
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=300), st.PowerLawTarget(b=1.5), noise=0.5)
+    avg = st.Model("t", steps=3000, schedule=0.5, average={"kind": "tail", "fraction": 0.5})
+    last = st.Model("t", steps=3000, schedule=0.5)
+    student = st.Model("s", steps=2000, schedule=0.5, capacity=60)
+    r_avg = st.evaluate(st.Distillation(prob, teacher=avg, student=student, alpha=0.0))
+    r_last = st.evaluate(st.Distillation(prob, teacher=last, student=student, alpha=0.0))
+    # the demonstration's claim (docs/variants.md): the averaged teacher transfers, its last iterate does not
+    assert r_avg["kd_gain"] > 1 > r_last["kd_gain"]
+    assert r_avg["horizon_expansion"] > 0 == r_last["horizon_expansion"]
+    chain = st.Scenario(prob, (dataclasses_replace(avg, name="teacher"),
+                               dataclasses_replace(student, name="kd_student", teacher="teacher", alpha=0.0)),
+                        output=st.Output(at=(0, 2000, 3000)))
+    direct = st.predict(chain, method="exact")
+    assert math.isclose(r_avg["kd_risk"], direct["kd_student"].final, rel_tol=1e-12)
+    assert math.isclose(r_avg["teacher_risk"], direct["teacher"].final, rel_tol=1e-12)
+
+    w2s = st.evaluate(st.WeakToStrong(prob, weak=st.Model("w", steps=500, schedule=0.04, capacity=20,
+                                                          momentum={"kind": "heavy_ball", "beta": 0.8}),
+                                      strong=st.Model("s", steps=500, schedule=0.2,
+                                                      average={"kind": "ema", "half_life": 50})))
+    assert math.isfinite(w2s["pgr"])
+    ch = st.evaluate(st.Chain(prob, base=avg, child=st.Model("c", steps=300, schedule=0.3, capacity=50,
+                                                             momentum={"kind": "nesterov", "beta": 0.5}),
+                              generations=3, alpha=0.0))
+    assert len(ch["generation_risk"]) == 3
+
+
+def dataclasses_replace(model, **kw):
+    import dataclasses
+
+    return dataclasses.replace(model, **kw)

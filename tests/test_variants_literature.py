@@ -1,0 +1,222 @@
+"""SGD variants against the literature and against closed forms (docs/theory.md §11).
+
+Each test names its source and the number it measures; the numbers are quoted in
+docs/variants.md.
+
+* Averaged constant-step SGD, variance term (Bach & Moulines 2013; Défossez & Bach 2015): after
+  a burn-in the iterates are stationary, cross-mode moments vanish and each mode is an AR(1)
+  sequence in the mean (``E[e_{t+1} | past] = (1 - x) e_t``), so the average of ``N`` iterates has
+  the closed-form variance ``sum_i (M_i / N) [(1 + q_i)/(1 - q_i) - 2 q_i (1 - q_i^N) / (N (1 - q_i)^2)]``,
+  ``q_i = 1 - x_i``, with the stationary moments ``M_i = b_i (S + sigma2) / (1 - a_i)``,
+  ``S = K sigma2 / (1 - K)`` (docs/theory.md §5-6). Its limit ``N Var -> sigma2 d`` as the step
+  goes to 0 is the Bach-Moulines / Polyak-Juditsky variance ``sigma^2 d / n``.
+* Tail averaging removes the constant-step variance floor at rate 1/N (Jain et al. 2018, "Parallelizing
+  SGD for least squares"; Zou et al. 2021): log-log slope of the tail-averaged variance in N.
+* Heavy-ball's deterministic stability region 0 <= beta < 1, 0 < eta lambda < 2 (1 + beta)
+  (Polyak 1964) at sigma2 = 0 and B -> infinity.
+* Small batch: momentum with step eta behaves as plain SGD with eta / (1 - beta) (e.g. Paquette &
+  Paquette 2021; Kidambi et al. 2018), with the measured gap; at large batch momentum reaches
+  effective steps far beyond plain SGD's stability limit.
+* Accelerated (Nesterov, beta_t = t / (t + 3)) at large batch on a power law: the bias exponent
+  doubles, E ~ t^-min(2 (b - 1)/a, 3) against t^-(b-1)/a for SGD (Nesterov 1983's O(1/t^2)
+  acceleration on quadratics; Varre & Flammarion 2022 for accelerated SGD on least squares).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import spectral_theory as st
+from spectral_theory.analysis.rates import fit_loglog_slope
+from spectral_theory.errors import InstabilityError
+from spectral_theory.spec.variants import Momentum
+from spectral_theory.stability_momentum import (
+    _radius_reduced,
+    is_stable_momentum,
+    momentum_beta_limit,
+    momentum_blocks,
+    momentum_limit,
+    momentum_radius,
+)
+
+
+def _stationary_average_variance(lam, eta, B, kappa, sigma2, N):
+    x = eta * lam
+    q = (B + kappa - 2) / B
+    a = 1 - 2 * x + q * x * x
+    b = x * x / B
+    K = float(np.sum(b / (1 - a)))
+    S = K * sigma2 / (1 - K)
+    M = b * (S + sigma2) / (1 - a)
+    r = 1 - x
+    return float(np.sum(M / N * ((1 + r) / (1 - r) - 2 * r * (1 - r**N) / (N * (1 - r) ** 2))))
+
+
+@pytest.mark.parametrize("B, feat", [(1, "gaussian"), (3, "rademacher")])
+def test_averaged_variance_stationary_closed_form(B, feat):
+    """Défossez & Bach 2015 / Bach & Moulines 2013: the variance of the average of N stationary
+    constant-step iterates, exact closed form (module docstring), to 1e-9."""
+    lam = np.array([1.0, 0.8, 0.6, 0.5])
+    eta, N, sigma2 = 0.05, 1500, 0.7
+    kappa = {"gaussian": 3.0, "rademacher": 1.0}[feat]
+    burn = 3500  # a_i^burn < 1e-70: the transient from phi_0 = 0 is gone
+    prob = st.Problem(st.ArraySpectrum(lam), st.ArrayTarget(np.zeros(4)), noise=sigma2, features=st.Features(feat))
+    m = st.Model("m", steps=burn + N, schedule=eta, batch=B, average={"kind": "tail", "last": N})
+    r = st.predict(st.Scenario(prob, (m,), output=st.Output(at=(burn + N,))), method="exact")
+    want = _stationary_average_variance(lam, eta, B, kappa, sigma2, N)
+    assert math.isclose(r["m"].final, want, rel_tol=1e-9), (r["m"].final, want)
+
+
+def test_averaged_variance_tends_to_sigma2_d_over_n():
+    """Bach & Moulines 2013: N Var(average) -> sigma2 d as the step -> 0 (N eta lambda_min -> inf).
+    The closed form (checked against the engine above) at d = 4, sigma2 = 1, N = 10^6:
+    eta = 0.02 gives 1.0379, eta = 0.002 gives 1.0029 (the O(eta tr H) correction)."""
+    lam = np.array([1.0, 0.8, 0.6, 0.5])
+    ratios = [_stationary_average_variance(lam, eta, 1, 3.0, 1.0, 10**6) * 10**6 / 4 for eta in (0.02, 0.002)]
+    assert abs(ratios[0] - 1.0379) < 5e-4 and abs(ratios[1] - 1.0029) < 5e-4, ratios
+    assert abs(ratios[1] - 1) < abs(ratios[0] - 1) / 5
+
+
+def test_tail_averaging_removes_the_variance_floor_at_rate_one_over_n():
+    """Jain et al. 2018 / Zou et al. 2021: at a constant step the last iterate's variance stays at
+    the floor K sigma2 / (1 - K) (docs/theory.md §6), the tail average's decays as 1/N. Measured:
+    log-log slope -0.990 over N = 2000..16000 (d = 10, eta = 0.3, B = 1)."""
+    lam = np.arange(1, 11, dtype=float) ** -1.5
+    eta, sigma2, burn = 0.3, 0.5, 1500
+    Ns = np.array([2000, 4000, 8000, 16000])
+    prob = st.Problem(st.ArraySpectrum(lam), st.ArrayTarget(lam), noise=sigma2)
+    m = st.Model("m", steps=burn + int(Ns[-1]), schedule=eta, average={"kind": "uniform", "start": burn})
+    r = st.predict(st.Scenario(prob, (m,), output=st.Output(at=tuple(int(burn + n) for n in Ns))), method="exact")
+    x = eta * lam
+    K = float(np.sum(x / (2 - 2 * x)))
+    floor = K * sigma2 / (1 - K)
+    np.testing.assert_allclose(r["m"].last_iterate["variance"], floor, rtol=1e-9)
+    fit = fit_loglog_slope(Ns, r["m"].variance)
+    assert abs(fit.slope + 1) < 0.02, fit.slope
+    assert r["m"].variance[-1] < floor / 50
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.3, 0.6, 0.9, 0.99])
+def test_heavy_ball_deterministic_region(beta):
+    """Polyak 1964: at sigma2 = 0 and B -> infinity heavy-ball is stable iff 0 <= beta < 1 and
+    0 < eta lambda < 2 (1 + beta). The largest stable step at B = 10^12 (one mode, lambda = 1)
+    is 2 (1 + beta) to 1e-8, and the exact engine decays just below it and is refused above."""
+    mom = Momentum("heavy_ball", beta=beta)
+    lim = momentum_limit(mom, np.array([1.0]), 10**12, 3.0)
+    assert math.isclose(lim, 2 * (1 + beta), rel_tol=1e-8), lim
+    prob = st.Problem(st.ArraySpectrum([1.0]), st.ArrayTarget([1.0]))
+    below = st.Model("m", steps=3000, schedule=0.995 * lim, batch=10**12, momentum={"kind": "heavy_ball", "beta": beta})
+    r = st.predict(st.Scenario(prob, (below,), output=st.Output(at=(3000,))), method="exact")
+    assert r["m"].final < 1e-3
+    above = st.Model("m", steps=50, schedule=1.005 * lim, batch=10**12, momentum={"kind": "heavy_ball", "beta": beta})
+    with pytest.raises(InstabilityError):
+        st.predict(st.Scenario(prob, (above,)), method="exact")
+
+
+def test_momentum_stability_matches_dense_eigenvalues():
+    """The O(d) stability test and growth factor (kappa >= 2) and the reduced-matrix radius
+    (kappa < 2) against all eigenvalues of the full 3d x 3d second-moment map, built here
+    directly from the blocks, on random constant-coefficient updates."""
+    rng = np.random.default_rng(7)
+    for _ in range(120):
+        d = int(rng.integers(1, 9))
+        lam = np.sort(rng.uniform(0.01, 1, d))[::-1]
+        kind = rng.choice(["heavy_ball", "nesterov", "accelerated", "general"])
+        if kind in ("heavy_ball", "nesterov"):
+            mom = Momentum(kind, beta=rng.uniform(0, 0.99))
+        elif kind == "accelerated":
+            mom = Momentum(kind, alpha=rng.uniform(0.05, 1), beta=rng.uniform(0, 1), gamma=rng.uniform(0, 3))
+        else:
+            mom = Momentum(kind, r=rng.uniform(0, 2), p_e=rng.uniform(0, 2), p_v=rng.uniform(-1, 2),
+                           k_v=rng.uniform(0, 2))
+        B, kappa = int(rng.integers(1, 5)), float(rng.choice([1.0, 1.8, 2.0, 3.0, 5.0]))
+        coef = mom.coefficients(rng.uniform(0.01, 3))
+        D, b, w, T, _ = momentum_blocks(coef, np.repeat(lam, 1), B, kappa)
+        full = np.zeros((3 * d, 3 * d))
+        for i in range(d):
+            full[3 * i:3 * i + 3, 3 * i:3 * i + 3] = D[i]
+        full += np.outer(b.ravel(), np.tile(w, d))
+        rho = max(float(np.max(np.abs(np.linalg.eigvals(full)))), float(np.max(np.abs(np.linalg.eigvals(T)))))
+        if abs(rho - 1) < 1e-9:
+            continue
+        assert is_stable_momentum(coef, lam, B, kappa) == (rho < 1)
+        assert math.isclose(momentum_radius(coef, lam, B, kappa), rho, rel_tol=1e-7)
+        assert math.isclose(max(_radius_reduced(D, b, w), float(np.max(np.abs(np.linalg.eigvals(T))))), rho,
+                            rel_tol=1e-9)
+
+
+def _final_risks(prob, at, **model):
+    r = st.predict(st.Scenario(prob, (st.Model("m", **model),), output=st.Output(at=at)), method="exact")
+    return r["m"].excess_risk
+
+
+def test_small_batch_momentum_is_sgd_with_eta_over_one_minus_beta():
+    """At B = 1, heavy-ball (eta, beta) tracks plain SGD with eta / (1 - beta); the gap shrinks
+    with the step. Measured (d = 100, a = 1.5, b = 2, sigma2 = 0.1, beta = 0.9, steps 300..3000):
+    largest relative gap 0.0730 at eta / (1 - beta) = 0.2, 0.0051 at 0.05."""
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=100), st.PowerLawTarget(b=2.0), noise=0.1)
+    at = (300, 1000, 3000)
+    gaps = []
+    for eff in (0.2, 0.05):
+        mom = _final_risks(prob, at, steps=3000, schedule=eff * 0.1, momentum={"kind": "heavy_ball", "beta": 0.9})
+        plain = _final_risks(prob, at, steps=3000, schedule=eff)
+        gaps.append(float(np.max(np.abs(mom / plain - 1))))
+    assert abs(gaps[0] - 0.0730) < 2e-3 and abs(gaps[1] - 0.0051) < 1e-3, gaps
+    assert gaps[1] < gaps[0] / 3
+
+
+def test_momentum_helps_at_large_batch_not_at_batch_one():
+    """The largest stable effective step eta / (1 - beta) of heavy-ball (beta = 0.9) against plain
+    SGD's limit (d = 200, a = 1.5): at B = 1 they are close (ratio 1.22), at B = 64 momentum
+    reaches 11.4 times plain SGD's limit."""
+    lam = np.arange(1, 201, dtype=float) ** -1.5
+    mom = Momentum("heavy_ball", beta=0.9)
+    ratios = [momentum_limit(mom, lam, B, 3.0) / 0.1 / st.stability_limit(lam, B, 3.0) for B in (1, 64)]
+    assert abs(ratios[0] - 1.22) < 0.01 and abs(ratios[1] - 11.4) < 0.05, ratios
+    assert 0.0 < momentum_beta_limit("heavy_ball", 0.3, lam, 1, 3.0) < 0.6
+
+
+def test_accelerated_rate_on_a_power_law():
+    """Nesterov momentum with beta_t = t / (t + 3) at large batch (B = 10^6, sigma2 = 0) on
+    lambda_i = i^-2, theta_i^2 = i^-2: the excess risk decays as t^-1 (= t^-min(2(b-1)/a, 3)),
+    plain SGD as t^-1/2 (= t^-(b-1)/a). Measured slopes over t = 30..300 (d = 2000): -0.984
+    (accelerated) and -0.501 (SGD)."""
+    prob = st.Problem(st.PowerLawSpectrum(a=2.0, d=2000), st.PowerLawTarget(b=2.0))
+    T = 300
+    at = tuple(int(v) for v in np.unique(np.geomspace(30, T, 12).astype(int)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        acc = _final_risks(prob, at, steps=T, schedule=0.5, batch=10**6,
+                           momentum={"kind": "nesterov", "beta": [t / (t + 3) for t in range(T)]})
+        sgd = _final_risks(prob, at, steps=T, schedule=0.5, batch=10**6)
+    s_acc = np.polyfit(np.log(at), np.log(acc), 1)[0]
+    s_sgd = np.polyfit(np.log(at), np.log(sgd), 1)[0]
+    assert abs(s_acc + 1) < 0.03 and abs(s_sgd + 0.5) < 0.01, (s_acc, s_sgd)
+
+
+def test_momentum_follows_the_stability_policy():
+    """docs/theory.md §5 for momentum models: a transient excursion above the limit (a large first
+    phase) is computed with a warning naming the steps and the peak growth factor; a final phase
+    above the limit is an error; 'raise' refuses any step above it; 'ignore' computes silently."""
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=50), st.PowerLawTarget(b=2.0), noise=0.1)
+    mom = {"kind": "heavy_ball", "beta": 0.9}
+    lim = momentum_limit(Momentum("heavy_ball", beta=0.9), prob.eigenvalues, 1, 3.0)
+    warm = st.Model("m", steps=200, schedule=st.Piecewise([1.5 * lim, 0.3 * lim], [5, 195]), momentum=mom)
+    scn = st.Scenario(prob, (warm,), output=st.Output(at=(0, 200)))
+    with pytest.warns(RuntimeWarning, match="steps 0-4"):
+        r = st.predict(scn, method="exact")
+    entry = r.diagnostics["unstable_steps"]["m"]
+    assert entry["steps"] == [[0, 4]] and entry["growth_bound"] > 1
+    assert math.isclose(entry["limit"], lim, rel_tol=1e-12)
+    with pytest.raises(InstabilityError):
+        st.predict(scn, method="exact", on_unstable="raise")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        st.predict(scn, method="exact", on_unstable="ignore")
+    final = st.Model("m", steps=100, schedule=1.02 * lim, momentum=mom)
+    with pytest.raises(InstabilityError, match="final constant phase"):
+        st.predict(st.Scenario(prob, (final,)), method="exact")
