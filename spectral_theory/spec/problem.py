@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import SpecError, UnknownNameError
 from .schedules import Constant, Schedule
+from .sketch import RandomFeatures, sketched_speeds
 from .validate import MAX_SIZE, array, finite, integer
 
 __all__ = [
@@ -324,6 +325,8 @@ class Model:
     teacher: str | None = None
     alpha: float | None = None
     lr_convention: str = "mean"
+    #: random features (a frozen sketch, :class:`~spectral_theory.spec.sketch.RandomFeatures`)
+    features: Any = None
 
     def __post_init__(self):
         f = f"models[{self.name!r}]" if isinstance(self.name, str) else "models[?]"
@@ -362,6 +365,20 @@ class Model:
                 raise SpecError(f"{f}.teacher", self.teacher, "a model cannot be its own teacher")
             a = 0.0 if self.alpha is None else self.alpha
             object.__setattr__(self, "alpha", finite(f"{f}.alpha", a, lo=0.0, hi=1.0))
+        self._check_features(f)
+
+    def _check_features(self, f: str) -> None:
+        """``features``: ``None`` or a :class:`RandomFeatures` sketch, which replaces the speed
+        profile (``docs/sketch.md``)."""
+        if self.features is None:
+            return
+        if not isinstance(self.features, RandomFeatures):
+            raise SpecError(f"{f}.features", self.features,
+                            "must be a RandomFeatures object (p random features) or None")
+        if self.capacity is not None or self.speeds is not None:
+            raise SpecError(f"{f}.features", self.features.describe(),
+                            "a sketched model's speeds are those of its sketch: give features, "
+                            "or capacity/speeds, not both")
 
     @property
     def field_name(self) -> str:
@@ -378,10 +395,14 @@ class Model:
         if self.capacity is not None and self.capacity > d:
             raise SpecError(f"{self.field_name}.capacity", self.capacity,
                             f"must be an integer between 1 and d = {d}")
+        if self.features is not None:
+            self.features.check_size(d, f"{self.field_name}.features")
 
     def speed_profile(self, eigenvalues: np.ndarray) -> np.ndarray:
         """The per-mode speeds ``s_i`` of this model on a problem's spectrum."""
         self.check_modes(eigenvalues.size)
+        if self.features is not None:  # its speeds in its own eigenbasis, padded with zeros
+            return np.array(sketched_speeds(self.features, eigenvalues))
         if self.speeds is not None:
             return np.array(self.speeds)
         s = np.array(eigenvalues, dtype=float)
@@ -426,6 +447,8 @@ class Model:
         }
         out["teacher"] = self.teacher
         out["alpha"] = self.alpha
+        if self.features is not None:
+            out["features"] = self.features.describe()
         return out
 
 
