@@ -140,11 +140,14 @@ def _cell_weights(x: np.ndarray) -> np.ndarray:
     return w
 
 
-def equivalent(problem: Problem, p: int, *, kind: str = "gaussian", points_per_decade: int = 400,
-               eta: float = 1e-5) -> SketchEquivalent:
+def equivalent(problem: Problem, p: int, *, kind: str = "gaussian", points_per_decade: int = 600,
+               eta: float = 1e-9) -> SketchEquivalent:
     """The deterministic equivalent of a width-``p`` Gaussian sketch of ``problem`` (module
     docstring). The densities are evaluated at ``z = m (1 + i eta)`` on a log grid of
-    ``points_per_decade`` points per decade spanning the support."""
+    ``points_per_decade`` points per decade spanning the support. ``eta`` must be tiny: the
+    Lorentzian tails it leaves bias the cells' mean eigenvalues (measured at d = 1000, p = 500:
+    +1% on the risk at ``eta = 1e-5``, converged to 1e-5 relative from ``eta = 1e-9``; 400 against
+    800 points per decade: 0.13%)."""
     if kind != "gaussian":
         raise SpecError("features.kind", kind, "the annealed equivalent is derived for Gaussian sketches only")
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
