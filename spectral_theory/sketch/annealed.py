@@ -291,3 +291,32 @@ def compare_with_quenched(scenario: Scenario, *, sketches: int = 50, first_seed:
     return {"steps": np.asarray(steps), "annealed": a, "quenched_mean": mean, "quenched_se": se,
             "quenched_sd": q.std(axis=0, ddof=1), "relative_error": rel, "z": z, "sketches": sketches,
             "max_relative_error": float(np.max(np.abs(rel)))}
+
+
+def simulate_over_sketches(scenario: Scenario, *, sketches: int = 40, reps: int = 50, seed: int = 0,
+                           first_sketch: int = 0, at: Any = None) -> dict[str, Any]:
+    """Monte Carlo over both the sketch and SGD for a one-sketched-model scenario: ``sketches``
+    sketches (seeds ``first_sketch, ...``), ``reps`` SGD replicates on each (Monte Carlo seed
+    ``seed + k``). The estimate of the sketch-averaged risk is the mean of the per-sketch means;
+    its standard error is the spread of those means over sketches divided by ``sqrt(sketches)``
+    (they are independent and identically distributed), which includes the SGD noise. Returns
+    the steps, ``mean``, ``se``, the annealed prediction and ``z = (mean - annealed) / se``."""
+    from ..api import resolve_at, simulate
+
+    if isinstance(sketches, bool) or not isinstance(sketches, int) or sketches < 2:
+        raise SpecError("sketches", sketches, "must be an integer >= 2")
+    model = scenario.models[0]
+    an = predict_annealed(scenario, at=at)
+    steps = resolve_at(scenario, at)[model.name]
+    means = []
+    for k in range(sketches):
+        feats = dataclasses.replace(model.features, seed=first_sketch + k)
+        sc = dataclasses.replace(scenario, models=(dataclasses.replace(model, features=feats),))
+        means.append(simulate(sc, at=steps, reps=reps, seed=seed + k, progress=False)[model.name].excess_risk)
+    q = np.array(means)
+    mean = q.mean(axis=0)
+    se = q.std(axis=0, ddof=1) / math.sqrt(sketches)
+    a = np.asarray(an[model.name].excess_risk, dtype=float)
+    z = (mean - a) / (se + 1e-12 / 4)
+    return {"steps": np.asarray(steps), "mean": mean, "se": se, "annealed": a, "z": z,
+            "sketches": sketches, "reps": reps}
