@@ -480,8 +480,11 @@ def run_monte_carlo(
                         resid -= alpha * sigma * rng.standard_normal((R, B))
                     grad = np.einsum("rbd,rb->rd", z, resid)
                     if fmaps[gi] is not None:
-                        fm = fmaps[gi]  # A (p x d), or P = A^T A (d x d) when that is smaller
-                        grad = grad @ fm if fm.shape[0] == fm.shape[1] else (grad @ fm.T) @ fm
+                        # A (p x d), or P = A^T A (d x d) when that is smaller; einsum, not BLAS:
+                        # threaded BLAS is several times slower on these small products under load
+                        fm = fmaps[gi]
+                        grad = np.einsum("rd,de->re", grad, fm) if fm.shape[0] == fm.shape[1] else \
+                            np.einsum("rp,pd->rd", np.einsum("rd,pd->rp", grad, fm), fm)
                     else:
                         grad *= s
                     phi -= (eta[t] / B) * grad
