@@ -226,6 +226,8 @@ def test_plain_solvers_refuse_sketched_scenarios():
         st.predict(sc, record_modes=True)
     with pytest.raises(SpecError, match="not an option of method 'exact'"):
         st.predict(sc, method="exact", rtol=1e-3)
+    with pytest.raises(SpecError, match="own eigenbasis, an array spectrum.*annealed"):
+        st.predict(sc, method="continuum")
 
 
 def test_transfer_reports_accept_sketched_models():

@@ -336,7 +336,15 @@ def _pipeline(solver: SketchedSolver, scenario: Scenario, bases: list[Basis], th
         approx = max(theta_sq - float(th_r @ th_r), 0.0)  # ||(I - Pi) theta||^2
         sub = _sub_scenario(m, b, prob, tt, al * al * sigma2 + out_span, steps)
         inner = solver._inner(sub, every_step)
-        res = inner.solve(sub, at={m.name: steps}, every_step=every_step, on_unstable=on_unstable)
+        try:
+            res = inner.solve(sub, at={m.name: steps}, every_step=every_step, on_unstable=on_unstable)
+        except SpecError as err:
+            if err.field != "method":
+                raise
+            raise SpecError("method", err.value,
+                            f"{err.allowed} (model {m.name!r} is solved in its own eigenbasis, an array "
+                            "spectrum of its speeds: use exact, renewal or ode, or the annealed equivalent "
+                            "of spectral_theory.sketch.annealed; docs/sketch.md)") from None
         mr = res[m.name]
         for wmsg in res.diagnostics.get("warnings", []):
             if wmsg not in warnings:
