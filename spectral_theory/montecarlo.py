@@ -480,11 +480,16 @@ def run_monte_carlo(
                         resid -= alpha * sigma * rng.standard_normal((R, B))
                     grad = np.einsum("rbd,rb->rd", z, resid)
                     if fmaps[gi] is not None:
-                        # A (p x d), or P = A^T A (d x d) when that is smaller; einsum, not BLAS:
-                        # threaded BLAS is several times slower on these small products under load
+                        # A (p x d), or P = A^T A (d x d) when that is smaller; small products by
+                        # einsum (threaded BLAS is several times slower on them under load), large
+                        # ones by BLAS (einsum's loops are ~10x slower there)
                         fm = fmaps[gi]
-                        grad = np.einsum("rd,de->re", grad, fm) if fm.shape[0] == fm.shape[1] else \
-                            np.einsum("rp,pd->rd", np.einsum("rd,pd->rp", grad, fm), fm)
+                        if grad.size * fm.shape[0] >= 10**7:
+                            grad = grad @ fm if fm.shape[0] == fm.shape[1] else (grad @ fm.T) @ fm
+                        elif fm.shape[0] == fm.shape[1]:
+                            grad = np.einsum("rd,de->re", grad, fm)
+                        else:
+                            grad = np.einsum("rp,pd->rd", np.einsum("rd,pd->rp", grad, fm), fm)
                     else:
                         grad *= s
                     phi -= (eta[t] / B) * grad
