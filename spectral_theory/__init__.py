@@ -29,7 +29,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("ArraySchedule", "Constant", "Geometric", "Piecewise", "Polynomial", "Schedule",
                      "StepDecay", "WarmupDecay", "halving_every", "ArraySpectrum", "ArrayTarget",
                      "ExponentialSpectrum", "Features", "Model", "Output", "PowerLawSpectrum",
-                     "PowerLawTarget", "Problem", "Scenario", "Spectrum", "Target", "load_scenario",
+                     "PowerLawTarget", "Problem", "RandomFeatures", "Scenario", "Spectrum", "Target", "load_scenario",
                      "scenario_from_dict"), "spec"),
     **dict.fromkeys(("check_step", "stability_limit"), "stability"),
     **dict.fromkeys(("Average", "Momentum"), "spec.variants"),

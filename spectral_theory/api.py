@@ -59,6 +59,10 @@ def resolve_solver(scenario: Scenario, method: str | Solver, options: dict[str, 
     options, and why it was chosen."""
     if not isinstance(scenario, Scenario):
         raise SpecError("scenario", scenario, "must be a Scenario object")
+    if any(getattr(m, "features", None) is not None for m in scenario.models):
+        from .sketch.quenched import resolve_sketched  # random features: docs/sketch.md
+
+        return resolve_sketched(scenario, method, options, every_step=every_step, record_modes=record_modes)
     if isinstance(method, str) and method == "auto":
         if options:
             key = next(iter(options))

@@ -407,7 +407,11 @@ def run_monte_carlo(
     models = scenario.models
     G = len(models)
     idx = {m.name: i for i, m in enumerate(models)}
-    speeds = [m.speed_profile(lam) for m in models]
+    # a sketched model (docs/sketch.md) steps with P = A^T A, A = S Lambda^(1/2) its feature map
+    fmaps = [m.features.matrix(d) * np.sqrt(lam)[None, :] if getattr(m, "features", None) is not None
+             else None for m in models]
+    fmaps = [f if f is None or f.shape[0] < d else f.T @ f for f in fmaps]
+    speeds = [m.speed_profile(lam) if f is None else None for m, f in zip(models, fmaps, strict=True)]
     etas = [m.step_sizes() for m in models]
     from .solvers.base import guard_chain
 
@@ -514,7 +518,20 @@ def run_monte_carlo(
                     if sigma > 0 and alpha != 0.0:
                         resid -= alpha * sigma * rng.standard_normal((R, B))
                     grad = np.einsum("rbd,rb->rd", z, resid)
-                    phi -= (eta[t] / B) * s * grad
+                    if fmaps[gi] is not None:
+                        # A (p x d), or P = A^T A (d x d) when that is smaller; small products by
+                        # einsum (threaded BLAS is several times slower on them under load), large
+                        # ones by BLAS (einsum's loops are ~10x slower there)
+                        fm = fmaps[gi]
+                        if grad.size * fm.shape[0] >= 10**7:
+                            grad = grad @ fm if fm.shape[0] == fm.shape[1] else (grad @ fm.T) @ fm
+                        elif fm.shape[0] == fm.shape[1]:
+                            grad = np.einsum("rd,de->re", grad, fm)
+                        else:
+                            grad = np.einsum("rp,pd->rd", np.einsum("rd,pd->rp", grad, fm), fm)
+                    else:
+                        grad *= s
+                    phi -= (eta[t] / B) * grad
                     if (t + 1) % chunk == 0:
                         if not np.all(np.isfinite(phi)):
                             raise overflow(gi, t + 1, "the simulated weights overflowed")

@@ -263,5 +263,59 @@ VARIANT_QUICK = [
     Config("kd_averaged_teacher", v_kd_averaged_teacher, 3000, 54, "tail-averaged teacher -> heavy-ball student"),
 ]
 
-TIERS = {"quick": QUICK + TRANSFER_QUICK + VARIANT_QUICK,
-         "long": QUICK + TRANSFER_QUICK + VARIANT_QUICK + LONG + TRANSFER_LONG}
+
+# ----------------------------------------------------------------------------
+# random-feature (sketched) models at fixed sketches (docs/sketch.md): the quenched theory is
+# exact for Gaussian data; several p/d ratios, both sketch laws, batch sizes, schedules, a chain
+# of two different widths and a plain teacher with a sketched student
+
+
+def s_wide_b1() -> st.Scenario:
+    return st.Scenario(_pl(1.5, 1.8, 30, 0.3, G),
+                       (st.Model("m", steps=200, schedule=0.3, features=st.RandomFeatures(60, seed=1)),),
+                       output=_out(0, 1, 10, 100, 200))
+
+
+def s_narrow_b4_stepdecay() -> st.Scenario:
+    return st.Scenario(_pl(1.3, 1.6, 32, 0.5, G),
+                       (st.Model("m", steps=200, schedule=st.StepDecay(0.8, 0.5, 70), batch=4,
+                                 features=st.RandomFeatures(8, kind="orthogonal", seed=2)),),
+                       output=_out(0, 2, 20, 100, 200))
+
+
+def s_square_b2_poly() -> st.Scenario:
+    return st.Scenario(_pl(2.0, 2.5, 25, 1.0, G),
+                       (st.Model("m", steps=200, schedule=st.Polynomial(0.6, t0=20, power=1.0), batch=2,
+                                 features=st.RandomFeatures(25, seed=3)),),
+                       output=_out(0, 1, 5, 50, 200))
+
+
+def s_chain_two_widths() -> st.Scenario:
+    prob = _pl(1.5, 2.0, 30, 0.5, G)
+    return st.Scenario(prob, (
+        st.Model("wide", steps=200, schedule=0.3, batch=2, features=st.RandomFeatures(24, seed=4)),
+        st.Model("narrow", steps=150, schedule=0.4, teacher="wide", alpha=0.2,
+                 features=st.RandomFeatures(8, kind="orthogonal", seed=5)),
+    ), output=_out(0, 3, 30, 150, 200))
+
+
+def s_plain_teacher_sketched_student() -> st.Scenario:
+    prob = _pl(1.4, 1.8, 30, 0.4, G)
+    return st.Scenario(prob, (
+        st.Model("teacher", steps=200, schedule=0.3),
+        st.Model("student", steps=150, schedule=0.3, teacher="teacher", alpha=0.0,
+                 features=st.RandomFeatures(12, seed=6)),
+    ), output=_out(0, 5, 50, 150, 200))
+
+
+SKETCH_QUICK = [
+    Config("sketch_wide_b1", s_wide_b1, 2500, 61, "gaussian sketch p/d = 2, B=1, constant"),
+    Config("sketch_narrow_b4_stepdecay", s_narrow_b4_stepdecay, 2500, 62, "orthogonal sketch p/d = 0.25, B=4, step decay"),
+    Config("sketch_square_b2_poly", s_square_b2_poly, 2500, 63, "gaussian sketch p/d = 1, B=2, polynomial decay"),
+    Config("sketch_chain_two_widths", s_chain_two_widths, 2500, 64, "sketched p=24 teacher -> p=8 student, alpha 0.2"),
+    Config("sketch_plain_teacher", s_plain_teacher_sketched_student, 2500, 65, "plain teacher -> p=12 sketched student"),
+]
+
+
+TIERS = {"quick": QUICK + TRANSFER_QUICK + VARIANT_QUICK + SKETCH_QUICK,
+         "long": QUICK + TRANSFER_QUICK + VARIANT_QUICK + SKETCH_QUICK + LONG + TRANSFER_LONG}

@@ -95,6 +95,10 @@ class Solver:
         reason = self.supports(scenario, every_step=every_step, record_modes=record_modes)
         if reason is not None:
             raise SpecError("method", self.name, f"cannot solve this scenario: {reason}")
+        if not getattr(self, "handles_sketches", False) and any(
+                getattr(m, "features", None) is not None for m in scenario.models):
+            raise SpecError("method", self.name, "cannot solve a chain with sketched models directly: "
+                            "use predict, which wraps it in the sketched solver (docs/sketch.md)")
         t0 = time.perf_counter()
         res = self._solve(scenario, at=at, record_modes=record_modes, every_step=every_step,
                           on_unstable=on_unstable, cache=cache)

@@ -38,11 +38,12 @@ from .schedules import (
     WarmupDecay,
     halving_every,
 )
+from .sketch import RandomFeatures
 
 __all__ = [
     "ArraySchedule", "ArraySpectrum", "ArrayTarget", "Constant", "ExponentialSpectrum", "Features",
     "Geometric", "Model", "Output", "Piecewise", "Polynomial", "PowerLawSpectrum", "PowerLawTarget",
-    "Problem", "SCHEDULE_KINDS", "Scenario", "Schedule", "Spectrum", "StepDecay", "Target",
+    "Problem", "RandomFeatures", "SCHEDULE_KINDS", "Scenario", "Schedule", "Spectrum", "StepDecay", "Target",
     "WarmupDecay", "halving_every", "load_scenario", "log_steps", "parse_schedule", "parse_transfer",
     "read_scenario_file", "read_sections", "scenario_from_dict",
 ]

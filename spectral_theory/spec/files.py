@@ -31,6 +31,7 @@ from .problem import (
     Scenario,
 )
 from .schedules import SCHEDULE_KINDS, Constant, Schedule
+from .sketch import RandomFeatures
 from .validate import finite, integer
 
 __all__ = ["load_scenario", "read_scenario_file", "scenario_from_dict", "read_sections", "parse_schedule",
@@ -45,7 +46,9 @@ SPECTRUM_KEYS = {"powerlaw": frozenset({"kind", "a", "d", "scale"}),
                  "array": frozenset({"kind", "values"})}
 TARGET_KEYS = {"powerlaw": frozenset({"kind", "b", "scale"}), "array": frozenset({"kind", "values"})}
 MODEL_KEYS = frozenset({"name", "capacity", "speeds", "batch", "steps", "lr", "schedule", "teacher",
-                        "alpha", "lr_convention", "average", "momentum"})
+                        "alpha", "lr_convention", "average", "momentum", "features"})
+#: keys of a model's ``features`` table (random features, ``docs/sketch.md``)
+FEATURES_KEYS = frozenset({"p", "kind", "seed"})
 OUTPUT_KEYS = frozenset({"at", "points"})
 #: the roles of each comparison in ``[transfer]`` (``spectral_theory.transfer``)
 TRANSFER_ROLES: dict[str, tuple[str, str]] = {"kd": ("teacher", "student"), "w2s": ("weak", "strong"),
@@ -142,7 +145,15 @@ def _model(i: int, t: Any) -> Model:
         raise SpecError(f"{field}.lr", None, "is required (a constant step) unless 'schedule' is given")
     kwargs = {k: v for k, v in t.items() if k not in ("lr", "schedule")}
     kwargs["schedule"] = sched
+    if "features" in t:
+        kwargs["features"] = _features(f"{field}.features", t["features"])
     return Model(**kwargs)
+
+
+def _features(field: str, t: Any) -> RandomFeatures:
+    """A model's random features ``{p = ..., kind = "gaussian" | "orthogonal", seed = ...}``."""
+    _check_keys(field, t, FEATURES_KEYS, {"p"})
+    return _call(field, RandomFeatures, dict(t))
 
 
 def parse_transfer(t: Any, model_names: Any, *, field: str = "transfer") -> dict[str, Any]:

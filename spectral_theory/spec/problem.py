@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import SpecError, UnknownNameError
 from .schedules import Constant, Schedule
+from .sketch import RandomFeatures, sketched_speeds
 from .validate import MAX_SIZE, array, finite, integer
 
 __all__ = [
@@ -326,6 +327,8 @@ class Model:
     lr_convention: str = "mean"
     average: Any = None
     momentum: Any = None
+    #: random features (a frozen sketch, :class:`~spectral_theory.spec.sketch.RandomFeatures`)
+    features: Any = None
 
     def __post_init__(self):
         f = f"models[{self.name!r}]" if isinstance(self.name, str) else "models[?]"
@@ -365,6 +368,7 @@ class Model:
             a = 0.0 if self.alpha is None else self.alpha
             object.__setattr__(self, "alpha", finite(f"{f}.alpha", a, lo=0.0, hi=1.0))
         self._check_variants(f)
+        self._check_features(f)
 
     def _check_variants(self, f: str) -> None:
         """Averaging and momentum (``docs/theory.md`` §11): tables or objects, checked against
@@ -388,6 +392,19 @@ class Model:
         last-iterate SGD. Plain models are trained by the plain SGD path of every solver."""
         return self.average is not None or (self.momentum is not None and not self.momentum.is_plain)
 
+    def _check_features(self, f: str) -> None:
+        """``features``: ``None`` or a :class:`RandomFeatures` sketch, which replaces the speed
+        profile (``docs/sketch.md``)."""
+        if self.features is None:
+            return
+        if not isinstance(self.features, RandomFeatures):
+            raise SpecError(f"{f}.features", self.features,
+                            "must be a RandomFeatures object (p random features) or None")
+        if self.capacity is not None or self.speeds is not None:
+            raise SpecError(f"{f}.features", self.features.describe(),
+                            "a sketched model's speeds are those of its sketch: give features, "
+                            "or capacity/speeds, not both")
+
     @property
     def field_name(self) -> str:
         return f"models[{self.name!r}]"
@@ -403,10 +420,14 @@ class Model:
         if self.capacity is not None and self.capacity > d:
             raise SpecError(f"{self.field_name}.capacity", self.capacity,
                             f"must be an integer between 1 and d = {d}")
+        if self.features is not None:
+            self.features.check_size(d, f"{self.field_name}.features")
 
     def speed_profile(self, eigenvalues: np.ndarray) -> np.ndarray:
         """The per-mode speeds ``s_i`` of this model on a problem's spectrum."""
         self.check_modes(eigenvalues.size)
+        if self.features is not None:  # its speeds in its own eigenbasis, padded with zeros
+            return np.array(sketched_speeds(self.features, eigenvalues))
         if self.speeds is not None:
             return np.array(self.speeds)
         s = np.array(eigenvalues, dtype=float)
@@ -455,6 +476,8 @@ class Model:
             out["average"] = self.average.describe()
         if self.momentum is not None:
             out["momentum"] = self.momentum.describe()
+        if self.features is not None:
+            out["features"] = self.features.describe()
         return out
 
 
@@ -549,6 +572,13 @@ class Scenario:
             # speeds and capacity must fit the problem (checked without d-sized arrays)
             m.check_modes(self.problem.d)
             seen.add(m.name)
+        sketched = [m for m in models if m.features is not None]
+        variant = [m for m in models if m.is_variant]
+        if sketched and variant:  # the sketched solver and simulator train plain SGD only
+            raise SpecError(f"{variant[0].field_name}.{'average' if variant[0].average is not None else 'momentum'}",
+                            variant[0].describe().get("average") or variant[0].describe().get("momentum"),
+                            f"SGD variants and random-feature models ({sketched[0].field_name}.features) cannot "
+                            "be combined in one scenario: sketched models are trained by plain SGD only")
         object.__setattr__(self, "models", models)
         object.__setattr__(self, "output", as_output(self.output))
         if not isinstance(self.name, str):
