@@ -463,10 +463,18 @@ def test_transfer_commands_write_a_figure(transfer_file, tmp_path, capsys):
     (["gallery", "--out", "{t}"], "is not a directory"),
     (["gallery", "--out", "{d}/g", "--only", "pie"], "only: got 'pie'"),
     (["gallery", "--out", "{d}/g", "--only", "mc-kd"], "needs simulate"),
+    (["figure", "pie", "{t}"], "KIND: got 'pie'; must be one of ['curves', 'modes', 'denoising', 'map'"),
+    (["figure", "rates", "{c}"], "--expected: got None; is needed: the scenario is not a power law"),
+    (["figure", "modes", "{t}", "--kind", "kd", "--models", "nobody"], "--models: got 'nobody'"),
+    (["figure", "curves", "{t}", "--out", "{d}/x"], "--out: got '{d}/x'; must end in one of"),
+    (["gallery", "--out", "{t}/sub"], "lies under '{t}', which is not a directory"),
+    (["gallery", "--out", "{d}/g", "--formats", "png,jpg"], "--formats: got 'png,jpg'"),
+    (["gallery", "--out", "{d}/g", "--width", "triple"], "--width: got 'triple'"),
 ])
 def test_figure_errors_are_one_line_and_write_nothing(argv, message, transfer_file, tmp_path, capsys):
     before = sorted(p.name for p in tmp_path.iterdir())
-    argv = [a.format(t=transfer_file, d=tmp_path) for a in argv]
+    chain_json = ROOT / "examples" / "chain.json"  # an array spectrum: no predicted exponent
+    argv = [a.format(t=transfer_file, d=tmp_path, c=chain_json) for a in argv]
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse's own errors
@@ -474,6 +482,43 @@ def test_figure_errors_are_one_line_and_write_nothing(argv, message, transfer_fi
     err = capsys.readouterr().err
     assert code == 2, err
     assert message.format(t=transfer_file, d=tmp_path) in err and "Traceback" not in err
+    if "invalid choice" not in message:  # argparse prints its usage first; ours are one line
+        assert err.count("\n") == 1 and err.startswith("spectral-theory: error: "), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_replot_refuses_foreign_and_corrupted_records(transfer_file, tmp_path, capsys):
+    """A results JSON, truncated JSON, a record of another kind, missing annotations, rows that do
+    not fill the map's grid, annotations of the wrong type: one error line, exit 2, no image."""
+    code, _, err = run(["run", transfer_file, "--format", "json", "--out", tmp_path / "res.json"], capsys)
+    assert code == 0, err
+    code, _, err = run(["figure", "map", transfer_file, "--kind", "kd", "--x", "teacher.steps=100,400", "--y",
+                        "noise=0.1,1", "--out", tmp_path / "m.png"], capsys)
+    assert code == 0, err
+    rec = json.loads((tmp_path / "m.json").read_text())
+    rows = (tmp_path / "m.csv").read_text().splitlines()
+
+    def variant(name, change=None, text=None, csv_rows=None):
+        bad = json.loads(json.dumps(rec))
+        if change:
+            change(bad)
+        bad["csv"] = f"{name}.csv"
+        (tmp_path / f"{name}.json").write_text(text if text is not None else json.dumps(bad))
+        (tmp_path / f"{name}.csv").write_text("\n".join(csv_rows or rows) + "\n")
+        return tmp_path / f"{name}.json"
+
+    cases = [(tmp_path / "res.json", "is not a figure's data record"),
+             (variant("trunc", text=json.dumps(rec)[:200]), "must be valid JSON"),
+             (variant("kind", lambda r: r.update(kind="modes")), "must be the columns of a modes figure"),
+             (variant("noann", lambda r: r["annotations"].pop("metric")), "annotations.metric: got None"),
+             (variant("grid", csv_rows=rows[:-1]), "cannot be drawn as a map figure"),
+             (variant("types", lambda r: r["annotations"].update(neutral="one")), "cannot be drawn as a map figure")]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for path, message in cases:
+        code, _, err = run(["replot", path, "--out", tmp_path / "r.png"], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, (path, err)
+        with pytest.raises(st.SpecError, match="figure data"):
+            replot(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
