@@ -242,7 +242,12 @@ def test_map_equals_transfer_map_with_its_neutral_contour(tmp_path):
     assert any(isinstance(c, QuadMesh) for c in ax.collections)
     assert any(isinstance(c, ContourSet) for c in ax.collections)  # the KD gain = 1 contour
     norm = next(c for c in ax.collections if isinstance(c, QuadMesh)).norm
-    assert norm.vcenter == 1.0  # diverging colours centred on the neutral value
+    # diverging colours centred on the neutral value, symmetric in log for a ratio: a gain g and
+    # a gain 1/g are equally deep blue and red
+    g = float(mp.values.min())
+    assert float(norm(1.0)) == pytest.approx(0.5, abs=1e-12)
+    assert float(norm(g)) + float(norm(1 / g)) == pytest.approx(1.0, abs=1e-12)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["KD gain = 1 (neutral)"]
     assert len(fig.axes) == 2 and "KD gain" in fig.axes[1].get_ylabel()  # the colour bar
 
 
