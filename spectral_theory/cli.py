@@ -27,6 +27,7 @@ handlers import what they need.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -331,7 +332,7 @@ def _figure_parsers(sub: Any) -> None:
                                    + "\ncurves and modes draw the file's models, or with --kind (or a [transfer] "
                                      "kind) the comparison's; denoising, map and chain draw a comparison.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("figure_kind", metavar="KIND", choices=tuple(FIGURE_KINDS),
+    p.add_argument("figure_kind", metavar="KIND",  # checked by _cmd_figure: one error line, not usage
                    help="one of " + ", ".join(FIGURE_KINDS))
     _transfer_args(p, ALL_ROLES, kind=True, generations=True)
     _monte_carlo_args(p, switch=True)
@@ -1286,8 +1287,10 @@ def _cmd_figure(args: argparse.Namespace) -> _Output:
     from .budget import simulation_estimate, theory_estimate, transfer_estimate
     from .figures.style import matplotlib_module
 
-    matplotlib_module()  # before any work: the figures extra is installed
     kind = args.figure_kind
+    if kind not in FIGURE_KINDS:
+        raise SpecError("KIND", kind, f"must be one of {list(FIGURE_KINDS)}")
+    matplotlib_module()  # before any work: the figures extra is installed
     if args.simulate and args.method is not None:
         raise SpecError("--method", args.method, "names a theory solver; --simulate adds Monte Carlo markers to "
                                                  "the theory and takes none")
@@ -1313,6 +1316,11 @@ def _cmd_figure(args: argparse.Namespace) -> _Output:
     if points < 2:
         raise SpecError("--points", points, "must be an integer >= 2")
     source, is_transfer = _figure_source(args, kind)
+    if kind == "rates" and args.expected is None:  # before any work: is there a predicted exponent?
+        desc = source.problem.describe()
+        if desc["spectrum"]["kind"] != "powerlaw" or desc["target"]["kind"] != "powerlaw":
+            raise SpecError("--expected", None, "is needed: the scenario is not a power law, so there is no "
+                                                "predicted exponent to compare the fitted slope with")
     method = args.method or "auto"
     reps = args.reps if args.reps is not None else API_DEFAULTS["reps"]
     if kind in ("curves", "rates"):
@@ -1337,32 +1345,39 @@ def _cmd_figure(args: argparse.Namespace) -> _Output:
 
     common = {"style": style, "width": width}
     mc = {"simulate": args.simulate, "reps": reps, **_given(args, "seed", "progress")}
-    if kind == "curves":
-        data = K.curves_data(source, method=method, split=args.split, models=args.models, **mc, **common)
-    elif kind == "modes":
-        data = K.modes_data(source, method=method, models=args.models, axis=args.axis or "index", **mc, **common)
-    elif kind == "denoising":
-        data = K.denoising_data(source, method=method, **common)
-    elif kind == "map":
-        if args.x is None or args.y is None:
-            raise SpecError("--x/--y", args.x if args.x is None else args.y,
-                            "a map figure needs both, e.g. --x teacher.steps=100,1000 --y noise=0.1,1")
-        data = K.map_data(source, _parse_values(args.x), _parse_values(args.y), method=method,
-                          progress=args.progress, **_given(args, "metric"), **common)
-    elif kind == "chain":
-        data = K.chain_data(source, method=method, **mc, **common)
-    elif kind == "rates":
-        window = None
-        if args.window is not None:
-            try:
-                window = tuple(float(v) for v in args.window.split(","))
-            except ValueError:
-                window = ()
-            if len(window) != 2 or not 0 < window[0] < window[1]:
-                raise SpecError("--window", args.window, "must be LO,HI with 0 < LO < HI (steps)")
-        data = K.rates_data(source, window=window, expected=args.expected, method=method, **common)
-    else:
-        data = K.stability_data(source, models=args.models, method=method, progress=args.progress, **common)
+    try:
+        if kind == "curves":
+            data = K.curves_data(source, method=method, split=args.split, models=args.models, **mc, **common)
+        elif kind == "modes":
+            data = K.modes_data(source, method=method, models=args.models, axis=args.axis or "index", **mc, **common)
+        elif kind == "denoising":
+            data = K.denoising_data(source, method=method, **common)
+        elif kind == "map":
+            if args.x is None or args.y is None:
+                raise SpecError("--x/--y", args.x if args.x is None else args.y,
+                                "a map figure needs both, e.g. --x teacher.steps=100,1000 --y noise=0.1,1")
+            data = K.map_data(source, _parse_values(args.x), _parse_values(args.y), method=method,
+                              progress=args.progress, **_given(args, "metric"), **common)
+        elif kind == "chain":
+            data = K.chain_data(source, method=method, **mc, **common)
+        elif kind == "rates":
+            window = None
+            if args.window is not None:
+                try:
+                    window = tuple(float(v) for v in args.window.split(","))
+                except ValueError:
+                    window = ()
+                if len(window) != 2 or not 0 < window[0] < window[1]:
+                    raise SpecError("--window", args.window, "must be LO,HI with 0 < LO < HI (steps)")
+            if args.expected is not None and not math.isfinite(args.expected):
+                raise SpecError("--expected", args.expected, "must be a finite exponent")
+            data = K.rates_data(source, window=window, expected=args.expected, method=method, **common)
+        else:
+            data = K.stability_data(source, models=args.models, method=method, progress=args.progress, **common)
+    except SpecError as err:  # an option of the figure: name the flag
+        if err.field not in ("models", "metric"):
+            raise
+        raise SpecError(f"--{err.field}", err.value, err.allowed) from None
     fig = K.render(data)
     files = _figure_output(fig, out, "--out")
     lines = [f"{kind} figure ({data.method}): wrote {', '.join(p for _, p, *_ in files)}", *K.summary(data)]
@@ -1412,11 +1427,29 @@ def _cmd_gallery(args: argparse.Namespace) -> _Output:
     out = Path(args.gallery_dir)
     if out.exists() and not out.is_dir():
         raise SpecError("--out", args.gallery_dir, "is not a directory: the gallery writes a directory of files")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SpecError("--out", args.gallery_dir, f"lies under {str(parent)!r}, which is not a directory")
+    from .figures import FORMATS
+    from .figures.gallery import _select
+    from .figures.style import check_style, check_width
+
+    formats = [f.strip().lower().lstrip(".") for f in (args.formats or "png").split(",")]
+    if not formats or any(f not in FORMATS for f in formats) or len(set(formats)) != len(formats):
+        raise SpecError("--formats", args.formats, f"must be one or more of {list(FORMATS)}, each once")
+    try:
+        check_style(args.style or "default")
+        check_width(args.width)
+        _select(args.only, args.simulate)
+    except SpecError as err:
+        raise SpecError(f"--{err.field}", err.value, err.allowed) from None
     if args.reps is not None and args.reps < 2:
         raise SpecError("--reps", args.reps, "must be an integer >= 2")
     if args.seed is not None and args.seed < 0:
         raise SpecError("--seed", args.seed, "must be an integer >= 0")
-    files = build_gallery(out, formats=args.formats or "png", simulate=args.simulate,
+    files = build_gallery(out, formats=formats, simulate=args.simulate,
                           reps=args.reps if args.reps is not None else MC_REPS,
                           seed=args.seed if args.seed is not None else 0, only=args.only,
                           style=args.style or "default", width=args.width, progress=args.progress, write=False)

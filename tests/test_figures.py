@@ -63,8 +63,10 @@ def signature(fig) -> list[tuple]:
     for ax in fig.axes:
         leg = ax.get_legend()
         out.append((ax.get_xlabel(), ax.get_ylabel(), ax.get_xscale(), ax.get_yscale(), len(ax.lines),
-                    len(ax.collections), tuple(np.round(ax.get_xlim(), 12)), tuple(np.round(ax.get_ylim(), 12)),
+                    len(ax.collections), len(ax.patches), len(ax.containers),
+                    tuple(np.round(ax.get_xlim(), 12)), tuple(np.round(ax.get_ylim(), 12)),
                     tuple(repr(np.asarray(line.get_xydata(), dtype=float).ravel().tolist()) for line in ax.lines),
+                    tuple((t.get_text(), t.get_color()) for t in ax.texts),
                     tuple(t.get_text() for t in leg.get_texts()) if leg else ()))
     return out
 
@@ -123,8 +125,10 @@ def test_curves_of_a_scenario_equal_predict(tmp_path):
         # step 0 is phi = 0: the excess risk is sum_i theta_i^2 (docs/conventions.md)
         assert column(rows, "excess_risk", model=name, source="theory")[0] == pytest.approx(PROB.theta2.sum(),
                                                                                          rel=1e-14)
-        o = st.transfer.oracle_stop(SCN, name)
-        assert fig.spectral_data.annotations["oracle"][name] == {"step": o.step, "risk": o.risk, "over": o.how}
+        # the oracle stop against the curve at every step, computed here (docs/theory.md §8)
+        curve = st.predict(SCN, every_step=True)[name].curve
+        stop = fig.spectral_data.annotations["oracle"][name]
+        assert stop["step"] == int(np.argmin(curve)) and stop["risk"] == pytest.approx(curve.min(), rel=1e-12)
     ax = fig.axes[0]
     assert len(fig.axes) == 1 and ax.get_xscale() == ax.get_yscale() == "log"
     assert "excess risk" in ax.get_ylabel() and "not halved" in ax.get_ylabel()
@@ -238,7 +242,12 @@ def test_map_equals_transfer_map_with_its_neutral_contour(tmp_path):
     assert any(isinstance(c, QuadMesh) for c in ax.collections)
     assert any(isinstance(c, ContourSet) for c in ax.collections)  # the KD gain = 1 contour
     norm = next(c for c in ax.collections if isinstance(c, QuadMesh)).norm
-    assert norm.vcenter == 1.0  # diverging colours centred on the neutral value
+    # diverging colours centred on the neutral value, symmetric in log for a ratio: a gain g and
+    # a gain 1/g are equally deep blue and red
+    g = float(mp.values.min())
+    assert float(norm(1.0)) == pytest.approx(0.5, abs=1e-12)
+    assert float(norm(g)) + float(norm(1 / g)) == pytest.approx(1.0, abs=1e-12)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["KD gain = 1 (neutral)"]
     assert len(fig.axes) == 2 and "KD gain" in fig.axes[1].get_ylabel()  # the colour bar
 
 
@@ -425,9 +434,10 @@ def test_figure_command_writes_image_and_data(kind, extra, transfer_file, tmp_pa
 def test_figure_command_values_equal_the_api(transfer_file, tmp_path, capsys):
     code, _, err = run(["figure", "modes", transfer_file, "--kind", "kd", "--out", tmp_path / "m.png"], capsys)
     assert code == 0, err
-    from spectral_theory.cli import _transfer_spec, build_parser
-
-    spec = _transfer_spec(build_parser().parse_args(["kd", str(transfer_file)]), "kd")
+    # the file's comparison built here, not by the command line's own reader
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=60), st.PowerLawTarget(b=2.0), noise=0.5)
+    spec = st.Distillation(prob, teacher=st.Model("big", steps=400, schedule=0.1, batch=2),
+                           student=st.Model("small", steps=200, schedule=0.3, capacity=30), alpha=0.0)
     rep = st.evaluate(spec)
     rows = read_csv(tmp_path / "m.csv")
     for name, m in rep.models.items():
@@ -463,10 +473,18 @@ def test_transfer_commands_write_a_figure(transfer_file, tmp_path, capsys):
     (["gallery", "--out", "{t}"], "is not a directory"),
     (["gallery", "--out", "{d}/g", "--only", "pie"], "only: got 'pie'"),
     (["gallery", "--out", "{d}/g", "--only", "mc-kd"], "needs simulate"),
+    (["figure", "pie", "{t}"], "KIND: got 'pie'; must be one of ['curves', 'modes', 'denoising', 'map'"),
+    (["figure", "rates", "{c}"], "--expected: got None; is needed: the scenario is not a power law"),
+    (["figure", "modes", "{t}", "--kind", "kd", "--models", "nobody"], "--models: got 'nobody'"),
+    (["figure", "curves", "{t}", "--out", "{d}/x"], "--out: got '{d}/x'; must end in one of"),
+    (["gallery", "--out", "{t}/sub"], "lies under '{t}', which is not a directory"),
+    (["gallery", "--out", "{d}/g", "--formats", "png,jpg"], "--formats: got 'png,jpg'"),
+    (["gallery", "--out", "{d}/g", "--width", "triple"], "--width: got 'triple'"),
 ])
 def test_figure_errors_are_one_line_and_write_nothing(argv, message, transfer_file, tmp_path, capsys):
     before = sorted(p.name for p in tmp_path.iterdir())
-    argv = [a.format(t=transfer_file, d=tmp_path) for a in argv]
+    chain_json = ROOT / "examples" / "chain.json"  # an array spectrum: no predicted exponent
+    argv = [a.format(t=transfer_file, d=tmp_path, c=chain_json) for a in argv]
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse's own errors
@@ -474,6 +492,43 @@ def test_figure_errors_are_one_line_and_write_nothing(argv, message, transfer_fi
     err = capsys.readouterr().err
     assert code == 2, err
     assert message.format(t=transfer_file, d=tmp_path) in err and "Traceback" not in err
+    if "invalid choice" not in message:  # argparse prints its usage first; ours are one line
+        assert err.count("\n") == 1 and err.startswith("spectral-theory: error: "), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_replot_refuses_foreign_and_corrupted_records(transfer_file, tmp_path, capsys):
+    """A results JSON, truncated JSON, a record of another kind, missing annotations, rows that do
+    not fill the map's grid, annotations of the wrong type: one error line, exit 2, no image."""
+    code, _, err = run(["run", transfer_file, "--format", "json", "--out", tmp_path / "res.json"], capsys)
+    assert code == 0, err
+    code, _, err = run(["figure", "map", transfer_file, "--kind", "kd", "--x", "teacher.steps=100,400", "--y",
+                        "noise=0.1,1", "--out", tmp_path / "m.png"], capsys)
+    assert code == 0, err
+    rec = json.loads((tmp_path / "m.json").read_text())
+    rows = (tmp_path / "m.csv").read_text().splitlines()
+
+    def variant(name, change=None, text=None, csv_rows=None):
+        bad = json.loads(json.dumps(rec))
+        if change:
+            change(bad)
+        bad["csv"] = f"{name}.csv"
+        (tmp_path / f"{name}.json").write_text(text if text is not None else json.dumps(bad))
+        (tmp_path / f"{name}.csv").write_text("\n".join(csv_rows or rows) + "\n")
+        return tmp_path / f"{name}.json"
+
+    cases = [(tmp_path / "res.json", "is not a figure's data record"),
+             (variant("trunc", text=json.dumps(rec)[:200]), "must be valid JSON"),
+             (variant("kind", lambda r: r.update(kind="modes")), "must be the columns of a modes figure"),
+             (variant("noann", lambda r: r["annotations"].pop("metric")), "annotations.metric: got None"),
+             (variant("grid", csv_rows=rows[:-1]), "cannot be drawn as a map figure"),
+             (variant("types", lambda r: r["annotations"].update(neutral="one")), "cannot be drawn as a map figure")]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for path, message in cases:
+        code, _, err = run(["replot", path, "--out", tmp_path / "r.png"], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, (path, err)
+        with pytest.raises(st.SpecError, match="figure data"):
+            replot(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -515,12 +570,17 @@ def test_gallery_horizon_expansion_claim(gallery):
     assert gap >= 50
     assert f"exceeds the hard-label student's by {gap} modes" in d.caption
     assert f"learns {h['kd_student']} modes" in d.caption and f"against {h['hard_student']} for" in d.caption
+    assert f"the teacher's horizon is {h['teacher']}" in d.caption
     c = gallery["horizon-curves"]
     risk = {n: np.array(c.select("excess_risk", model=n, source="theory")) for n in ("kd_student", "hard_student")}
     assert risk["kd_student"][-1] < risk["hard_student"][-1]
+    # the KD gain of the caption is the ratio of the curves' final risks
+    gain = risk["hard_student"][-1] / risk["kd_student"][-1]
+    assert d.annotations["metrics"]["kd_gain"] == pytest.approx(gain, rel=1e-12) and f"= {gain:.4g}." in d.caption
     o = c.annotations["oracle"]
-    assert o["hard_student"]["risk"] < risk["hard_student"][-1] and o["hard_student"]["step"] < 2000
-    assert o["kd_student"]["step"] == 2000  # still improving at its last step
+    assert o["hard_student"]["risk"] <= risk["hard_student"].min() and o["hard_student"]["step"] < 2000
+    assert o["hard_student"]["risk"] < risk["hard_student"][-1]  # and then fits its label noise
+    assert o["kd_student"]["step"] == 2000 and risk["kd_student"][-1] < risk["kd_student"][-2]  # still improving
     assert f"best at step {o['hard_student']['step']}" in c.caption
 
 
@@ -535,6 +595,7 @@ def test_gallery_denoising_claim(gallery):
     assert m["teacher_noisy_modes"] == noisy.sum() and m["denoised_modes"] == (noisy & (sv < tv)).sum()
     assert m["denoised_modes"] > m["teacher_noisy_modes"] / 2 and sv[noisy].sum() < tv[noisy].sum()
     assert f"noise on {noisy.sum()} modes" in d.caption and f"on {m['denoised_modes']} of them" in d.caption
+    assert f"totals {sv[noisy].sum():.4g} against {tv[noisy].sum():.4g}" in d.caption
     c = gallery["denoising-curves"]
     fin = {n: c.select("excess_risk", model=n, source="theory")[-1]
            for n in ("weak_teacher", "w2s_student", "strong_ceiling")}
@@ -542,6 +603,9 @@ def test_gallery_denoising_claim(gallery):
     pgr = (fin["weak_teacher"] - fin["w2s_student"]) / (fin["weak_teacher"] - fin["strong_ceiling"])
     assert 0 < pgr < 1 and pgr == pytest.approx(c.annotations["metrics"]["pgr"], rel=1e-12)
     assert f"PGR = {pgr:.3g}" in c.caption
+    o = {n: c.annotations["oracle"][n]["risk"] for n in fin}  # PGR with each model at its oracle stop
+    pgr_o = (o["weak_teacher"] - o["w2s_student"]) / (o["weak_teacher"] - o["strong_ceiling"])
+    assert pgr_o > pgr and f"{pgr_o:.3g} with each model at its oracle stopping step" in c.caption
 
 
 def _grid(d):
@@ -578,6 +642,9 @@ def test_gallery_hurts_chain_rates_stability_claims(gallery):
     assert (np.diff(r) > 0).all() and all(b <= a for a, b in zip(hz, hz[1:], strict=False))
     assert c.annotations["final_over_first"] == pytest.approx(r[-1] / r[0], rel=1e-12)
     assert f"from {r[0]:.3g} to {r[-1]:.3g}" in c.caption and f"from {hz[0]} to {hz[-1]} modes" in c.caption
+    growth = r[1:] / r[:-1]
+    assert np.allclose(c.annotations["generation_growth"], growth, rtol=1e-12, atol=0)
+    assert f"growth per generation {growth.min():.3g} to {growth.max():.3g}" in c.caption
     rt = gallery["rates"]
     from spectral_theory.figures.gallery import RATE_BAND
 

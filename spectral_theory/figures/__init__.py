@@ -137,4 +137,13 @@ def replot(record: str | os.PathLike, *, ax: Any = None, **overrides: Any):
     from .data import read_data
     from .kinds import render
 
-    return render(read_data(record), ax, **overrides)
+    data = read_data(record)
+    try:
+        return render(data, ax, **overrides)
+    except SpecError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:  # an edited record
+        what = f"no {err}" if isinstance(err, KeyError) else str(err).splitlines()[0] if str(err) else ""
+        raise SpecError("figure data", str(record),
+                        f"cannot be drawn as a {data.kind} figure: its annotations, options or rows do not fit "
+                        f"together ({type(err).__name__}: {what}); draw it again with the figure command") from None

@@ -23,7 +23,8 @@ from typing import Any
 
 from ..errors import SpecError
 
-__all__ = ["FigureData", "FORMAT", "FORMAT_VERSION", "RECORD_KEYS", "read_data", "data_texts"]
+__all__ = ["FigureData", "FORMAT", "FORMAT_VERSION", "RECORD_KEYS", "KIND_COLUMNS", "KIND_ANNOTATIONS", "read_data",
+           "data_texts"]
 
 FORMAT = "spectral-theory figure data"
 FORMAT_VERSION = 1
@@ -31,6 +32,27 @@ FORMAT_VERSION = 1
 RECORD_KEYS = frozenset({"format", "format_version", "kind", "csv", "image", "columns", "source",
                          "method", "version", "conventions", "annotations", "options", "caption"})
 _TYPES = ("str", "int", "float")
+_F = "float"
+#: the tidy columns of each kind, in order, with their types (what the data builders of
+#: :mod:`.kinds` write; a record of another shape is not drawn)
+KIND_COLUMNS: dict[str, dict[str, str]] = {
+    "curves": {"model": "str", "source": "str", "step": "int", "excess_risk": _F, "bias": _F, "variance": _F,
+               "se": _F, "ci_low": _F, "ci_high": _F},
+    "modes": {"model": "str", "source": "str", "mode": "int", "lambda": _F, "theta2": _F, "normalised": _F,
+              "normalised_bias": _F, "normalised_variance": _F, "se": _F},
+    "denoising": {"mode": "int", "lambda": _F, "teacher_variance": _F, "student_variance": _F,
+                  "teacher_bias": _F, "student_bias": _F, "teacher_noisy": "int"},
+    "map": {"x": _F, "y": _F, "value": _F},
+    "chain": {"generation": "int", "source": "str", "risk": _F, "oracle_risk": _F, "horizon": "int", "se": _F},
+    "rates": {"series": "str", "step": "int", "value": _F},
+    "stability": {"model": "str", "fraction": _F, "lr": _F, "final_risk": _F, "bias": _F, "variance": _F},
+}
+#: annotations each kind's drawing needs (key -> JSON type)
+KIND_ANNOTATIONS: dict[str, dict[str, type]] = {
+    "curves": {}, "modes": {"horizons": dict}, "denoising": {}, "chain": {},
+    "map": {"metric": str, "x_param": str, "y_param": str}, "rates": {"fits": list},
+    "stability": {"models": list, "limits": dict},
+}
 
 
 @dataclass
@@ -147,9 +169,10 @@ def read_data(path: str | Path) -> FigureData:
         raise SpecError("figure data", str(path), f"must be UTF-8 text (byte {err.start} is not)") from None
     except json.JSONDecodeError as err:
         raise SpecError("figure data", str(path), f"must be valid JSON: {err}") from None
+    if not isinstance(rec, dict) or rec.get("format") != FORMAT:
+        raise SpecError("figure data", str(path), f"is not a figure's data record (its \"format\" is not {FORMAT!r}): "
+                                                  "replot reads the NAME.json written beside a figure")
     _check_keys("figure data", rec, RECORD_KEYS, RECORD_KEYS)
-    if rec["format"] != FORMAT:
-        raise SpecError("figure data.format", rec["format"], f"must be {FORMAT!r}")
     if rec["format_version"] != FORMAT_VERSION:
         raise SpecError("figure data.format_version", rec["format_version"], f"must be {FORMAT_VERSION}")
     from .kinds import KINDS
@@ -167,6 +190,14 @@ def read_data(path: str | Path) -> FigureData:
         if not isinstance(c["name"], str) or c["type"] not in _TYPES:
             raise SpecError(f"figure data.columns[{i}]", c, f"must name a column and a type in {list(_TYPES)}")
         types[c["name"]] = c["type"]
+    if types != KIND_COLUMNS[rec["kind"]] or len(rec["columns"]) != len(types):
+        raise SpecError("figure data.columns", [c.get("name") for c in rec["columns"]],
+                        f"must be the columns of a {rec['kind']} figure {list(KIND_COLUMNS[rec['kind']])}")
+    for key, typ in KIND_ANNOTATIONS[rec["kind"]].items():
+        if not isinstance(rec["annotations"].get(key), typ):
+            raise SpecError(f"figure data.annotations.{key}", rec["annotations"].get(key),
+                            f"must be a {'JSON object' if typ is dict else 'list' if typ is list else 'string'} "
+                            f"(a {rec['kind']} figure draws it)")
     csv_path = path.parent / rec["csv"]
     if Path(rec["csv"]).name != rec["csv"] or not csv_path.is_file():
         raise SpecError("figure data.csv", rec["csv"], f"must name a CSV file beside {path.name}")

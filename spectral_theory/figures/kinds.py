@@ -49,6 +49,12 @@ METRIC_LABELS = {"kd_gain": r"KD gain $\mathcal{E}_{hard}/\mathcal{E}_{kd}$",
                  "kd_gain_difference": r"$\mathcal{E}_{hard} - \mathcal{E}_{kd}$",
                  "pgr": "performance gap recovered (PGR)", "pgr_oracle": "PGR at oracle stopping",
                  "final_over_first": r"$\mathcal{E}_{G-1}/\mathcal{E}_0$"}
+#: short names of the transfer metrics (the neutral contour's legend)
+METRIC_NAMES = {"kd_gain": "KD gain", "kd_gain_oracle": "oracle KD gain", "kd_gain_difference": "KD gain difference",
+                "horizon_expansion": "horizon expansion", "pgr": "PGR", "pgr_oracle": "oracle PGR",
+                "final_over_first": "final / first risk"}
+#: transfer metrics that are ratios (neutral 1): their maps' colours are symmetric in log
+RATIO_METRICS = frozenset({"kd_gain", "kd_gain_oracle", "final_over_first"})
 #: the neutral value of a transfer metric (no gain, no loss): the centre of a map's colours
 NEUTRAL = {"kd_gain": 1.0, "kd_gain_oracle": 1.0, "kd_gain_difference": 0.0, "horizon_expansion": 0.0,
            "pgr": 0.0, "pgr_oracle": 0.0, "final_over_first": 1.0}
@@ -288,40 +294,51 @@ def _method_name(theory: Any, sim: Any) -> str:
 
 
 def _draw_curves(data: FigureData, ax: Any):
+    from matplotlib.lines import Line2D
+
     fig, ax = _axes(ax, data)
     opt = data.options
     names = data.annotations.get("models") or data.unique("model")
+    logx = opt.get("logx", True)
+    keys: dict[str, Any] = {}  # legend entries for the line styles and markers, in black (any model)
     for k, name in enumerate(names):
         c = colour(k)
         t = np.array(data.select("step", model=name, source="theory"), dtype=float)
-        keep = t > 0 if opt.get("logx", True) else np.ones(t.size, bool)
+        keep = t > 0 if logx else np.ones(t.size, bool)
         y = np.array(data.select("excess_risk", model=name, source="theory"), dtype=float)
         ax.plot(t[keep], y[keep], color=c, label=name)
         if opt.get("split"):
             for part, ls in (("bias", "--"), ("variance", ":")):
                 v = data.select(part, model=name, source="theory")
                 if any(x is not None for x in v):
-                    ax.plot(t[keep], _positive(v)[keep], color=c, ls=ls, lw=0.9,
-                            label=f"{part} part" if k == 0 else f"_{name} {part}")
+                    ax.plot(t[keep], _positive(v)[keep], color=c, ls=ls, lw=0.9, label=f"_{name} {part}")
+                    keys[f"{part} part"] = Line2D([], [], color="black", ls=ls, lw=0.9)
+    for k, name in enumerate(names):
         ms = np.array(data.select("step", model=name, source="montecarlo"), dtype=float)
         if ms.size:
-            keep = ms > 0 if opt.get("logx", True) else np.ones(ms.size, bool)
+            keep = ms > 0 if logx else np.ones(ms.size, bool)
             my = np.array(data.select("excess_risk", model=name, source="montecarlo"), dtype=float)
             se = np.array([0.0 if v is None else v for v in data.select("se", model=name, source="montecarlo")])
-            ax.errorbar(ms[keep], my[keep], yerr=2 * se[keep], fmt="o", ms=3, mfc="none", color=c, lw=0.8,
-                        label="Monte Carlo ($\\pm 2$ SE)" if k == 0 else f"_{name} mc")
+            ax.errorbar(ms[keep], my[keep], yerr=2 * se[keep], fmt="o", ms=3, mfc="none", color=colour(k), lw=0.8,
+                        label=f"_{name} mc")
+            keys["Monte Carlo mean ($\\pm 2$ SE)"] = Line2D([], [], color="black", marker="o", ms=3, mfc="none",
+                                                           ls="none")
+    for k, name in enumerate(names):
         stop = data.annotations.get("oracle", {}).get(name)
-        if stop and (stop["step"] > 0 or not opt.get("logx", True)):
-            ax.plot([stop["step"]], [stop["risk"]], marker="*", ms=9, color=c, ls="none",
-                    markeredgecolor="black", markeredgewidth=0.4,
-                    label="oracle stopping step" if k == 0 else f"_{name} oracle")
-    if opt.get("logx", True):
+        if stop and (stop["step"] > 0 or not logx):
+            ax.plot([stop["step"]], [stop["risk"]], marker="*", ms=9, color=colour(k), ls="none",
+                    markeredgecolor="black", markeredgewidth=0.4, label=f"_{name} oracle")
+            keys["oracle stopping step"] = Line2D([], [], color="white", marker="*", ms=9, ls="none",
+                                                  markeredgecolor="black", markeredgewidth=0.6)
+    if logx:
         ax.set_xscale("log")
     if opt.get("logy", True):
         ax.set_yscale("log")
     ax.set_xlabel(LABELS["step"])
     ax.set_ylabel(LABELS["risk"])
-    _legend(ax)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles or keys:
+        ax.legend(handles + list(keys.values()), labels + list(keys))
     return fig
 
 
@@ -439,7 +456,7 @@ def _draw_modes(data: FigureData, ax: Any):
             se = np.array([np.nan if v is None else v for v in data.select("se", model=name, source="montecarlo")])
             ok = np.isfinite(my) & (my > 0)
             ax.errorbar(mx[idx][ok], my[ok], yerr=2 * se[idx][ok], fmt="o", ms=3, mfc="none", color=c, lw=0.8,
-                        label="Monte Carlo ($\\pm 2$ SE)" if k == 0 else f"_{name} mc")
+                        label="Monte Carlo mean ($\\pm 2$ SE)" if k == 0 else f"_{name} mc")
     ax.axhline(thr, color="black", lw=0.6, ls=":", label=f"threshold {thr:g} (horizon)")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -619,8 +636,26 @@ def _is_log(v: np.ndarray) -> bool:
     return bool(v.size > 1 and np.all(v > 0) and v.max() / v.min() >= 10)
 
 
+def _map_norm(fin: np.ndarray, metric: str, neutral: float | None):
+    """The colour scale of a map: without a neutral value viridis over the range; with one a
+    diverging scale symmetric about it, so that equal colour depth means an equal effect on
+    either side (a ratio metric, KD gain or ``final_over_first``, symmetric in log: a gain of 4
+    and one of 1/4 get the same depth; others symmetric in the difference)."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    if neutral is None:
+        lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (0.0, 1.0)
+        return Normalize(lo, hi if hi > lo else lo + 1.0), "viridis"
+    if metric in RATIO_METRICS and neutral > 0 and fin.size and fin.min() > 0:
+        r = max(float(np.max(np.abs(np.log(fin / neutral)))), 1e-9)
+        return LogNorm(neutral * math.exp(-r), neutral * math.exp(r)), "RdBu"  # above: blue
+    m = max(float(np.max(np.abs(fin - neutral))) if fin.size else 0.0, 1e-12 * max(1.0, abs(neutral)))
+    return Normalize(neutral - m, neutral + m), "RdBu"
+
+
 def _draw_map(data: FigureData, ax: Any):
-    from matplotlib.colors import Normalize, TwoSlopeNorm
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
 
     a = data.annotations
     fig, ax = _axes(ax, data, aspect=0.8)
@@ -628,27 +663,28 @@ def _draw_map(data: FigureData, ax: Any):
     ys = np.array(data.unique("y"), dtype=float)
     V = np.array(data.column("value"), dtype=float).reshape(xs.size, ys.size)
     fin = V[np.isfinite(V)]
-    lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (0.0, 1.0)
     neutral = a.get("neutral")
-    if neutral is not None:
-        lo, hi = min(lo, neutral - 1e-12 * max(1.0, abs(neutral))), max(hi, neutral + 1e-12 * max(1.0, abs(neutral)))
-        norm, cmap = TwoSlopeNorm(vcenter=neutral, vmin=lo, vmax=hi), "RdBu"  # above: blue
-    else:
-        norm, cmap = Normalize(lo, hi), "viridis"
+    norm, cmap = _map_norm(fin, a["metric"], neutral)
     lx, ly = _is_log(xs), _is_log(ys)
     mesh = ax.pcolormesh(_edges(xs, lx), _edges(ys, ly), V.T, norm=norm, cmap=cmap, shading="flat")
     cb = fig.colorbar(mesh, ax=ax)
     cb.set_label(METRIC_LABELS.get(a["metric"], a["metric"].replace("_", " "))
                  + (f" (neutral {neutral:g})" if neutral is not None else ""))
     if neutral is not None and xs.size > 1 and ys.size > 1 and a.get("crosses"):
+        label = f"{METRIC_NAMES.get(a['metric'], a['metric'].replace('_', ' '))} = {neutral:g} (neutral)"
         cs = ax.contour(xs, ys, V.T, levels=[neutral], colors="black", linewidths=1.2)
-        cs.set_label(f"{a['metric'].replace('_', ' ')} = {neutral:g}")
+        cs.set_label(label)
+        ax.legend(handles=[Line2D([], [], color="black", lw=1.2)], labels=[label], loc="lower left",
+                  bbox_to_anchor=(0.0, 1.0), borderaxespad=0.2, fontsize="small")
     if data.options.get("annotate"):
+        rgba = colormaps[cmap]
         for i, xv in enumerate(xs):
             for j, yv in enumerate(ys):
                 if np.isfinite(V[i, j]):
+                    r, g, b, _ = rgba(float(norm(V[i, j])))
+                    dark = 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.45  # white text on dark cells
                     ax.text(xv, yv, f"{V[i, j]:.3g}", ha="center", va="center", fontsize="x-small",
-                            color="black")
+                            color="white" if dark else "black")
     if lx:
         ax.set_xscale("log")
     if ly:
@@ -725,7 +761,7 @@ def _draw_chain(data: FigureData, ax: Any):
     if mg.size:
         se = np.array(data.select("se", source="montecarlo"), dtype=float)
         ax.errorbar(mg, data.select("risk", source="montecarlo"), yerr=2 * se, fmt="D", ms=4, mfc="none",
-                    color=colour(4), lw=0.8, label="Monte Carlo ($\\pm 2$ SE)")
+                    color=colour(4), lw=0.8, label="Monte Carlo mean ($\\pm 2$ SE)")
     risks = np.array(data.select("risk", source="theory"), dtype=float)
     if risks.min() > 0 and risks.max() / risks.min() > 10:
         ax.set_yscale("log")
