@@ -531,31 +531,10 @@ def _solver_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-#: the largest size or step count the command line passes on: the solvers index steps and modes
-#: with int64 numbers (a step count such as 1e308 is a valid integer, but no solver can count it)
-MAX_SIZE = 2**62
-
-
-def _check_sizes(scenario: Any) -> None:
-    """A :class:`SpecError` naming the field when ``d``, a model's steps, batch or capacity, or a
-    reported step is above :data:`MAX_SIZE`."""
-    sizes = [("problem.spectrum.d", scenario.problem.d)]
-    for m in scenario.models:
-        sizes += [(f"{m.field_name}.{k}", getattr(m, k)) for k in ("steps", "batch", "capacity")]
-    out = scenario.output
-    sizes += [("output.at", max(out.at)) if out.at else ("output.points", out.points)]
-    for name, value in sizes:
-        if value is not None and value > MAX_SIZE:
-            raise SpecError(name, value, f"must be at most 2^62 = {MAX_SIZE} (the solvers count steps and "
-                                         "modes with int64 numbers)")
-
-
 def _load(args: argparse.Namespace):
     from .spec import load_scenario
 
-    scenario = load_scenario(args.scenario)
-    _check_sizes(scenario)
-    return scenario
+    return load_scenario(args.scenario)
 
 
 def _budget(args: argparse.Namespace) -> tuple[int | None, str]:
@@ -797,8 +776,6 @@ def _transfer_spec(args: argparse.Namespace, kind: str | None):
     overrides["alpha"] = args.alpha
     overrides["generations"] = getattr(args, "generations", None)
     spec = transfer_from_dict(data, kind=kind, overrides=overrides, name=Path(args.scenario).stem)
-    for scn in spec.lineages().values():
-        _check_sizes(scn)
     at = _parse_at(getattr(args, "at", None))
     if at is not None:
         try:

@@ -548,3 +548,17 @@ def test_sizes_beyond_int64_are_errors(line, field, command, capsys):
             f'[[models]]\nname = "m"\n{line}\n{body}[[models]]\nname = "s"\nsteps = 3\nlr = 0.5\n')
     code, msg = check_cli(".toml", text.encode(), command, capsys)
     assert code == 2 and f".{field}" in msg and "4611686018427387904" in msg, msg
+
+
+@pytest.mark.parametrize("make", [
+    lambda st: st.Model("m", steps=10**19), lambda st: st.Model("m", steps=1e308),
+    lambda st: st.Model("m", steps=3, batch=2**63), lambda st: st.PowerLawSpectrum(a=1.5, d=10**30),
+    lambda st: st.Output(at=[0, 2**64]), lambda st: st.StepDecay(lr=0.1, factor=0.5, every=2**70),
+])
+def test_sizes_beyond_int64_are_refused_by_the_api(make):
+    """The same bound where the specs are built, so a Python caller gets it too (steps = 10**19
+    wrapped around to a negative int64 step index in the reported grid)."""
+    import spectral_theory as st
+
+    with pytest.raises(st.SpecError, match=r"<= 2\^62 = 4611686018427387904"):
+        make(st)

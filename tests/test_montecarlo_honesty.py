@@ -440,9 +440,9 @@ def test_huge_but_finite_replicates_give_finite_statistics():
 def _timed(sc, reps):
     best = math.inf
     for _ in range(2):
-        t0 = time.perf_counter()
+        t0 = time.process_time()  # CPU time: a loaded CI machine stretches the wall time only
         quiet_simulate(sc, reps=reps, seed=0, progress=False)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return best
 
 
@@ -464,9 +464,9 @@ def test_cost_estimate_within_a_factor_3(size):
 def test_estimate_needs_no_allocation_and_checks_its_arguments():
     prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=10**9), st.PowerLawTarget(b=2.0), noise=0.5)
     sc = st.Scenario(prob, (st.Model("m", steps=10**6, schedule=0.1),))
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     est = estimate_simulation_seconds(sc, 1000)
-    assert est > 1e9 and time.perf_counter() - t0 < 1.0
+    assert est > 1e9 and time.process_time() - t0 < 1.0  # CPU seconds: no d-sized work
     with pytest.raises(st.SpecError, match="reps"):
         estimate_simulation_seconds(sc, 0)
     with pytest.raises(st.SpecError, match="scenario"):

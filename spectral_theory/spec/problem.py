@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import SpecError, UnknownNameError
 from .schedules import Constant, Schedule
-from .validate import array, finite, integer
+from .validate import MAX_SIZE, array, finite, integer
 
 __all__ = [
     "Spectrum",
@@ -66,7 +66,7 @@ class PowerLawSpectrum(Spectrum):
 
     def __post_init__(self):
         object.__setattr__(self, "a", finite("spectrum.a", self.a, lo=0.0, lo_open=True))
-        object.__setattr__(self, "d", integer("spectrum.d", self.d, lo=1))
+        object.__setattr__(self, "d", integer("spectrum.d", self.d, lo=1, hi=MAX_SIZE))
         object.__setattr__(self, "scale", finite("spectrum.scale", self.scale, lo=0.0, lo_open=True))
 
     @cached_property
@@ -89,7 +89,7 @@ class ExponentialSpectrum(Spectrum):
 
     def __post_init__(self):
         object.__setattr__(self, "rate", finite("spectrum.rate", self.rate, lo=0.0))
-        object.__setattr__(self, "d", integer("spectrum.d", self.d, lo=1))
+        object.__setattr__(self, "d", integer("spectrum.d", self.d, lo=1, hi=MAX_SIZE))
         object.__setattr__(self, "scale", finite("spectrum.scale", self.scale, lo=0.0, lo_open=True))
 
     @cached_property
@@ -329,8 +329,8 @@ class Model:
         f = f"models[{self.name!r}]" if isinstance(self.name, str) else "models[?]"
         if not isinstance(self.name, str) or not self.name.strip():
             raise SpecError(f"{f}.name", self.name, "must be a non-empty string")
-        object.__setattr__(self, "steps", integer(f"{f}.steps", self.steps, lo=0))
-        object.__setattr__(self, "batch", integer(f"{f}.batch", self.batch, lo=1))
+        object.__setattr__(self, "steps", integer(f"{f}.steps", self.steps, lo=0, hi=MAX_SIZE))
+        object.__setattr__(self, "batch", integer(f"{f}.batch", self.batch, lo=1, hi=MAX_SIZE))
         sched = self.schedule
         if not isinstance(sched, Schedule):
             sched = Constant(finite(f"{f}.lr", sched, lo=0.0, lo_open=True))
@@ -344,7 +344,7 @@ class Model:
         if self.capacity is not None and self.speeds is not None:
             raise SpecError(f"{f}.speeds", "<array>", "give either capacity or speeds, not both")
         if self.capacity is not None:
-            object.__setattr__(self, "capacity", integer(f"{f}.capacity", self.capacity, lo=1))
+            object.__setattr__(self, "capacity", integer(f"{f}.capacity", self.capacity, lo=1, hi=MAX_SIZE))
         if self.speeds is not None:
             object.__setattr__(self, "speeds", array(f"{f}.speeds", self.speeds))
         if self.teacher is None:
@@ -451,11 +451,11 @@ class Output:
         if self.at is not None:
             if isinstance(self.at, (str, bytes)) or not isinstance(self.at, Sequence | np.ndarray):
                 raise SpecError("output.at", self.at, "must be a list of non-negative integers")
-            steps = tuple(integer(f"output.at[{i}]", t, lo=0) for i, t in enumerate(self.at))
+            steps = tuple(integer(f"output.at[{i}]", t, lo=0, hi=MAX_SIZE) for i, t in enumerate(self.at))
             if not steps:
                 raise SpecError("output.at", list(self.at), "must list at least one step")
             object.__setattr__(self, "at", tuple(sorted(set(steps))))
-        object.__setattr__(self, "points", integer("output.points", self.points, lo=2))
+        object.__setattr__(self, "points", integer("output.points", self.points, lo=2, hi=MAX_SIZE))
 
     def steps_for(self, total: int) -> np.ndarray:
         """The steps a model of ``total`` steps reports: ``at`` with every step past ``total``

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpecError
-from .validate import finite, integer
+from .validate import MAX_SIZE, finite, integer
 
 __all__ = [
     "Schedule", "Constant", "StepDecay", "Piecewise", "Geometric", "Polynomial",
@@ -117,7 +117,7 @@ class StepDecay(Schedule):
         object.__setattr__(self, "lr", finite("schedule.lr", self.lr, lo=0, lo_open=True))
         f = finite("schedule.factor", self.factor, lo=0, lo_open=True)
         object.__setattr__(self, "factor", f)
-        object.__setattr__(self, "every", integer("schedule.every", self.every, lo=1))
+        object.__setattr__(self, "every", integer("schedule.every", self.every, lo=1, hi=MAX_SIZE))
 
     def rates(self, steps: int) -> np.ndarray:
         t = np.arange(steps)
@@ -165,7 +165,7 @@ class Piecewise(Schedule):
         lrs = tuple(finite(f"schedule.lrs[{i}]", v, lo=0, lo_open=True) for i, v in enumerate(self.lrs))
         if isinstance(self.lengths, (str, bytes)) or not hasattr(self.lengths, "__len__"):
             raise SpecError("schedule.lengths", self.lengths, "must be a list of integers >= 1")
-        lengths = tuple(integer(f"schedule.lengths[{i}]", v, lo=1) for i, v in enumerate(self.lengths))
+        lengths = tuple(integer(f"schedule.lengths[{i}]", v, lo=1, hi=MAX_SIZE) for i, v in enumerate(self.lengths))
         if len(lengths) != len(lrs):
             raise SpecError("schedule.lengths", list(lengths),
                             f"must have one length per step size ({len(lrs)} given in lrs)")
@@ -251,7 +251,7 @@ class WarmupDecay(Schedule):
 
     def __post_init__(self):
         object.__setattr__(self, "lr", finite("schedule.lr", self.lr, lo=0, lo_open=True))
-        object.__setattr__(self, "warmup", integer("schedule.warmup", self.warmup, lo=1))
+        object.__setattr__(self, "warmup", integer("schedule.warmup", self.warmup, lo=1, hi=MAX_SIZE))
         object.__setattr__(self, "t0", finite("schedule.t0", self.t0, lo=0, lo_open=True))
         object.__setattr__(self, "power", finite("schedule.power", self.power, lo=0))
 

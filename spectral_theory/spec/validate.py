@@ -11,7 +11,11 @@ import numpy as np
 
 from ..errors import SpecError
 
-__all__ = ["finite", "integer", "array"]
+__all__ = ["finite", "integer", "array", "MAX_SIZE"]
+
+#: the largest size or step count a scenario may give (d, steps, batch, capacity, reported steps,
+#: schedule periods and lengths): step indices and sizes are int64 numbers in every solver
+MAX_SIZE = 2**62
 
 
 def finite(field_: str, value: Any, *, lo: float | None = None, lo_open: bool = False,
@@ -46,7 +50,8 @@ def integer(field_: str, value: Any, *, lo: int | None = None, hi: int | None = 
     if lo is not None:
         allowed += f" >= {lo}"
     if hi is not None:
-        allowed += f" and <= {hi}" if lo is not None else f" <= {hi}"
+        bound = f"2^62 = {hi} (the solvers count steps and modes with int64 numbers)" if hi == MAX_SIZE else hi
+        allowed += f" and <= {bound}" if lo is not None else f" <= {bound}"
     if isinstance(value, bool):
         raise SpecError(field_, value, allowed)
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
