@@ -141,8 +141,18 @@ class _ArbOps:
         return self.arb(p) / q
 
     def number(self, v: Any) -> Any:
-        # a decimal literal of a claim (e.g. 0.5, 2.1) means that decimal, not the double
-        return self.arb(str(v))
+        # a decimal literal of a claim (e.g. 0.2) means the double nearest it, as a parameter
+        # value 0.2 and a scenario field lr = 0.2 do: one convention for every number written
+        # (docs/claims.md, "Numbers"); operations on them are then exact real operations
+        return self.arb(float(v))
+
+    def number_symbol(self, name: str) -> Any:
+        """pi and E as balls that contain them (not as rounded decimals)."""
+        if name == "pi":
+            return self.arb.pi()
+        if name == "E":
+            return self.arb(1).exp()
+        raise CertificationError(f"the constant {name!r} has no interval version")
 
     def ipow(self, x: Any, n: int) -> Any:
         x = self.arb(x)

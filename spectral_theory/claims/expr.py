@@ -388,6 +388,8 @@ def _eval(e: Any, env: Callable[[str], Any], ops: Any) -> Any:
         return ops.rational(int(e.p), int(e.q))
     if e.is_Float:
         return ops.number(e)
+    if e.is_NumberSymbol and hasattr(ops, "number_symbol"):  # pi, E as balls in certificates
+        return ops.number_symbol(str(e))
     if e.is_Number or e.is_NumberSymbol:  # pi, E: from sympy expressions given in Python
         return ops.number(sympy.Float(e, 30))
     if e.is_Add:

@@ -65,6 +65,9 @@ class ClaimReport:
     witness: dict | None = None
     certificate: Any = None
     source: str = ""
+    #: "search" (the floating-point search) or "certificate" (a certified counterexample at the
+    #: worst point overruled a search that saw the claim hold within its round-off allowance)
+    verdict_from: str = "search"
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -75,7 +78,7 @@ class ClaimReport:
         """JSON-ready contents."""
         out = {k: getattr(self, k) for k in ("claim", "kind", "statement", "verdict", "points", "invalid",
                                              "excluded", "strategies", "worst", "margin", "seconds", "budget",
-                                             "first_violation", "constant", "source")}
+                                             "first_violation", "constant", "source", "verdict_from")}
         out["errors"] = self.errors[:5]
         out["witness"] = self.witness
         out["certificate"] = self.certificate.to_dict() if self.certificate is not None else None
@@ -93,6 +96,9 @@ class ClaimReport:
     def summary(self) -> str:
         """A few lines: verdict, worst point, margin, search effort, certificate."""
         lines = [f"{self.claim}: {self.verdict.upper()}  ({self.kind}: {self.statement})"]
+        if self.verdict_from == "certificate":
+            lines.append("  verdict from the certificate: the floating-point search saw the claim hold "
+                         "(within its round-off allowance), the interval re-evaluation proves it false")
         if self.worst is not None:
             params = ", ".join(f"{k}={_fmt(v)}" for k, v in self.worst["params"].items())
             lines.append(f"  worst ratio {_fmt(self.worst['ratio'])} at {params or 'the only point'}"
@@ -347,6 +353,10 @@ def _report(claim: Claim, srch: _Search, budget: int, seconds: float, certify: A
 
             rep.certificate = Certificate.declined(
                 f"not certified: estimated {est['seconds']:.0f} s ({est['why']}); pass certify=True to force")
+        if rep.certificate.status == "violated" and rep.verdict != "violated":
+            # a proof beats the floating-point search (its allowance rtol, its rounding)
+            rep.verdict, rep.verdict_from = "violated", "certificate"
+            rep.margin = None
     return rep
 
 

@@ -1,0 +1,77 @@
+"""Claims: the review findings of issue 10, each pinned by an independent computation (exact
+rationals, arb balls built by hand, the definition of the quantity)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from spectral_theory import claims as C
+from spectral_theory.cli import main
+
+flint = pytest.importorskip("flint")
+
+ONE = {"problem": {"spectrum": {"kind": "powerlaw", "a": 1.5, "d": 20},
+                   "target": {"kind": "powerlaw", "b": 2.0}, "noise": 0.1},
+       "models": [{"name": "m", "steps": 50, "lr": 0.1}]}
+HEAD = ('[scenario]\nproblem = { spectrum = { kind = "powerlaw", a = 1.5, d = 20 }, '
+        'target = { kind = "powerlaw", b = 2.0 }, noise = 0.1 }\nmodels = [{ name = "m", steps = 50, lr = 0.1 }]\n'
+        '[search]\nbudget = 4\n')
+
+
+def _write(tmp_path: Path, body: str) -> str:
+    p = tmp_path / "c.toml"
+    p.write_text(HEAD + body)
+    return str(p)
+
+
+# ---------------------------------------------------------------------------- 1: verdict and numbers
+def test_literals_are_read_as_the_nearest_double_like_parameters():
+    # eta = 0.2 (the double) and the literal 0.2 (the same double): eta <= 0.2 holds exactly there,
+    # so the certificate must say so (read as the decimal 0.2 the literal is smaller than the double)
+    assert Fraction(0.2) > Fraction(2, 10)
+    c = C.Inequality(name="le", scenario=ONE, model="m", lhs="eta", rhs="0.2",
+                     domain={"eta": C.Param(values=[0.2])})
+    cert = C.certify_point(c, {"eta": 0.2})
+    assert cert.status == "holds" and cert.ratio == (1.0, 1.0)
+
+
+def test_certified_violation_decides_the_verdict_and_exit_status(capsys, tmp_path):
+    # the double next to 0.2 is above the double 0.2 by one ulp: the float ratio is 1 + 2^-53 * ...,
+    # inside the search's allowance rtol = 1e-9, so the float search says 'holds'; exactly it is > 1
+    above = 0.2000000000000001
+    assert Fraction(above) > Fraction(0.2)
+    c = C.Inequality(name="le", scenario=ONE, model="m", lhs="eta", rhs="0.2",
+                     domain={"eta": C.Param(values=[0.1, above])})
+    rep = C.check(c, budget=4)
+    assert rep.worst["ratio"] <= 1 + 1e-9  # the float search alone sees it hold
+    assert rep.certificate.status == "violated"
+    assert rep.verdict == "violated" and rep.verdict_from == "certificate" and rep.margin is None
+    assert "verdict from the certificate" in rep.summary()
+    path = _write(tmp_path, f'[[claims]]\nname = "le"\nkind = "inequality"\nmodel = "m"\nlhs = "eta"\nrhs = "0.2"\n'
+                            f'domain = {{ eta = {{ values = [0.1, {above!r}] }} }}\n')
+    assert main(["check", path]) == 1
+    assert "VIOLATED" in capsys.readouterr().out
+
+
+def test_strict_inequality_at_equality_is_violated(capsys, tmp_path):
+    c = C.Inequality(name="lt", scenario=ONE, model="m", lhs="eta", rhs="0.2", op="<",
+                     domain={"eta": C.Param(values=[0.2])})
+    rep = C.check(c, budget=2)
+    assert rep.certificate.status == "violated" and rep.verdict == "violated"
+    path = _write(tmp_path, '[[claims]]\nname = "lt"\nkind = "inequality"\nmodel = "m"\nlhs = "eta"\nrhs = "0.2"\n'
+                            'op = "<"\ndomain = { eta = { lo = 0.01, hi = 0.2 } }\n')
+    assert main(["check", path]) == 1
+    capsys.readouterr()
+
+
+def test_pi_is_a_ball_that_contains_pi_in_certificates():
+    import sympy
+
+    c = C.Inequality(name="pi", scenario=ONE, model="m", lhs=sympy.pi, rhs="3.14159265358979312",
+                     domain={"eta": C.Param(values=[0.1])})
+    cert = C.certify_point(c, {"eta": 0.1})
+    # pi > double(pi) = 3.141592653589793115997...: the claim pi <= double(pi) is false
+    assert cert.status == "violated"
