@@ -75,3 +75,20 @@ def test_pi_is_a_ball_that_contains_pi_in_certificates():
     cert = C.certify_point(c, {"eta": 0.1})
     # pi > double(pi) = 3.141592653589793115997...: the claim pi <= double(pi) is false
     assert cert.status == "violated"
+
+
+# ---------------------------------------------------------------------------- 2: monotone margin
+def _balls(ctx):
+    p = int(ctx.params["p"])
+    if hasattr(ctx, "arb"):  # pair (0,1): ratio 0.9 exactly; pair (1,2): 0.85 +- 0.5, straddling 1
+        return [flint.arb(1), flint.arb("0.9"), flint.arb(0.9 * 0.85, 0.45)][p]
+    return [1.0, 0.9, 0.9 * 0.85][p]
+
+
+def test_monotone_certificate_takes_the_interval_max_over_every_pair():
+    c = C.Monotone(name="mono", scenario=ONE, model="m", value=_balls, param="p", values=(0, 1, 2),
+                   domain={"eta": C.Param(values=[0.1])})
+    cert = C.certify_point(c, {"eta": 0.1}, max_prec=128)
+    # the pair (1, 2) may rise (its ratio ball reaches 1.35): nothing rigorous can be said
+    assert cert.status == "undecided" and cert.ratio[1] >= 1.3
+    assert "rigorous margin" not in cert.summary()

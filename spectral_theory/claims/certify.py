@@ -208,6 +208,13 @@ class _ArbOps:
     def surely_ge(self, x: Any, y: float) -> bool:
         return bool(self.arb(x) >= y)
 
+    def maximum(self, xs: list) -> Any:
+        """A ball enclosing the max of the balls ``xs`` (every member counts, not the midpoints)."""
+        out = self.arb(xs[0])
+        for x in xs[1:]:
+            out = out.max(self.arb(x))
+        return out
+
     def greater(self, x: Any, y: Any) -> bool:
         return float(self.arb(x).mid()) > float(self.arb(y).mid())
 

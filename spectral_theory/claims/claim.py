@@ -795,14 +795,21 @@ class Monotone(Claim):
         ops = getattr(ctx, "ops", ex.FLOAT_OPS)
         vals = [self.value_of(self.value, s) for s in self.sub_contexts(ctx)]
         sign = 1.0 if self.direction == "decreasing" else -1.0
-        worst, where = None, 0
+        rs = []
         for j in range(len(vals) - 1):
             # 1 + (the step in the wrong direction beyond the tolerance) / |value before it|
             wrong = sign * (vals[j + 1] - vals[j])
             tol = self.rtol * abs(vals[j]) + self.atol
-            r = 1.0 + (wrong - tol) / _floor_abs(vals[j], ops)
-            if worst is None or (ops.greater(r, worst) if ops is not ex.FLOAT_OPS else r > worst):
-                worst, where = r, j
+            rs.append(1.0 + (wrong - tol) / _floor_abs(vals[j], ops))
+        if ops is ex.FLOAT_OPS:
+            where = max(range(len(rs)), key=lambda j: rs[j])
+            worst = rs[where]
+        else:  # the ratio is the interval max over every pair; a midpoint only picks the pair shown
+            where = 0
+            for j in range(1, len(rs)):
+                if ops.greater(rs[j], rs[where]):
+                    where = j
+            worst = ops.maximum(rs)
         info = {"values": vals, "worst_between": [self.values[where], self.values[where + 1]],
                 "before": vals[where], "after": vals[where + 1]}
         return worst, info
