@@ -92,3 +92,49 @@ def test_monotone_certificate_takes_the_interval_max_over_every_pair():
     # the pair (1, 2) may rise (its ratio ball reaches 1.35): nothing rigorous can be said
     assert cert.status == "undecided" and cert.ratio[1] >= 1.3
     assert "rigorous margin" not in cert.summary()
+
+
+# ---------------------------------------------------------------------------- 3: cost estimate
+SMALL = {**ONE, "models": [{"name": "m", "steps": 10, "lr": 0.2}]}
+
+
+@pytest.mark.parametrize("kind", ["rate", "monotone"])
+def test_cost_estimate_counts_each_value_of_a_varied_horizon(kind):
+    if kind == "rate":
+        c = C.Rate(name="r", scenario=SMALL, model="m", quantity="excess_risk", expected=-0.5, param="T",
+                   values=(100, 1000, 10000), band=0.05, domain={"eta": C.Param(0.1, 0.2)})
+    else:
+        c = C.Monotone(name="mo", scenario=SMALL, model="m", value="excess_risk", param="T",
+                       values=(100, 1000, 10000), domain={"eta": C.Param(0.1, 0.2)})
+    truth = 20 * (100 + 1000 + 10000)  # d modes, each stepped T times, for each T
+    assert C.estimate_cost(c, {"eta": 0.1})["mode_steps"] == truth
+    cert = C.certify_point(c, {"eta": 0.1})
+    assert cert.mode_steps == truth  # the sub-contexts' runs are counted in the certificate
+
+
+def test_cost_estimate_counts_quantities_with_their_own_scenario_and_rows():
+    c = C.Inequality(name="bv", scenario=SMALL, model="m", lhs="bias + variance",
+                     rhs="2 * quiet", quantities={"quiet": C.Quantity("excess_risk", set={"models.m.steps": 30})},
+                     domain={"eta": C.Param(0.1, 0.2)})
+    # bias row + variance row at T = 10, the full row again for 'quiet' (a name) at T = 10, and
+    # the quantity's own scenario at T = 30
+    est = C.estimate_cost(c, {"eta": 0.1})
+    cert = C.certify_point(c, {"eta": 0.1})
+    assert cert.mode_steps == 20 * (10 + 10 + 30)
+    assert cert.mode_steps <= est["mode_steps"] <= 20 * (10 + 10 + 10 + 30)
+
+
+def test_auto_certification_declines_the_annealed_variance_rate():
+    from spectral_theory.claims import library as L
+
+    est = C.estimate_cost(L.LIBRARY["variance_rate_annealed"](), {"a": 2.0})
+    # 2000 modes stepped N times for each N of the slope (one variance row each)
+    assert est["mode_steps"] == 2000 * (1000 + 3162 + 10000 + 31623 + 100000)
+    assert est["seconds"] > 60 and est["seconds_max"] > est["seconds"]
+
+
+def test_auto_certification_stops_raising_precision_past_its_time():
+    c = C.Monotone(name="mono", scenario=ONE, model="m", value=_balls, param="p", values=(0, 1, 2),
+                   domain={"eta": C.Param(values=[0.1])})
+    cert = C.certify_point(c, {"eta": 0.1}, max_seconds=0.0)
+    assert cert.status == "undecided" and cert.prec == 128 and "would pass the time allowed" in cert.reason

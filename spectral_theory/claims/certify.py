@@ -503,7 +503,10 @@ class ArbContext:
             steps = self._steps(scn)
             runs[key] = run_recursion(scn, self.data, steps, theta_on=rows != "variance",
                                       noise_on=rows != "bias", track_min=track_min)
-            self._shared["mode_steps"] += runs[key].mode_steps
+            shared = self._shared
+            while shared is not None:  # a child's runs count in the certificate of its parent
+                shared["mode_steps"] += runs[key].mode_steps
+                shared = shared.get("parent")
         return runs[key], scn
 
     def _steps(self, scn: Any) -> dict[str, list[int]]:
@@ -709,39 +712,100 @@ class ArbContext:
 
 
 # ---------------------------------------------------------------------------- certification
-def estimate_cost(claim: Any, params: dict) -> dict[str, Any]:
-    """Estimated seconds to certify ``claim`` at ``params`` (mode-steps times
-    :data:`SECONDS_PER_MODE_STEP`) and why."""
-    from .claim import Context, Limit, Monotone, PointError
+#: cost of one mode-step at 256, 512 and 1024 bits relative to 128 (measured: 1.6, 3.1, 3.7
+#: and 8.3 microseconds), for the precision reruns of an undecided certificate
+PREC_FACTORS = {128: 1.0, 256: 2.0, 512: 2.5, 1024: 5.5}
 
-    try:
-        ctx = Context(claim, params)
-    except PointError as err:
-        return {"seconds": 0.0, "why": str(err), "mode_steps": 0}
+
+def _prec_factor(prec: int) -> float:
+    return PREC_FACTORS.get(prec, max(1.0, prec / 128 * 0.7))
+
+
+def _scenario_work(ctx: Any) -> int:
+    """Mode-steps of one run of the recursion over every model of ``ctx``'s scenario (or of
+    every lineage of its comparison): model ``j`` of a chain carries ``1 + j`` pair rows."""
     scns = list(ctx.obj.lineages().values()) if ctx.is_transfer else [ctx.obj]
     work = 0
     for scn in scns:
         for j, m in enumerate(scn.models):
             moving = int((m.speed_profile(scn.problem.eigenvalues) > 0).sum())
-            work += m.steps * moving * (1 + j)
-    reps = len(claim.values) if isinstance(claim, (Limit,)) else 1
-    if isinstance(claim, Monotone) and claim.param != "t":
-        reps = len(claim.values)
-    if isinstance(claim, (Limit, Monotone)) and claim.param in ("d", "T"):
-        reps = 1 + sum(v / max(params.get(claim.param, v), 1) for v in claim.values)
-    mode_steps = int(work * reps)
-    return {"seconds": mode_steps * SECONDS_PER_MODE_STEP, "mode_steps": mode_steps,
-            "why": f"{mode_steps:.3g} mode-steps of the interval recursion"}
+            work += int(m.steps) * moving * (1 + j)
+    return work
 
 
-def certify_point(claim: Any, params: dict, *, prec: int = 128, max_prec: int = 1024) -> Certificate:
+def _names_used(claim: Any) -> set[str]:
+    """Every name the claim's values and quantities mention (to count the recursion's runs)."""
+    from .claim import Quantity
+
+    out: set[str] = set()
+    vals = [getattr(claim, k, None) for k in ("lhs", "rhs", "value", "limit", "expected")]
+    vals += list(claim.quantities.values())
+    for v in vals:
+        if isinstance(v, ex.Expr):
+            out |= set(v.names)
+        elif isinstance(v, Quantity):
+            out.add(v.name)
+        elif callable(v):
+            out.add("<callable>")
+    if getattr(claim, "kind", "") == "rate":
+        out.add(claim.quantity)
+    if claim.where is not None and not callable(claim.where):
+        out |= set(claim.where.names)
+    return out
+
+
+def estimate_cost(claim: Any, params: dict) -> dict[str, Any]:
+    """Estimated cost of certifying ``claim`` at ``params``: ``mode_steps`` of the interval
+    recursion at 128 bits and ``seconds`` (times :data:`SECONDS_PER_MODE_STEP`), and
+    ``seconds_max`` with every precision rerun to 1024 bits (:data:`PREC_FACTORS`).
+
+    Counted from the scenarios the certificate will run, built at the point: each value of a
+    limit, monotonicity or rate parameter (with its own ``T`` and ``d``), each quantity with
+    ``set = {...}`` (its own scenario), and one run per row the claim reads (full, bias row,
+    variance row, the running minimum of ``oracle_risk``)."""
+    from .claim import SYMBOLS, Context, PointError, Quantity
+
+    try:
+        ctx = Context(claim, params)
+        if getattr(claim, "param", None) not in (None, "t") and getattr(claim, "values", ()):
+            ctxs = [claim.vary(ctx, claim.param, claim.path, v) for v in claim.values]
+        else:
+            ctxs = [ctx]
+        names = _names_used(claim)
+        rows = sum(1 for r in ("bias", "variance", "oracle_risk") if r in names)
+        # the full row: the risk and what is made of it; names that need no run (symbols, §5-§6
+        # stability quantities, parameters) do not count
+        free = set(SYMBOLS) | {"lam1", "tr", "x_max", "kernel_norm", "map_radius", "stability_limit",
+                               "risk_floor", "modesum", "lam", "theta2", "s", "i"} | set(claim.domain.names)
+        rows += 1 if names - {"bias", "variance", "oracle_risk"} - free else 0
+        rows = max(rows, 1)
+        work = 0
+        for c in ctxs:
+            work += rows * _scenario_work(c)
+            for q in claim.quantities.values():
+                if isinstance(q, Quantity) and q.set and q.fn is None:
+                    work += _scenario_work(c.child({}, dict(q.set)))
+    except (PointError, CertificationError, ValueError, OverflowError, MemoryError) as err:
+        return {"seconds": 0.0, "seconds_max": 0.0, "why": str(err), "mode_steps": 0}
+    except Exception as err:  # noqa: BLE001 - a Python scenario builder or quantity that fails here
+        return {"seconds": 0.0, "seconds_max": 0.0, "why": f"{type(err).__name__}: {err}", "mode_steps": 0}
+    seconds = work * SECONDS_PER_MODE_STEP
+    return {"seconds": seconds, "seconds_max": seconds * sum(PREC_FACTORS.values()), "mode_steps": int(work),
+            "why": f"{work:.3g} mode-steps of the interval recursion ({len(ctxs)} scenario(s), {rows} row(s))"}
+
+
+def certify_point(claim: Any, params: dict, *, prec: int = 128, max_prec: int = 1024,
+                  max_seconds: float | None = None) -> Certificate:
     """Re-evaluate ``claim`` at ``params`` in interval arithmetic (module docstring): a
     :class:`Certificate` whose status is ``violated`` (proved), ``holds`` (rigorous at the
     point) or ``undecided`` (the enclosure straddles the bound at ``max_prec`` bits). Raises
-    :class:`CertificationError` when some value has no interval version."""
+    :class:`CertificationError` when some value has no interval version. ``max_seconds``: no
+    precision rerun that would end past it (estimated from the first pass and
+    :data:`PREC_FACTORS`); the certificate is then ``undecided`` and says so."""
     flint = _flint()
     start = time.perf_counter()
     old = flint.ctx.prec
+    first, prec0 = None, prec
     try:
         while True:
             flint.ctx.prec = prec
@@ -770,8 +834,17 @@ def certify_point(claim: Any, params: dict, *, prec: int = 128, max_prec: int = 
                 cert = Certificate(status=status, params=dict(params), ratio=_bounds(r), values=values, prec=prec,
                                    constant=finds, balls=balls)
             cert.mode_steps = ctx._shared["mode_steps"]
+            elapsed = time.perf_counter() - start
+            first = elapsed if first is None else first
             if cert.status != "undecided" or prec >= max_prec:
-                cert.seconds = time.perf_counter() - start
+                cert.seconds = elapsed
+                return cert
+            # the next pass costs the first one scaled by the cost of a mode-step at its precision
+            nxt = elapsed + first * _prec_factor(prec * 2) / _prec_factor(prec0)
+            if max_seconds is not None and nxt > max_seconds:
+                cert.seconds = elapsed
+                cert.reason = (f"undecided at {prec} bits; a rerun at {prec * 2} bits (about {nxt - elapsed:.0f} s) "
+                               f"would pass the time allowed ({max_seconds:g} s): pass certify=True to force")
                 return cert
             prec *= 2
     finally:

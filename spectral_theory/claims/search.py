@@ -338,10 +338,13 @@ def _report(claim: Claim, srch: _Search, budget: int, seconds: float, certify: A
         from .certify import CertificationError, certify_point, estimate_cost
 
         est = estimate_cost(claim, worst["params"])
-        if certify is True or est["seconds"] <= certify_options.get("max_seconds", 60.0):
+        limit = certify_options.get("max_seconds", 60.0)
+        if certify is True or est["seconds"] <= limit:
+            opts = {k: v for k, v in certify_options.items() if k != "max_seconds"}
+            if certify == "auto":  # no precision rerun past the time allowed
+                opts["max_seconds"] = limit
             try:
-                rep.certificate = certify_point(claim, worst["params"], **{k: v for k, v in certify_options.items()
-                                                                            if k != "max_seconds"})
+                rep.certificate = certify_point(claim, worst["params"], **opts)
             except CertificationError as err:
                 if certify is True:
                     raise
