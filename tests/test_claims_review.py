@@ -138,3 +138,29 @@ def test_auto_certification_stops_raising_precision_past_its_time():
                    domain={"eta": C.Param(values=[0.1])})
     cert = C.certify_point(c, {"eta": 0.1}, max_seconds=0.0)
     assert cert.status == "undecided" and cert.prec == 128 and "would pass the time allowed" in cert.reason
+
+
+# ---------------------------------------------------------------------------- 4: sizes too large
+def test_a_horizon_beyond_int64_is_an_invalid_point_naming_the_field():
+    from spectral_theory.claims.claim import evaluate_point
+
+    c = C.Limit(name="x", scenario=ONE, model="m", value="excess_risk", limit="risk_floor", param="T",
+                values=(10, 1e300), domain={"eta": C.Param(0.01, 0.2)})
+    rec = evaluate_point(c, {"eta": 0.1})
+    assert "steps" in rec["error"] and "2^62" in rec["error"]
+    rep = C.check(c, budget=2)
+    assert rep.verdict == "undecided" and rep.invalid == 2
+
+
+def test_a_dimension_too_large_for_memory_is_an_invalid_point(capsys, tmp_path):
+    from spectral_theory.claims.claim import evaluate_point
+
+    c = C.Inequality(name="x", scenario=ONE, model="m", lhs="excess_risk", rhs="1",
+                     domain={"d": C.Param(2, 1e12, log=True, integer=True)})
+    rec = evaluate_point(c, {"d": 10**12})  # 8 TB of eigenvalues
+    assert rec["error"].startswith("out of memory")
+    path = _write(tmp_path, '[[claims]]\nname = "x"\nkind = "inequality"\nlhs = "excess_risk"\nrhs = "1"\n'
+                            'domain = { d = { values = [2, 1000000000000] } }\n')
+    assert main(["check", path, "--no-certify"]) == 0  # d = 2 holds; d = 10^12 is invalid, not the end
+    out = capsys.readouterr().out
+    assert "1 invalid" in out and "out of memory" in out

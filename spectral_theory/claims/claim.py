@@ -933,6 +933,10 @@ def evaluate_point(claim: Claim, params: dict[str, Any]) -> dict[str, Any]:
     except InstabilityError as err:
         return {"params": params, "inside": True, "ratio": math.inf, "holds": False,
                 "info": {"overflow": str(err)}}
+    except (OverflowError, MemoryError) as err:  # a size too large for this machine (the memory
+        # budget's refusal is a MemoryError too): this point is invalid, the search goes on
+        what = "out of memory" if isinstance(err, MemoryError) else "overflow"
+        return {"params": params, "error": f"{what} here: {err}" if str(err) else what}
 
 
 def _floats(info: dict) -> dict:

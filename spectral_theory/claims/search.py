@@ -207,7 +207,7 @@ class _Search:
     # ------------------------------------------------------------------ strategies
     def grid(self, cap: int) -> None:
         dom = self.claim.domain
-        if dom.points is not None or dom.size <= cap:
+        if dom.points is not None or dom.size <= max(cap, self.left()):  # a finite domain that fits: all of it
             for p in dom.enumerate():
                 self.eval(p, "grid")
             return
