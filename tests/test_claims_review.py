@@ -164,3 +164,62 @@ def test_a_dimension_too_large_for_memory_is_an_invalid_point(capsys, tmp_path):
     assert main(["check", path, "--no-certify"]) == 0  # d = 2 holds; d = 10^12 is invalid, not the end
     out = capsys.readouterr().out
     assert "1 invalid" in out and "out of memory" in out
+
+
+# ---------------------------------------------------------------------------- 5: steps beyond training
+@pytest.mark.parametrize("make", [
+    lambda: C.Monotone(name="x", scenario=ONE, model="m", value="excess_risk", param="t", values=(0, 10, 100000),
+                       domain={"eta": C.Param(0.01, 0.2)}),
+    lambda: C.Rate(name="x", scenario=ONE, model="m", quantity="excess_risk", expected=-1, window=(1, 1000),
+                   domain={"eta": C.Param(0.01, 0.2)}),
+    lambda: C.Inequality(name="x", scenario=ONE, model="m", lhs="excess_risk", rhs="1", at=1000,
+                         domain={"eta": C.Param(0.01, 0.2)}),
+    lambda: C.Inequality(name="x", scenario=ONE, model="m", lhs=C.Quantity("excess_risk", at=51), rhs="1",
+                         domain={"eta": C.Param(0.01, 0.2)}),
+], ids=["monotone", "rate", "at", "quantity_at"])
+def test_a_step_beyond_the_training_is_invalid_not_the_last_step(make):
+    from spectral_theory.claims.claim import evaluate_point
+
+    c = make()
+    rec = evaluate_point(c, {"eta": 0.1})
+    assert "beyond the training of model 'm' (steps = 50)" in rec["error"]
+    rep = C.check(c, budget=2)
+    assert rep.verdict == "undecided" and rep.invalid == 2
+
+
+def test_the_default_step_is_the_end_of_each_models_training():
+    import spectral_theory as st
+    from spectral_theory.claims.claim import evaluate_point
+
+    two = {"problem": ONE["problem"], "models": [{"name": "T", "steps": 80, "lr": 0.1},
+                                                 {"name": "S", "steps": 40, "lr": 0.1, "teacher": "T"}]}
+    c = C.Inequality(name="x", scenario=two, model="T", lhs=C.Quantity("excess_risk", model="S"), rhs="1",
+                     domain={"eta": C.Param(values=[0.1])})
+    rec = evaluate_point(c, {"eta": 0.1})  # t defaults to T's end (80): S is read at its own end (40)
+    from spectral_theory.claims.scenarios import build
+
+    res = st.predict(build(two), at=[40])
+    assert rec["info"]["lhs"] == pytest.approx(float(res["S"].excess_risk[-1]), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------- 6: found constant for >=
+def test_found_constant_of_a_lower_bound_is_the_largest_valid_one():
+    import spectral_theory as st
+    from spectral_theory.claims.scenarios import build
+
+    two = {**ONE, "models": [{"name": "m", "steps": 200, "lr": 0.2}]}
+    c = C.Inequality(name="ge", scenario=two, model="m", lhs="excess_risk", rhs="sigma2", op=">=",
+                     constant="find", domain={"eta": C.Param(values=[0.1, 0.2])})
+    rep = C.check(c, budget=4, certify=True)
+    truth = []
+    for eta in (0.1, 0.2):
+        sc = build({**two, "models": [{"name": "m", "steps": 200, "lr": eta}]})
+        truth.append(float(st.predict(sc, at=[200])["m"].excess_risk[-1]) / 0.1)
+    assert rep.constant["bound"] == "C <=" and rep.constant["value"] == pytest.approx(min(truth), rel=1e-10)
+    assert f"largest constant found: C <= {min(truth):.6g}" in rep.summary()
+    lo, hi = rep.certificate.values["largest_valid"]
+    assert lo <= min(truth) * (1 + 1e-12) and hi >= min(truth) * (1 - 1e-12)
+    assert "the largest constant is at most" in rep.certificate.summary()
+    with pytest.raises(C.SpecError if hasattr(C, "SpecError") else Exception, match="max_constant"):
+        C.Inequality(name="ge", scenario=two, model="m", lhs="excess_risk", rhs="sigma2", op=">=",
+                     constant="find", max_constant=2.0, domain={"eta": C.Param(values=[0.1])})

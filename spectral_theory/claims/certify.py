@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import expr as ex
+from .claim import FINAL
 
 __all__ = ["Certificate", "CertificationError", "certify_point", "estimate_cost", "ArbContext",
            "run_recursion", "SECONDS_PER_MODE_STEP"]
@@ -76,6 +77,7 @@ class Certificate:
     reason: str = ""
     constant: bool = False  # a claim whose constant is found: the ratio is that constant
     balls: dict[str, str] = field(default_factory=dict)  # each enclosure as arb prints it (mid +/- rad)
+    op: str = "<="  # the inequality's operator (a found constant is bounded above for '>=')
 
     @classmethod
     def declined(cls, reason: str) -> Certificate:
@@ -100,11 +102,15 @@ class Certificate:
                 "undecided": "certification undecided at this point"}[self.status]
         lines = [f"certificate ({self.prec}-bit arb, {self.mode_steps} mode-steps, {self.seconds:.2f} s): {head}"]
         for k, (lo, hi) in self.values.items():
-            if k in ("ratio", "constant"):
+            if k in ("ratio", "constant", "largest_valid"):
                 continue
             lines.append(f"  {k} in {self.balls.get(k) or f'[{lo:.17g}, {hi:.17g}]'}")
         ball = self.balls.get("ratio") or (f"[{self.ratio[0]:.17g}, {self.ratio[1]:.17g}]" if self.ratio else "")
-        if self.ratio is not None and self.constant:
+        if self.ratio is not None and self.constant and self.op in (">=", ">"):
+            big = self.balls.get("largest_valid") or ""
+            lines.append(f"  largest valid constant here (lhs/rhs) in {big}: the largest constant is at most "
+                         f"{self.values.get('largest_valid', (math.nan, math.nan))[1]:.6g}")
+        elif self.ratio is not None and self.constant:
             lines.append(f"  constant needed here in {ball}: the smallest constant is at least "
                          f"{self.ratio[0]:.6g}")
         elif self.ratio is not None:
@@ -522,6 +528,14 @@ class ArbContext:
             out[m.name] = sorted(st)
         return out
 
+    def _step_for(self, m: Any) -> int:
+        from .claim import PointError
+
+        try:
+            return self.float_ctx.step_for(m)
+        except PointError as err:
+            raise CertificationError(str(err)) from None
+
     def builtin(self, name: str, *, model: str | None = None) -> Any:
         arb = self.arb
         if name.startswith("mode:"):
@@ -564,7 +578,7 @@ class ArbContext:
             rows = {"bias": "bias", "variance": "variance"}.get(name, "full")
             run, scn = self._run(model, rows)
             m = self.float_ctx.model_spec(model)
-            t = min(self.t, m.steps)
+            t = self._step_for(m)
             if name == "disagreement":
                 if m.teacher is None:
                     raise CertificationError(f"model {m.name!r} has no teacher: no disagreement")
@@ -590,7 +604,7 @@ class ArbContext:
         raise CertificationError(f"the quantity {name!r} has no interval version")
 
     def _final(self, model: str) -> Any:
-        return self.at_step(10**18).builtin("excess_risk", model=model)
+        return self.at_step(FINAL).builtin("excess_risk", model=model)
 
     def _metric(self, name: str) -> Any:
         kind = self.obj.kind
@@ -607,7 +621,7 @@ class ArbContext:
         if name == "student_teacher_disagreement":
             student = {"kd": "kd_student", "w2s": "w2s_student"}.get(kind)
             if student:
-                return self.at_step(10**18).builtin("disagreement", model=student)
+                return self.at_step(FINAL).builtin("disagreement", model=student)
         raise CertificationError(f"the report metric {name!r} has no interval version")
 
     def _mode(self, sym: str, model: str | None) -> list:
@@ -832,7 +846,7 @@ def certify_point(claim: Any, params: dict, *, prec: int = 128, max_prec: int = 
                 balls = {k: v.str(20, radius=True) for k, v in {**info, "ratio": r}.items()
                          if isinstance(v, flint.arb)}
                 cert = Certificate(status=status, params=dict(params), ratio=_bounds(r), values=values, prec=prec,
-                                   constant=finds, balls=balls)
+                                   constant=finds, balls=balls, op=getattr(claim, "op", "<="))
             cert.mode_steps = ctx._shared["mode_steps"]
             elapsed = time.perf_counter() - start
             first = elapsed if first is None else first

@@ -56,6 +56,8 @@ SYMBOLS = {"d": "number of modes", "sigma2": "label-noise variance", "kappa": "l
            "eta": "the model's step size (its largest)", "B": "the model's batch", "T": "the model's steps",
            "k": "the model's capacity (d if none)", "alpha": "the model's hard-label weight", "t": "the step"}
 _REPORT_MODEL = {"oracle_risk", "oracle_step", "horizon", "final_risk"}
+#: the step that means "the end of each model's training"
+FINAL = 10**18
 #: the most mode-operations one evaluation may cost (about a minute of the step-by-step solver)
 MAX_COST = 3e9
 
@@ -147,6 +149,19 @@ class Context:
             return int(self._t)
         at = self.claim.at
         return int(self.model_spec().steps if at is None else at)
+
+    def step_for(self, m: Any) -> int:
+        """The step at which to read model ``m``: :attr:`t`, or the end of ``m``'s training when
+        the step is the default (the claim's model's end) or :data:`FINAL`. A step given
+        explicitly (``at``, a monotonicity or rate step, a quantity's ``at``) beyond ``m``'s
+        training makes the point invalid: nothing is computed there (never the last step instead)."""
+        t = self.t
+        if t <= m.steps:
+            return t
+        if self._t == FINAL or (self._t is None and self.claim.at is None):
+            return int(m.steps)
+        raise PointError(f"step t = {t} is beyond the training of model {m.name!r} (steps = {m.steps}): "
+                         "use steps within 0..T, or vary T itself")
 
     def at_step(self, t: int) -> Context:
         """The same point at another step (shares the computed results)."""
@@ -325,9 +340,9 @@ class Context:
                 self._cache[key] = predict(scn, method=method or self.claim.method, on_unstable="ignore",
                                            **(options or (self.claim.options if method is None else {})))
             return float(np.max(self._cache[key][m.name].excess_risk))
+        t = self.step_for(m)
         res = self.result(method, options, model)
         mr = res[m.name]
-        t = min(self.t, m.steps)
         idx = np.flatnonzero(np.asarray(mr.steps) == t)
         if idx.size == 0:
             raise SpecError("t", t, f"was not computed for model {m.name!r}")
@@ -602,6 +617,10 @@ class Inequality(Claim):
         if not (self.constant == "find" or (isinstance(self.constant, (int, float)) and not isinstance(self.constant, bool)
                                             and math.isfinite(self.constant) and self.constant > 0)):
             raise SpecError(f"{self.name}.constant", self.constant, "must be a number > 0 or 'find'")
+        if self.max_constant is not None and self.op in (">=", ">"):
+            raise SpecError(f"{self.name}.max_constant", self.max_constant,
+                            f"applies to '<=' and '<' only; for '{self.op}' with constant = 'find' the report "
+                            "gives the largest valid constant (or state the bound with constant = <number>)")
 
     @property
     def finds_constant(self) -> bool:
@@ -614,8 +633,10 @@ class Inequality(Claim):
         if self.finds_constant:
             if self.op in ("<=", "<"):
                 c = lhs / rhs if _positive(rhs, ops) else (math.inf if ops is ex.FLOAT_OPS else ops.inf())
-            else:
+            else:  # lhs >= C rhs: C must stay below lhs/rhs; the search maximises rhs/lhs
                 c = rhs / lhs if _positive(lhs, ops) else (math.inf if ops is ex.FLOAT_OPS else ops.inf())
+                info["largest_valid"] = lhs / rhs if _positive(rhs, ops) else (
+                    math.inf if ops is ex.FLOAT_OPS else ops.inf())
             info["constant"] = c
             if self.max_constant is None:
                 return c, info  # compared with nothing: 'holds' unless infinite (see holds)

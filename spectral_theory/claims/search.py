@@ -104,7 +104,11 @@ class ClaimReport:
             lines.append(f"  worst ratio {_fmt(self.worst['ratio'])} at {params or 'the only point'}"
                          + _info_text(self.worst.get("info", {})))
         if self.constant is not None:
-            lines.append(f"  smallest constant found: C >= {_fmt(self.constant['value'])}")
+            if self.constant.get("bound") == "C <=":
+                lines.append(f"  largest constant found: C <= {_fmt(self.constant['value'])} (min lhs/rhs: "
+                             "the claim holds on the points tried for every C up to it)")
+            else:
+                lines.append(f"  smallest constant found: C >= {_fmt(self.constant['value'])} (max lhs/rhs)")
         if self.margin is not None:
             lines.append(f"  margin {_fmt(self.margin)} (1 - worst ratio)")
         strat = ", ".join(f"{k} {v}" for k, v in self.strategies.items())
@@ -125,7 +129,7 @@ def _info_text(info: dict) -> str:
     if "worst_between" in info:  # monotone: the pair of values in the wrong order
         a, b = info["worst_between"]
         return f" (value {_fmt(info['before'])} at {_fmt(a)}, then {_fmt(info['after'])} at {_fmt(b)})"
-    keys = [k for k in ("slope", "expected", "constant") if k in info]
+    keys = [k for k in ("slope", "expected", "largest_valid" if "largest_valid" in info else "constant") if k in info]
     keys = keys or [k for k in ("lhs", "rhs") if k in info and not isinstance(info[k], list)]
     if not keys:
         return ""
@@ -314,8 +318,12 @@ def _report(claim: Claim, srch: _Search, budget: int, seconds: float, certify: A
     verdict = "violated" if violated else ("holds" if inside else "undecided")
     constant = None
     if getattr(claim, "finds_constant", False) and inside:
-        cw = max(inside, key=lambda r: r["info"].get("constant", -math.inf))
-        constant = {"value": cw["info"].get("constant"), "params": cw["params"]}
+        if claim.op in ("<=", "<"):  # the smallest valid constant is at least max lhs/rhs
+            cw = max(inside, key=lambda r: r["info"].get("constant", -math.inf))
+            constant = {"value": cw["info"].get("constant"), "params": cw["params"], "bound": "C >="}
+        else:  # lhs >= C rhs: the largest valid constant is at most min lhs/rhs
+            cw = min(inside, key=lambda r: r["info"].get("largest_valid", math.inf))
+            constant = {"value": cw["info"].get("largest_valid"), "params": cw["params"], "bound": "C <="}
     margin = None
     if worst is not None and math.isfinite(worst["ratio"]) and not getattr(claim, "finds_constant", False):
         margin = 1.0 - worst["ratio"]
