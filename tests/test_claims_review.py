@@ -223,3 +223,15 @@ def test_found_constant_of_a_lower_bound_is_the_largest_valid_one():
     with pytest.raises(C.SpecError if hasattr(C, "SpecError") else Exception, match="max_constant"):
         C.Inequality(name="ge", scenario=two, model="m", lhs="excess_risk", rhs="sigma2", op=">=",
                      constant="find", max_constant=2.0, domain={"eta": C.Param(values=[0.1])})
+
+
+# ---------------------------------------------------------------------------- 7: paths must exist
+def test_a_parameter_path_that_is_no_field_is_bad_input(capsys, tmp_path):
+    with pytest.raises(C.SpecError if hasattr(C, "SpecError") else ValueError, match="models.m.nothere"):
+        C.Inequality(name="x", scenario=ONE, model="m", lhs="excess_risk", rhs="1",
+                     domain={"eta": C.Param(0.01, 0.2, path="models.m.nothere")})
+    path = _write(tmp_path, '[[claims]]\nname = "x"\nkind = "inequality"\nlhs = "excess_risk"\nrhs = "1"\n'
+                            'domain = { eta = { lo = 0.01, hi = 0.2, path = "models.m.nothere" } }\n')
+    assert main(["check", path]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "nothere" in err and "unknown key" in err and len(err.strip().splitlines()) == 1

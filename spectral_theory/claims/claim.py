@@ -440,10 +440,22 @@ class Claim:
             return
         build(copy.deepcopy(data))
         probe = copy.deepcopy(data)
+        probed = []
         for name, p in self.domain.params.items():
             path = resolve_path(name, p.path, self.model, data)
             if path is not None:
                 set_path(probe, path, p.values[0] if p.values is not None else p.lo)
+                probed.append((name, path))
+        if probed:  # a path the strict reader does not know ('models.m.nothere') is bad input
+            try:
+                build(probe)
+            except SpecError as err:
+                if "unknown key" not in str(err):  # a valid field whose lowest value is invalid: a
+                    return  # point the search counts invalid, not bad input
+                names = ", ".join(f"{n} -> {pth}" for n, pth in probed)
+                raise SpecError(f"{self.name}.domain", names,
+                                f"the parameters' paths must be fields of the scenario, set at their lowest "
+                                f"value: {err}") from None
 
     # ------------------------------------------------------------------ names and scenario
     def names(self) -> set[str]:
