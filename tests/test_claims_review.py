@@ -235,3 +235,33 @@ def test_a_parameter_path_that_is_no_field_is_bad_input(capsys, tmp_path):
     assert main(["check", path]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "nothere" in err and "unknown key" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------- 11: minor
+@pytest.mark.parametrize("text", ["eta * 1e-400", "(1/3)**999", "eta * 1e-200 * 1e-200", "1e-200 * 1e-200"])
+def test_numbers_that_underflow_to_zero_are_refused(text):
+    from spectral_theory.claims import expr as ex
+
+    with pytest.raises(C.SpecError if hasattr(C, "SpecError") else ValueError, match="too small|out of range"):
+        ex.parse(text, names={"eta"})
+    assert ex.parse("0.0 * eta + 0e5", names={"eta"}) is not None  # a zero written as zero is fine
+
+
+def test_a_huge_step_gives_an_infinite_ratio_without_numpy_warnings():
+    import warnings
+
+    from spectral_theory.claims.claim import evaluate_point
+
+    c = C.Inequality(name="x", scenario=ONE, model="m", lhs="excess_risk", rhs="1",
+                     domain={"eta": C.Param(0.01, 1e308, log=True)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec = evaluate_point(c, {"eta": 1e308})
+    assert rec["ratio"] == float("inf") and not rec["holds"]
+
+
+def test_a_budget_covering_a_finite_domain_evaluates_all_of_it():
+    c = C.Inequality(name="x", scenario=ONE, model="m", lhs="eta", rhs="1",
+                     domain={"eta": C.Param(values=[0.1, 0.2])})
+    rep = C.check(c, budget=4, certify=False)
+    assert rep.points == 2 and rep.worst["params"] == {"eta": 0.2}

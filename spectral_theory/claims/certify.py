@@ -683,14 +683,21 @@ class ArbContext:
             def sec(z: Any) -> Any:
                 return sum((bi / (z - ai) for ai, bi in zip(a, b, strict=True)), arb(0))
 
-            lo = arb(float(amax.upper()))
+            lo_f = float(amax.upper())
+            while not arb(lo_f) > amax:  # the double of the upper end may round below it
+                lo_f = math.nextafter(lo_f, math.inf)
+            lo = arb(lo_f)
+            s_lo = sec(lo)
+            if s_lo <= 1:  # the root lies in [max a_i, lo]: a ball of a few ulps
+                return arb.union(amax, lo)
+            if not s_lo > 1:
+                raise CertificationError("map_radius: the secular equation's sign at the top of the diagonal "
+                                         "is undecided at this precision")
             step = arb(1)
             hi = lo + step
             while not sec(hi) < 1:
                 step *= 2
                 hi = lo + step
-            lo_f = float(lo.mid())
-            lo = arb(lo_f)
             for _ in range(200):
                 mid = (arb(float(lo.mid())) + arb(float(hi.mid()))) / 2
                 mid = arb(float(mid.mid()))
@@ -708,8 +715,12 @@ class ArbContext:
         # stability_limit: the end of the interval where g(1) < 1 and x < xbound
         ebound = xbound / smax
         below = arb(float(ebound.lower()) * (1 - 1e-15))
-        if g(below) < 1:
-            return ebound
+        g_below = g(below)
+        if g_below < 1:  # g(1) < 1 up to the bound: the limit is in [below, ebound]
+            return arb.union(below, ebound)
+        # bisection between g(0) = 0 < 1 and g(hi) > 1; while no hi is known to have g > 1 (g(below)
+        # undecided), the upper end of the enclosure is the bound itself (the limit never exceeds it)
+        hi_ok = bool(g_below > 1)
         lo, hi = arb(0), below
         for _ in range(200):
             mid = arb(float(((lo + hi) / 2).mid()))
@@ -717,12 +728,12 @@ class ArbContext:
             if val < 1:
                 lo = mid
             elif val > 1:
-                hi = mid
+                hi, hi_ok = mid, True
             else:
                 break
             if float(hi.mid()) - float(lo.mid()) <= 1e-16 * float(hi.mid()):
                 break
-        return arb.union(lo, hi)
+        return arb.union(lo, hi if hi_ok else ebound)
 
 
 # ---------------------------------------------------------------------------- certification

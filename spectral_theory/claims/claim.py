@@ -951,6 +951,11 @@ def evaluate_point(claim: Claim, params: dict[str, Any]) -> dict[str, Any]:
     """One parameter point: ``{"params", "ratio", "holds", "inside", "info"}``, or
     ``{"params", "error"}`` for an invalid scenario there. An overflow of the recursion (an
     unstable run) is reported as ``ratio = inf`` with its message."""
+    with np.errstate(all="ignore"):  # an overflow at a huge step is an infinite ratio, not a warning
+        return _evaluate_point(claim, params)
+
+
+def _evaluate_point(claim: Claim, params: dict[str, Any]) -> dict[str, Any]:
     try:
         ctx = Context(claim, params)
         out = claim.outside(ctx)
