@@ -279,8 +279,10 @@ def check(claim: Claim, *, budget: int = DEFAULT_BUDGET, seed: int = 0, strategi
 
     ``certify``: re-evaluate the worst point (the counterexample, or the tightest point of a
     claim that holds) in interval arithmetic (:mod:`spectral_theory.claims.certify`); ``"auto"``
-    certifies when it is estimated under about a minute, ``True`` always (an error if it cannot),
-    ``False`` never. ``stop_on_violation``: stop at the first violation (the report's
+    certifies when its first pass is estimated under about a minute (and raises the precision
+    only while the next pass fits in it), ``True`` always (an error if it cannot), ``False``
+    never. A certified counterexample makes the verdict ``violated`` even where the float
+    search saw the claim hold within its round-off allowance (``verdict_from``). ``stop_on_violation``: stop at the first violation (the report's
     ``first_violation`` is its evaluation number either way).
     """
     if not isinstance(claim, Claim):
