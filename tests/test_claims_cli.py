@@ -118,7 +118,8 @@ def test_claim_file_scenario_by_path_relative_to_the_file(capsys, tmp_path):
     body = ('scenario = "s.toml"\n[[claims]]\nname = "pos"\nkind = "inequality"\nmodel = "m"\nlhs = "0"\n'
             'rhs = "excess_risk"\ndomain = { eta = { lo = 0.01, hi = 0.2 } }\n')
     code, out, err = _run(capsys, "check", _file(tmp_path, body), "--budget", "3", "--no-certify")
-    assert code == 0, err and "pos" in out
+    assert code == 0, err
+    assert "pos" in out
 
 
 def _untimed(text: str) -> list[str]:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import expr as ex
+from .claim import FINAL
 
 __all__ = ["Certificate", "CertificationError", "certify_point", "estimate_cost", "ArbContext",
            "run_recursion", "SECONDS_PER_MODE_STEP"]
@@ -76,6 +77,7 @@ class Certificate:
     reason: str = ""
     constant: bool = False  # a claim whose constant is found: the ratio is that constant
     balls: dict[str, str] = field(default_factory=dict)  # each enclosure as arb prints it (mid +/- rad)
+    op: str = "<="  # the inequality's operator (a found constant is bounded above for '>=')
 
     @classmethod
     def declined(cls, reason: str) -> Certificate:
@@ -100,11 +102,15 @@ class Certificate:
                 "undecided": "certification undecided at this point"}[self.status]
         lines = [f"certificate ({self.prec}-bit arb, {self.mode_steps} mode-steps, {self.seconds:.2f} s): {head}"]
         for k, (lo, hi) in self.values.items():
-            if k in ("ratio", "constant"):
+            if k in ("ratio", "constant", "largest_valid"):
                 continue
             lines.append(f"  {k} in {self.balls.get(k) or f'[{lo:.17g}, {hi:.17g}]'}")
         ball = self.balls.get("ratio") or (f"[{self.ratio[0]:.17g}, {self.ratio[1]:.17g}]" if self.ratio else "")
-        if self.ratio is not None and self.constant:
+        if self.ratio is not None and self.constant and self.op in (">=", ">"):
+            big = self.balls.get("largest_valid") or ""
+            lines.append(f"  largest valid constant here (lhs/rhs) in {big}: the largest constant is at most "
+                         f"{self.values.get('largest_valid', (math.nan, math.nan))[1]:.6g}")
+        elif self.ratio is not None and self.constant:
             lines.append(f"  constant needed here in {ball}: the smallest constant is at least "
                          f"{self.ratio[0]:.6g}")
         elif self.ratio is not None:
@@ -141,8 +147,18 @@ class _ArbOps:
         return self.arb(p) / q
 
     def number(self, v: Any) -> Any:
-        # a decimal literal of a claim (e.g. 0.5, 2.1) means that decimal, not the double
-        return self.arb(str(v))
+        # a decimal literal of a claim (e.g. 0.2) means the double nearest it, as a parameter
+        # value 0.2 and a scenario field lr = 0.2 do: one convention for every number written
+        # (docs/claims.md, "Numbers"); operations on them are then exact real operations
+        return self.arb(float(v))
+
+    def number_symbol(self, name: str) -> Any:
+        """pi and E as balls that contain them (not as rounded decimals)."""
+        if name == "pi":
+            return self.arb.pi()
+        if name == "E":
+            return self.arb(1).exp()
+        raise CertificationError(f"the constant {name!r} has no interval version")
 
     def ipow(self, x: Any, n: int) -> Any:
         x = self.arb(x)
@@ -197,6 +213,13 @@ class _ArbOps:
 
     def surely_ge(self, x: Any, y: float) -> bool:
         return bool(self.arb(x) >= y)
+
+    def maximum(self, xs: list) -> Any:
+        """A ball enclosing the max of the balls ``xs`` (every member counts, not the midpoints)."""
+        out = self.arb(xs[0])
+        for x in xs[1:]:
+            out = out.max(self.arb(x))
+        return out
 
     def greater(self, x: Any, y: Any) -> bool:
         return float(self.arb(x).mid()) > float(self.arb(y).mid())
@@ -486,7 +509,10 @@ class ArbContext:
             steps = self._steps(scn)
             runs[key] = run_recursion(scn, self.data, steps, theta_on=rows != "variance",
                                       noise_on=rows != "bias", track_min=track_min)
-            self._shared["mode_steps"] += runs[key].mode_steps
+            shared = self._shared
+            while shared is not None:  # a child's runs count in the certificate of its parent
+                shared["mode_steps"] += runs[key].mode_steps
+                shared = shared.get("parent")
         return runs[key], scn
 
     def _steps(self, scn: Any) -> dict[str, list[int]]:
@@ -501,6 +527,14 @@ class ArbContext:
                 st.add(min(self.claim.at, m.steps))
             out[m.name] = sorted(st)
         return out
+
+    def _step_for(self, m: Any) -> int:
+        from .claim import PointError
+
+        try:
+            return self.float_ctx.step_for(m)
+        except PointError as err:
+            raise CertificationError(str(err)) from None
 
     def builtin(self, name: str, *, model: str | None = None) -> Any:
         arb = self.arb
@@ -544,7 +578,7 @@ class ArbContext:
             rows = {"bias": "bias", "variance": "variance"}.get(name, "full")
             run, scn = self._run(model, rows)
             m = self.float_ctx.model_spec(model)
-            t = min(self.t, m.steps)
+            t = self._step_for(m)
             if name == "disagreement":
                 if m.teacher is None:
                     raise CertificationError(f"model {m.name!r} has no teacher: no disagreement")
@@ -570,7 +604,7 @@ class ArbContext:
         raise CertificationError(f"the quantity {name!r} has no interval version")
 
     def _final(self, model: str) -> Any:
-        return self.at_step(10**18).builtin("excess_risk", model=model)
+        return self.at_step(FINAL).builtin("excess_risk", model=model)
 
     def _metric(self, name: str) -> Any:
         kind = self.obj.kind
@@ -587,7 +621,7 @@ class ArbContext:
         if name == "student_teacher_disagreement":
             student = {"kd": "kd_student", "w2s": "w2s_student"}.get(kind)
             if student:
-                return self.at_step(10**18).builtin("disagreement", model=student)
+                return self.at_step(FINAL).builtin("disagreement", model=student)
         raise CertificationError(f"the report metric {name!r} has no interval version")
 
     def _mode(self, sym: str, model: str | None) -> list:
@@ -649,14 +683,21 @@ class ArbContext:
             def sec(z: Any) -> Any:
                 return sum((bi / (z - ai) for ai, bi in zip(a, b, strict=True)), arb(0))
 
-            lo = arb(float(amax.upper()))
+            lo_f = float(amax.upper())
+            while not arb(lo_f) > amax:  # the double of the upper end may round below it
+                lo_f = math.nextafter(lo_f, math.inf)
+            lo = arb(lo_f)
+            s_lo = sec(lo)
+            if s_lo <= 1:  # the root lies in [max a_i, lo]: a ball of a few ulps
+                return arb.union(amax, lo)
+            if not s_lo > 1:
+                raise CertificationError("map_radius: the secular equation's sign at the top of the diagonal "
+                                         "is undecided at this precision")
             step = arb(1)
             hi = lo + step
             while not sec(hi) < 1:
                 step *= 2
                 hi = lo + step
-            lo_f = float(lo.mid())
-            lo = arb(lo_f)
             for _ in range(200):
                 mid = (arb(float(lo.mid())) + arb(float(hi.mid()))) / 2
                 mid = arb(float(mid.mid()))
@@ -674,8 +715,12 @@ class ArbContext:
         # stability_limit: the end of the interval where g(1) < 1 and x < xbound
         ebound = xbound / smax
         below = arb(float(ebound.lower()) * (1 - 1e-15))
-        if g(below) < 1:
-            return ebound
+        g_below = g(below)
+        if g_below < 1:  # g(1) < 1 up to the bound: the limit is in [below, ebound]
+            return arb.union(below, ebound)
+        # bisection between g(0) = 0 < 1 and g(hi) > 1; while no hi is known to have g > 1 (g(below)
+        # undecided), the upper end of the enclosure is the bound itself (the limit never exceeds it)
+        hi_ok = bool(g_below > 1)
         lo, hi = arb(0), below
         for _ in range(200):
             mid = arb(float(((lo + hi) / 2).mid()))
@@ -683,48 +728,109 @@ class ArbContext:
             if val < 1:
                 lo = mid
             elif val > 1:
-                hi = mid
+                hi, hi_ok = mid, True
             else:
                 break
             if float(hi.mid()) - float(lo.mid()) <= 1e-16 * float(hi.mid()):
                 break
-        return arb.union(lo, hi)
+        return arb.union(lo, hi if hi_ok else ebound)
 
 
 # ---------------------------------------------------------------------------- certification
-def estimate_cost(claim: Any, params: dict) -> dict[str, Any]:
-    """Estimated seconds to certify ``claim`` at ``params`` (mode-steps times
-    :data:`SECONDS_PER_MODE_STEP`) and why."""
-    from .claim import Context, Limit, Monotone, PointError
+#: cost of one mode-step at 256, 512 and 1024 bits relative to 128 (measured: 1.6, 3.1, 3.7
+#: and 8.3 microseconds), for the precision reruns of an undecided certificate
+PREC_FACTORS = {128: 1.0, 256: 2.0, 512: 2.5, 1024: 5.5}
 
-    try:
-        ctx = Context(claim, params)
-    except PointError as err:
-        return {"seconds": 0.0, "why": str(err), "mode_steps": 0}
+
+def _prec_factor(prec: int) -> float:
+    return PREC_FACTORS.get(prec, max(1.0, prec / 128 * 0.7))
+
+
+def _scenario_work(ctx: Any) -> int:
+    """Mode-steps of one run of the recursion over every model of ``ctx``'s scenario (or of
+    every lineage of its comparison): model ``j`` of a chain carries ``1 + j`` pair rows."""
     scns = list(ctx.obj.lineages().values()) if ctx.is_transfer else [ctx.obj]
     work = 0
     for scn in scns:
         for j, m in enumerate(scn.models):
             moving = int((m.speed_profile(scn.problem.eigenvalues) > 0).sum())
-            work += m.steps * moving * (1 + j)
-    reps = len(claim.values) if isinstance(claim, (Limit,)) else 1
-    if isinstance(claim, Monotone) and claim.param != "t":
-        reps = len(claim.values)
-    if isinstance(claim, (Limit, Monotone)) and claim.param in ("d", "T"):
-        reps = 1 + sum(v / max(params.get(claim.param, v), 1) for v in claim.values)
-    mode_steps = int(work * reps)
-    return {"seconds": mode_steps * SECONDS_PER_MODE_STEP, "mode_steps": mode_steps,
-            "why": f"{mode_steps:.3g} mode-steps of the interval recursion"}
+            work += int(m.steps) * moving * (1 + j)
+    return work
 
 
-def certify_point(claim: Any, params: dict, *, prec: int = 128, max_prec: int = 1024) -> Certificate:
+def _names_used(claim: Any) -> set[str]:
+    """Every name the claim's values and quantities mention (to count the recursion's runs)."""
+    from .claim import Quantity
+
+    out: set[str] = set()
+    vals = [getattr(claim, k, None) for k in ("lhs", "rhs", "value", "limit", "expected")]
+    vals += list(claim.quantities.values())
+    for v in vals:
+        if isinstance(v, ex.Expr):
+            out |= set(v.names)
+        elif isinstance(v, Quantity):
+            out.add(v.name)
+        elif callable(v):
+            out.add("<callable>")
+    if getattr(claim, "kind", "") == "rate":
+        out.add(claim.quantity)
+    if claim.where is not None and not callable(claim.where):
+        out |= set(claim.where.names)
+    return out
+
+
+def estimate_cost(claim: Any, params: dict) -> dict[str, Any]:
+    """Estimated cost of certifying ``claim`` at ``params``: ``mode_steps`` of the interval
+    recursion at 128 bits and ``seconds`` (times :data:`SECONDS_PER_MODE_STEP`), and
+    ``seconds_max`` with every precision rerun to 1024 bits (:data:`PREC_FACTORS`).
+
+    Counted from the scenarios the certificate will run, built at the point: each value of a
+    limit, monotonicity or rate parameter (with its own ``T`` and ``d``), each quantity with
+    ``set = {...}`` (its own scenario), and one run per row the claim reads (full, bias row,
+    variance row, the running minimum of ``oracle_risk``)."""
+    from .claim import SYMBOLS, Context, PointError, Quantity
+
+    try:
+        ctx = Context(claim, params)
+        if getattr(claim, "param", None) not in (None, "t") and getattr(claim, "values", ()):
+            ctxs = [claim.vary(ctx, claim.param, claim.path, v) for v in claim.values]
+        else:
+            ctxs = [ctx]
+        names = _names_used(claim)
+        rows = sum(1 for r in ("bias", "variance", "oracle_risk") if r in names)
+        # the full row: the risk and what is made of it; names that need no run (symbols, §5-§6
+        # stability quantities, parameters) do not count
+        free = set(SYMBOLS) | {"lam1", "tr", "x_max", "kernel_norm", "map_radius", "stability_limit",
+                               "risk_floor", "modesum", "lam", "theta2", "s", "i"} | set(claim.domain.names)
+        rows += 1 if names - {"bias", "variance", "oracle_risk"} - free else 0
+        rows = max(rows, 1)
+        work = 0
+        for c in ctxs:
+            work += rows * _scenario_work(c)
+            for q in claim.quantities.values():
+                if isinstance(q, Quantity) and q.set and q.fn is None:
+                    work += _scenario_work(c.child({}, dict(q.set)))
+    except (PointError, CertificationError, ValueError, OverflowError, MemoryError) as err:
+        return {"seconds": 0.0, "seconds_max": 0.0, "why": str(err), "mode_steps": 0}
+    except Exception as err:  # noqa: BLE001 - a Python scenario builder or quantity that fails here
+        return {"seconds": 0.0, "seconds_max": 0.0, "why": f"{type(err).__name__}: {err}", "mode_steps": 0}
+    seconds = work * SECONDS_PER_MODE_STEP
+    return {"seconds": seconds, "seconds_max": seconds * sum(PREC_FACTORS.values()), "mode_steps": int(work),
+            "why": f"{work:.3g} mode-steps of the interval recursion ({len(ctxs)} scenario(s), {rows} row(s))"}
+
+
+def certify_point(claim: Any, params: dict, *, prec: int = 128, max_prec: int = 1024,
+                  max_seconds: float | None = None) -> Certificate:
     """Re-evaluate ``claim`` at ``params`` in interval arithmetic (module docstring): a
     :class:`Certificate` whose status is ``violated`` (proved), ``holds`` (rigorous at the
     point) or ``undecided`` (the enclosure straddles the bound at ``max_prec`` bits). Raises
-    :class:`CertificationError` when some value has no interval version."""
+    :class:`CertificationError` when some value has no interval version. ``max_seconds``: no
+    precision rerun that would end past it (estimated from the first pass and
+    :data:`PREC_FACTORS`); the certificate is then ``undecided`` and says so."""
     flint = _flint()
     start = time.perf_counter()
     old = flint.ctx.prec
+    first, prec0 = None, prec
     try:
         while True:
             flint.ctx.prec = prec
@@ -751,10 +857,19 @@ def certify_point(claim: Any, params: dict, *, prec: int = 128, max_prec: int = 
                 balls = {k: v.str(20, radius=True) for k, v in {**info, "ratio": r}.items()
                          if isinstance(v, flint.arb)}
                 cert = Certificate(status=status, params=dict(params), ratio=_bounds(r), values=values, prec=prec,
-                                   constant=finds, balls=balls)
+                                   constant=finds, balls=balls, op=getattr(claim, "op", "<="))
             cert.mode_steps = ctx._shared["mode_steps"]
+            elapsed = time.perf_counter() - start
+            first = elapsed if first is None else first
             if cert.status != "undecided" or prec >= max_prec:
-                cert.seconds = time.perf_counter() - start
+                cert.seconds = elapsed
+                return cert
+            # the next pass costs the first one scaled by the cost of a mode-step at its precision
+            nxt = elapsed + first * _prec_factor(prec * 2) / _prec_factor(prec0)
+            if max_seconds is not None and nxt > max_seconds:
+                cert.seconds = elapsed
+                cert.reason = (f"undecided at {prec} bits; a rerun at {prec * 2} bits (about {nxt - elapsed:.0f} s) "
+                               f"would pass the time allowed ({max_seconds:g} s): pass certify=True to force")
                 return cert
             prec *= 2
     finally:

@@ -56,6 +56,8 @@ SYMBOLS = {"d": "number of modes", "sigma2": "label-noise variance", "kappa": "l
            "eta": "the model's step size (its largest)", "B": "the model's batch", "T": "the model's steps",
            "k": "the model's capacity (d if none)", "alpha": "the model's hard-label weight", "t": "the step"}
 _REPORT_MODEL = {"oracle_risk", "oracle_step", "horizon", "final_risk"}
+#: the step that means "the end of each model's training"
+FINAL = 10**18
 #: the most mode-operations one evaluation may cost (about a minute of the step-by-step solver)
 MAX_COST = 3e9
 
@@ -147,6 +149,19 @@ class Context:
             return int(self._t)
         at = self.claim.at
         return int(self.model_spec().steps if at is None else at)
+
+    def step_for(self, m: Any) -> int:
+        """The step at which to read model ``m``: :attr:`t`, or the end of ``m``'s training when
+        the step is the default (the claim's model's end) or :data:`FINAL`. A step given
+        explicitly (``at``, a monotonicity or rate step, a quantity's ``at``) beyond ``m``'s
+        training makes the point invalid: nothing is computed there (never the last step instead)."""
+        t = self.t
+        if t <= m.steps:
+            return t
+        if self._t == FINAL or (self._t is None and self.claim.at is None):
+            return int(m.steps)
+        raise PointError(f"step t = {t} is beyond the training of model {m.name!r} (steps = {m.steps}): "
+                         "use steps within 0..T, or vary T itself")
 
     def at_step(self, t: int) -> Context:
         """The same point at another step (shares the computed results)."""
@@ -325,9 +340,9 @@ class Context:
                 self._cache[key] = predict(scn, method=method or self.claim.method, on_unstable="ignore",
                                            **(options or (self.claim.options if method is None else {})))
             return float(np.max(self._cache[key][m.name].excess_risk))
+        t = self.step_for(m)
         res = self.result(method, options, model)
         mr = res[m.name]
-        t = min(self.t, m.steps)
         idx = np.flatnonzero(np.asarray(mr.steps) == t)
         if idx.size == 0:
             raise SpecError("t", t, f"was not computed for model {m.name!r}")
@@ -425,10 +440,22 @@ class Claim:
             return
         build(copy.deepcopy(data))
         probe = copy.deepcopy(data)
+        probed = []
         for name, p in self.domain.params.items():
             path = resolve_path(name, p.path, self.model, data)
             if path is not None:
                 set_path(probe, path, p.values[0] if p.values is not None else p.lo)
+                probed.append((name, path))
+        if probed:  # a path the strict reader does not know ('models.m.nothere') is bad input
+            try:
+                build(probe)
+            except SpecError as err:
+                if "unknown key" not in str(err):  # a valid field whose lowest value is invalid: a
+                    return  # point the search counts invalid, not bad input
+                names = ", ".join(f"{n} -> {pth}" for n, pth in probed)
+                raise SpecError(f"{self.name}.domain", names,
+                                f"the parameters' paths must be fields of the scenario, set at their lowest "
+                                f"value: {err}") from None
 
     # ------------------------------------------------------------------ names and scenario
     def names(self) -> set[str]:
@@ -602,6 +629,10 @@ class Inequality(Claim):
         if not (self.constant == "find" or (isinstance(self.constant, (int, float)) and not isinstance(self.constant, bool)
                                             and math.isfinite(self.constant) and self.constant > 0)):
             raise SpecError(f"{self.name}.constant", self.constant, "must be a number > 0 or 'find'")
+        if self.max_constant is not None and self.op in (">=", ">"):
+            raise SpecError(f"{self.name}.max_constant", self.max_constant,
+                            f"applies to '<=' and '<' only; for '{self.op}' with constant = 'find' the report "
+                            "gives the largest valid constant (or state the bound with constant = <number>)")
 
     @property
     def finds_constant(self) -> bool:
@@ -614,8 +645,10 @@ class Inequality(Claim):
         if self.finds_constant:
             if self.op in ("<=", "<"):
                 c = lhs / rhs if _positive(rhs, ops) else (math.inf if ops is ex.FLOAT_OPS else ops.inf())
-            else:
+            else:  # lhs >= C rhs: C must stay below lhs/rhs; the search maximises rhs/lhs
                 c = rhs / lhs if _positive(lhs, ops) else (math.inf if ops is ex.FLOAT_OPS else ops.inf())
+                info["largest_valid"] = lhs / rhs if _positive(rhs, ops) else (
+                    math.inf if ops is ex.FLOAT_OPS else ops.inf())
             info["constant"] = c
             if self.max_constant is None:
                 return c, info  # compared with nothing: 'holds' unless infinite (see holds)
@@ -795,14 +828,21 @@ class Monotone(Claim):
         ops = getattr(ctx, "ops", ex.FLOAT_OPS)
         vals = [self.value_of(self.value, s) for s in self.sub_contexts(ctx)]
         sign = 1.0 if self.direction == "decreasing" else -1.0
-        worst, where = None, 0
+        rs = []
         for j in range(len(vals) - 1):
             # 1 + (the step in the wrong direction beyond the tolerance) / |value before it|
             wrong = sign * (vals[j + 1] - vals[j])
             tol = self.rtol * abs(vals[j]) + self.atol
-            r = 1.0 + (wrong - tol) / _floor_abs(vals[j], ops)
-            if worst is None or (ops.greater(r, worst) if ops is not ex.FLOAT_OPS else r > worst):
-                worst, where = r, j
+            rs.append(1.0 + (wrong - tol) / _floor_abs(vals[j], ops))
+        if ops is ex.FLOAT_OPS:
+            where = max(range(len(rs)), key=lambda j: rs[j])
+            worst = rs[where]
+        else:  # the ratio is the interval max over every pair; a midpoint only picks the pair shown
+            where = 0
+            for j in range(1, len(rs)):
+                if ops.greater(rs[j], rs[where]):
+                    where = j
+            worst = ops.maximum(rs)
         info = {"values": vals, "worst_between": [self.values[where], self.values[where + 1]],
                 "before": vals[where], "after": vals[where + 1]}
         return worst, info
@@ -911,6 +951,11 @@ def evaluate_point(claim: Claim, params: dict[str, Any]) -> dict[str, Any]:
     """One parameter point: ``{"params", "ratio", "holds", "inside", "info"}``, or
     ``{"params", "error"}`` for an invalid scenario there. An overflow of the recursion (an
     unstable run) is reported as ``ratio = inf`` with its message."""
+    with np.errstate(all="ignore"):  # an overflow at a huge step is an infinite ratio, not a warning
+        return _evaluate_point(claim, params)
+
+
+def _evaluate_point(claim: Claim, params: dict[str, Any]) -> dict[str, Any]:
     try:
         ctx = Context(claim, params)
         out = claim.outside(ctx)
@@ -926,6 +971,10 @@ def evaluate_point(claim: Claim, params: dict[str, Any]) -> dict[str, Any]:
     except InstabilityError as err:
         return {"params": params, "inside": True, "ratio": math.inf, "holds": False,
                 "info": {"overflow": str(err)}}
+    except (OverflowError, MemoryError) as err:  # a size too large for this machine (the memory
+        # budget's refusal is a MemoryError too): this point is invalid, the search goes on
+        what = "out of memory" if isinstance(err, MemoryError) else "overflow"
+        return {"params": params, "error": f"{what} here: {err}" if str(err) else what}
 
 
 def _floats(info: dict) -> dict:

@@ -157,6 +157,10 @@ class _Builder:
                 raise self.refuse(f"only numbers are allowed as constants, not {type(v).__name__} {v!r}")
             if not math.isfinite(float(v)) or abs(v) > _BIG:
                 raise self.refuse(f"number {v!r} is too large (at most {_BIG:g})")
+            if isinstance(v, float) and (v == 0.0 or abs(v) < 1.0 / _BIG):
+                seg = ast.get_source_segment(self.text.strip(), node) or ""
+                if any(ch in "123456789" for ch in seg.lower().split("e")[0]):  # 1e-400 read as 0
+                    raise self.refuse(f"number {seg} is too small (at least {1.0 / _BIG:g} in modulus, or 0)")
             return (sympy.Integer(v) if isinstance(v, int) else sympy.Float(repr(v))), float(v)
         if isinstance(node, ast.Name):
             return self.name(node.id), None
@@ -202,7 +206,8 @@ class _Builder:
             raise self.refuse("a number is too large") from None
         if isinstance(v, complex):
             raise self.refuse("a power of a negative number with a fractional exponent")
-        if not math.isfinite(v) or abs(v) > _BIG or (v != 0 and abs(v) < 1.0 / _BIG):
+        underflow = v == 0 and xv != 0 and (op in ("/", "**") or (op == "*" and yv != 0))
+        if not math.isfinite(v) or abs(v) > _BIG or (v != 0 and abs(v) < 1.0 / _BIG) or underflow:
             raise self.refuse(f"a number is out of range ({v:g}; allowed 1e-300..1e300 in modulus)")
         if op == "**" and not (y.is_Integer and abs(int(y)) <= 64):
             return sympy.Float(v), v  # never an exact root or a large exact power of numbers
@@ -294,6 +299,10 @@ def _run(field: str, text: str, node: ast.AST, names: Iterable[str] | None) -> E
         raise _fail(field, text, str(why)) from None
     except RecursionError:
         raise _fail(field, text, "nested too deeply") from None
+    for num in expr.atoms(sympy.Number):  # products sympy folded around a name (eta*1e-200*1e-200)
+        if num != 0 and not (1.0 / _BIG <= abs(float(num)) <= _BIG):
+            raise _fail(field, text, f"a number is out of range ({float(num):g} as a double; allowed "
+                                     "1e-300..1e300 in modulus)")
     return Expr(text=text, expr=expr, names=frozenset(b.used))
 
 
@@ -388,6 +397,8 @@ def _eval(e: Any, env: Callable[[str], Any], ops: Any) -> Any:
         return ops.rational(int(e.p), int(e.q))
     if e.is_Float:
         return ops.number(e)
+    if e.is_NumberSymbol and hasattr(ops, "number_symbol"):  # pi, E as balls in certificates
+        return ops.number_symbol(str(e))
     if e.is_Number or e.is_NumberSymbol:  # pi, E: from sympy expressions given in Python
         return ops.number(sympy.Float(e, 30))
     if e.is_Add:

@@ -65,6 +65,9 @@ class ClaimReport:
     witness: dict | None = None
     certificate: Any = None
     source: str = ""
+    #: "search" (the floating-point search) or "certificate" (a certified counterexample at the
+    #: worst point overruled a search that saw the claim hold within its round-off allowance)
+    verdict_from: str = "search"
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -75,7 +78,7 @@ class ClaimReport:
         """JSON-ready contents."""
         out = {k: getattr(self, k) for k in ("claim", "kind", "statement", "verdict", "points", "invalid",
                                              "excluded", "strategies", "worst", "margin", "seconds", "budget",
-                                             "first_violation", "constant", "source")}
+                                             "first_violation", "constant", "source", "verdict_from")}
         out["errors"] = self.errors[:5]
         out["witness"] = self.witness
         out["certificate"] = self.certificate.to_dict() if self.certificate is not None else None
@@ -93,12 +96,19 @@ class ClaimReport:
     def summary(self) -> str:
         """A few lines: verdict, worst point, margin, search effort, certificate."""
         lines = [f"{self.claim}: {self.verdict.upper()}  ({self.kind}: {self.statement})"]
+        if self.verdict_from == "certificate":
+            lines.append("  verdict from the certificate: the floating-point search saw the claim hold "
+                         "(within its round-off allowance), the interval re-evaluation proves it false")
         if self.worst is not None:
             params = ", ".join(f"{k}={_fmt(v)}" for k, v in self.worst["params"].items())
             lines.append(f"  worst ratio {_fmt(self.worst['ratio'])} at {params or 'the only point'}"
                          + _info_text(self.worst.get("info", {})))
         if self.constant is not None:
-            lines.append(f"  smallest constant found: C >= {_fmt(self.constant['value'])}")
+            if self.constant.get("bound") == "C <=":
+                lines.append(f"  largest constant found: C <= {_fmt(self.constant['value'])} (min lhs/rhs: "
+                             "the claim holds on the points tried for every C up to it)")
+            else:
+                lines.append(f"  smallest constant found: C >= {_fmt(self.constant['value'])} (max lhs/rhs)")
         if self.margin is not None:
             lines.append(f"  margin {_fmt(self.margin)} (1 - worst ratio)")
         strat = ", ".join(f"{k} {v}" for k, v in self.strategies.items())
@@ -119,7 +129,7 @@ def _info_text(info: dict) -> str:
     if "worst_between" in info:  # monotone: the pair of values in the wrong order
         a, b = info["worst_between"]
         return f" (value {_fmt(info['before'])} at {_fmt(a)}, then {_fmt(info['after'])} at {_fmt(b)})"
-    keys = [k for k in ("slope", "expected", "constant") if k in info]
+    keys = [k for k in ("slope", "expected", "largest_valid" if "largest_valid" in info else "constant") if k in info]
     keys = keys or [k for k in ("lhs", "rhs") if k in info and not isinstance(info[k], list)]
     if not keys:
         return ""
@@ -201,7 +211,7 @@ class _Search:
     # ------------------------------------------------------------------ strategies
     def grid(self, cap: int) -> None:
         dom = self.claim.domain
-        if dom.points is not None or dom.size <= cap:
+        if dom.points is not None or dom.size <= max(cap, self.left()):  # a finite domain that fits: all of it
             for p in dom.enumerate():
                 self.eval(p, "grid")
             return
@@ -269,8 +279,10 @@ def check(claim: Claim, *, budget: int = DEFAULT_BUDGET, seed: int = 0, strategi
 
     ``certify``: re-evaluate the worst point (the counterexample, or the tightest point of a
     claim that holds) in interval arithmetic (:mod:`spectral_theory.claims.certify`); ``"auto"``
-    certifies when it is estimated under about a minute, ``True`` always (an error if it cannot),
-    ``False`` never. ``stop_on_violation``: stop at the first violation (the report's
+    certifies when its first pass is estimated under about a minute (and raises the precision
+    only while the next pass fits in it), ``True`` always (an error if it cannot), ``False``
+    never. A certified counterexample makes the verdict ``violated`` even where the float
+    search saw the claim hold within its round-off allowance (``verdict_from``). ``stop_on_violation``: stop at the first violation (the report's
     ``first_violation`` is its evaluation number either way).
     """
     if not isinstance(claim, Claim):
@@ -308,8 +320,12 @@ def _report(claim: Claim, srch: _Search, budget: int, seconds: float, certify: A
     verdict = "violated" if violated else ("holds" if inside else "undecided")
     constant = None
     if getattr(claim, "finds_constant", False) and inside:
-        cw = max(inside, key=lambda r: r["info"].get("constant", -math.inf))
-        constant = {"value": cw["info"].get("constant"), "params": cw["params"]}
+        if claim.op in ("<=", "<"):  # the smallest valid constant is at least max lhs/rhs
+            cw = max(inside, key=lambda r: r["info"].get("constant", -math.inf))
+            constant = {"value": cw["info"].get("constant"), "params": cw["params"], "bound": "C >="}
+        else:  # lhs >= C rhs: the largest valid constant is at most min lhs/rhs
+            cw = min(inside, key=lambda r: r["info"].get("largest_valid", math.inf))
+            constant = {"value": cw["info"].get("largest_valid"), "params": cw["params"], "bound": "C <="}
     margin = None
     if worst is not None and math.isfinite(worst["ratio"]) and not getattr(claim, "finds_constant", False):
         margin = 1.0 - worst["ratio"]
@@ -332,10 +348,13 @@ def _report(claim: Claim, srch: _Search, budget: int, seconds: float, certify: A
         from .certify import CertificationError, certify_point, estimate_cost
 
         est = estimate_cost(claim, worst["params"])
-        if certify is True or est["seconds"] <= certify_options.get("max_seconds", 60.0):
+        limit = certify_options.get("max_seconds", 60.0)
+        if certify is True or est["seconds"] <= limit:
+            opts = {k: v for k, v in certify_options.items() if k != "max_seconds"}
+            if certify == "auto":  # no precision rerun past the time allowed
+                opts["max_seconds"] = limit
             try:
-                rep.certificate = certify_point(claim, worst["params"], **{k: v for k, v in certify_options.items()
-                                                                            if k != "max_seconds"})
+                rep.certificate = certify_point(claim, worst["params"], **opts)
             except CertificationError as err:
                 if certify is True:
                     raise
@@ -347,6 +366,10 @@ def _report(claim: Claim, srch: _Search, budget: int, seconds: float, certify: A
 
             rep.certificate = Certificate.declined(
                 f"not certified: estimated {est['seconds']:.0f} s ({est['why']}); pass certify=True to force")
+        if rep.certificate.status == "violated" and rep.verdict != "violated":
+            # a proof beats the floating-point search (its allowance rtol, its rounding)
+            rep.verdict, rep.verdict_from = "violated", "certificate"
+            rep.margin = None
     return rep
 
 
