@@ -296,6 +296,79 @@ def test_process_pool_gives_the_serial_table(tmp_path):
     assert_same_table(serial.curves, pool.curves)
 
 
+def _capture_pools(monkeypatch) -> list:
+    """The process pools the sweep starts (to find their worker processes)."""
+    from spectral_theory.sweeps import executors
+
+    pools: list = []
+    init = executors._Pool.__init__
+
+    def record(self, workers):
+        init(self, workers)
+        pools.append(self)
+
+    monkeypatch.setattr(executors._Pool, "__init__", record)
+    return pools
+
+
+def test_killed_pool_worker_loses_no_point(tmp_path, monkeypatch, capsys):
+    # a worker process of the pool killed part-way: a new pool finishes the unfinished tasks,
+    # every point exactly once, the same table as a serial run
+    doc = _sweep_doc(n_lr=6)
+    doc["base"] = kd_base(d=200, teacher_steps=800, student_steps=400)
+    path = write_sweep(tmp_path / "kd.json", doc)
+    pools = _capture_pools(monkeypatch)
+    parts = tmp_path / "kd.sweep" / "parts"
+    killed: list[int] = []
+
+    def kill_one():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (len(list(parts.glob("*.json"))) < 3 or not pools):
+            time.sleep(0.01)
+        pid = sorted(pools[0].pool._processes)[0]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    th = threading.Thread(target=kill_one)
+    th.start()
+    res = sweep(path, workers=2, progress=False)
+    th.join()
+    assert killed and pools[0].restarted == 1, "the worker was killed after the sweep had finished"
+    assert "a worker process of the process pool died" in capsys.readouterr().err
+    assert res.counts["computed"] == 12 and len(list(parts.glob("*.json"))) == 12
+    assert sorted(res.table["point"]) == list(range(12)) and res.table["point_hash"].is_unique
+    fresh = sweep(path, out=tmp_path / "serial", progress=False)
+    assert_same_table(fresh.table, res.table)
+    assert_same_table(fresh.curves, res.curves)
+
+
+def _die_on_large_lr(points, cfg, cache=None):
+    """run_batch, except that a batch holding student.lr = 0.3 kills its worker process."""
+    if any(p["models"][1]["lr"] == 0.3 for _, p in points):
+        os._exit(1)
+    return run_batch(points, cfg, cache)
+
+
+def test_a_task_that_always_kills_its_worker_stops_the_sweep_resumably(tmp_path, monkeypatch, capsys):
+    from spectral_theory.sweeps import SweepError, executors
+    from spectral_theory.sweeps import run as run_module
+
+    monkeypatch.setattr(run_module, "run_batch", _die_on_large_lr)
+    monkeypatch.setattr(executors._Pool, "restarts", 2)
+    path = write_sweep(tmp_path / "kd.json", _sweep_doc(n_lr=2))  # student.lr 0.05 and 0.3
+    with pytest.raises(SweepError, match="died 3 times"):
+        sweep(path, workers=2, progress=False)
+    assert capsys.readouterr().err.count("go to a new pool") == 2
+    # what finished is saved (the points with lr 0.05, unless each pool broke before they were
+    # done), the points with lr 0.3 are not; a resume computes the rest, each point once
+    saved = len(list((tmp_path / "kd.sweep" / "parts").glob("*.json")))
+    assert saved <= 2
+    monkeypatch.setattr(run_module, "run_batch", run_batch)
+    resumed = sweep(path, progress=False)
+    assert resumed.counts["reused"] == saved and resumed.counts["computed"] == 4 - saved
+    assert resumed.table["point_hash"].is_unique and (resumed.table["status"] == "ok").all()
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A dask LocalCluster of 2 worker processes (1 thread each) on the loopback interface,
