@@ -234,6 +234,29 @@ def test_resume_skips_done_points_and_survives_partial_files(tmp_path, recwarn):
     assert_same_table(merged, first.table.drop(columns="point"))
 
 
+def test_a_changed_sweep_file_in_the_same_directory_is_never_mixed(tmp_path):
+    # another base and another record in the same output directory: every point computed
+    # again (its content hash changed), the tables hold the new sweep only (no stale curves),
+    # and the first sweep, run again, finds all its points
+    a_doc = _sweep_doc(n_lr=2)
+    a = sweep(write_sweep(tmp_path / "a.json", a_doc), out=tmp_path / "d", progress=False)
+    b_doc = _sweep_doc(n_lr=2, record=["metrics"])
+    b_doc["base"]["problem"]["noise"] = 0.3
+    b = sweep(write_sweep(tmp_path / "b.json", b_doc), out=tmp_path / "d", progress=False)
+    assert b.counts["computed"] == 4 and b.counts["reused"] == 0 and b.curves is None
+    fresh = sweep(tmp_path / "b.json", out=tmp_path / "fresh", progress=False)
+    assert_same_table(read_results(tmp_path / "d"), fresh.table)
+    assert not (tmp_path / "d" / "curves.parquet").exists()
+    with pytest.raises(SpecError, match="holds no curves"):
+        read_results(tmp_path / "d", curves=True)
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["sweep"]["record"] == ["metrics"]
+    again = sweep(tmp_path / "a.json", out=tmp_path / "d", progress=False)
+    assert again.counts["computed"] == 0 and again.counts["reused"] == 4
+    assert_same_table(again.table, a.table)
+    assert_same_table(read_results(tmp_path / "d", curves=True), a.curves)
+
+
 def test_csv_format_reads_back_identical(tmp_path):
     doc = _sweep_doc(n_lr=2)
     a = sweep(write_sweep(tmp_path / "a.json", doc), progress=False)

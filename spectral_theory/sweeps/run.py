@@ -205,6 +205,8 @@ def assemble(sw: Sweep, points: list[SweepPoint], done: dict[str, tuple[dict, li
                                        "disagreement"])
         store.write_table("curves", curves_df)
         types["curves"] = column_types(curves_df)
+    else:
+        store.remove_table("curves")  # another sweep's curves in this directory: not this one's
     failed = int((table["status"] == "error").sum())
     store.write_manifest({"spectral_theory_version": __version__, "sweep": sw.describe(),
                           "points": len(points), "failed": failed, "columns": types,

@@ -148,6 +148,13 @@ class Store:
             other.unlink()
         return path
 
+    def remove_table(self, stem: str) -> None:
+        """Remove ``<stem>.parquet`` and ``<stem>.csv`` (a table the current sweep does not
+        write, left by an earlier sweep in the same directory)."""
+        for ext in ("parquet", "csv"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / f"{stem}.{ext}").unlink()
+
     def write_manifest(self, doc: dict[str, Any]) -> None:
         text = json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n"
         atomic_write(self.root / "manifest.json", lambda fh: fh.write(text))
