@@ -319,6 +319,22 @@ def test_process_pool_gives_the_serial_table(tmp_path):
     assert_same_table(serial.curves, pool.curves)
 
 
+def test_a_worker_of_another_version_is_refused(tmp_path, monkeypatch, capsys):
+    # rows are stored under a hash of the driver's version: a worker with another installed
+    # version refuses its tasks (one error line, exit 2, nothing saved), for sweep and
+    # validate-sweep
+    from spectral_theory.sweeps import compute
+
+    monkeypatch.setattr(compute, "_version", lambda: "0.0.1-other")
+    path = write_sweep(tmp_path / "kd.json", _sweep_doc(n_lr=2))
+    for cmd in (["sweep"], ["validate-sweep", "--reps", "4", "--block", "2"]):
+        assert main([*cmd, str(path), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("spectral-theory: error: ")
+        assert f"this worker has spectral-theory 0.0.1-other, the sweep's driver {st.__version__}" in err
+        assert not (tmp_path / "kd.sweep").exists()
+
+
 def _capture_pools(monkeypatch) -> list:
     """The process pools the sweep starts (to find their worker processes)."""
     from spectral_theory.sweeps import executors

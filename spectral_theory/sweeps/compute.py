@@ -15,7 +15,25 @@ import numpy as np
 from ..solvers import PrefixCache
 from .spec import build_spec
 
-__all__ = ["run_batch", "point_rows"]
+__all__ = ["run_batch", "point_rows", "check_version"]
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def check_version(cfg: dict) -> None:
+    """Refuse to compute for a driver of another package version (``cfg["version"]``, set by
+    the driver): a point's rows are stored under a hash of the driver's version, so rows
+    computed by a worker with another installed version would be stored as the driver's."""
+    want = cfg.get("version")
+    if want is not None and want != _version():
+        from .executors import SweepError
+
+        raise SweepError(f"this worker has spectral-theory {_version()}, the sweep's driver {want}: start "
+                         "the workers in the driver's environment (docs/sweeps.md, \"Running on a real cluster\")")
 
 
 def _num(v: Any) -> Any:
@@ -153,6 +171,7 @@ def run_batch(points: list[tuple[str, Any]], cfg: dict,
               cache: PrefixCache | None = None) -> list[tuple[str, dict, list[dict]]]:
     """Every point of a batch (``(hash, payload)`` pairs) through one prefix cache (a new one
     unless ``cache`` is given): ``[(hash, row, curve rows), ...]`` in the batch's order."""
+    check_version(cfg)
     cache = cache if cache is not None else PrefixCache()
     out = []
     for h, payload in points:

@@ -159,7 +159,7 @@ def sweep(spec: Any = None, *, base: Any = None, design: Any = None, out: Any = 
             store.write_part(batch_key(failed_early), {"version": __version__, "points": rows})
             done.update({h: (r, c) for h, r, c in rows})
         batches = make_batches(todo, sw.batch_size)
-        cfg = sw.config()
+        cfg = {**sw.config(), "version": __version__}  # a worker of another version refuses (compute.py)
         tasks = [(batch_key(b), ([(p.hash, p.payload) for p in b], cfg)) for b in batches]
         if progress is None:
             progress = sys.stderr.isatty() and bool(todo)

@@ -101,6 +101,9 @@ def mc_task(payload: Any, cfg: dict, point: int, block: int) -> dict[str, Any]:
 
 def _run(task: tuple) -> dict[str, Any]:
     """One task (``("theory", payload, cfg)`` or ``("mc", payload, cfg, point, block)``)."""
+    from .compute import check_version
+
+    check_version(task[2])
     if task[0] == "theory":
         return theory_task(*task[1:])
     return mc_task(*task[1:])
@@ -206,7 +209,8 @@ def validate_sweep(spec: Any = None, *, reps: int | None = None, block: int | No
     steps = settings.get("at") or sw.at
     n_blocks = settings["reps"] // settings["block"]
     cfg = {"kind": sw.kind, "at": None if steps is None else list(steps), "method": sw.method,
-           "on_unstable": sw.on_unstable, "seed": settings["seed"], "block": settings["block"]}
+           "on_unstable": sw.on_unstable, "seed": settings["seed"], "block": settings["block"],
+           "version": __version__}
     points = sw.points()
     first: dict[str, int] = {}
     for p in points:
