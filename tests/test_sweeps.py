@@ -335,6 +335,20 @@ def test_a_worker_of_another_version_is_refused(tmp_path, monkeypatch, capsys):
         assert not (tmp_path / "kd.sweep").exists()
 
 
+def test_a_run_whose_executor_cannot_start_saves_nothing(tmp_path):
+    # a point whose scenario cannot be built (m.lr = -1 on a spec object) is an error row, but
+    # not saved before the executor has started: a bad executor leaves no directory behind
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=50), st.PowerLawTarget(b=2.0), noise=0.2)
+    scn = st.Scenario(prob, (st.Model("m", steps=50, schedule=0.1),))
+    design = {"kind": "list", "fields": {"m.lr": [0.1, -1.0]}}
+    with pytest.raises(SpecError, match="--cluster: got 'local:0'"):
+        sweep(base=scn, design=design, out=tmp_path / "s", cluster="local:0", progress=False)
+    assert not (tmp_path / "s").exists()
+    res = sweep(base=scn, design=design, out=tmp_path / "s", progress=False)
+    assert list(res.table["status"]) == ["ok", "error"] and "m.lr" in res.table.loc[1, "error"]
+    assert res.counts["computed"] == 2
+
+
 def _capture_pools(monkeypatch) -> list:
     """The process pools the sweep starts (to find their worker processes)."""
     from spectral_theory.sweeps import executors

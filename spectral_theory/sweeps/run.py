@@ -153,11 +153,6 @@ def sweep(spec: Any = None, *, base: Any = None, design: Any = None, out: Any = 
                 continue
             seen.add(p.hash)
             (failed_early if p.error is not None else todo).append(p)
-        if failed_early:  # a payload that could not even be built: its error is its result
-            rows = [[p.hash, {"status": "error", "error_type": p.error[0], "error": p.error[1], "method": "",
-                              "warnings": ""}, []] for p in failed_early]
-            store.write_part(batch_key(failed_early), {"version": __version__, "points": rows})
-            done.update({h: (r, c) for h, r, c in rows})
         batches = make_batches(todo, sw.batch_size)
         cfg = {**sw.config(), "version": __version__}  # a worker of another version refuses (compute.py)
         tasks = [(batch_key(b), ([(p.hash, p.payload) for p in b], cfg)) for b in batches]
@@ -178,6 +173,12 @@ def sweep(spec: Any = None, *, base: Any = None, design: Any = None, out: Any = 
                         bar.advance(len(result), f"{k + 1}/{len(tasks)} batches")
                 finally:
                     bar.close()
+        if failed_early:  # a payload that could not even be built: its error is its result (saved
+            # after the computed points, so that a run whose executor cannot start saves nothing)
+            rows = [[p.hash, {"status": "error", "error_type": p.error[0], "error": p.error[1], "method": "",
+                              "warnings": ""}, []] for p in failed_early]
+            store.write_part(batch_key(failed_early), {"version": __version__, "points": rows})
+            done.update({h: (r, c) for h, r, c in rows})
         result = assemble(sw, points, done, store)
         result.counts.update(computed=len(todo) + len(failed_early), reused=reused)
         result.executor = executor_label
