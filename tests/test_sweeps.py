@@ -285,9 +285,23 @@ def test_second_driver_on_the_same_directory_is_refused(tmp_path):
                   out=tmp_path / "d", progress=False)
 
 
-def test_killed_driver_resumes_with_every_point_once(tmp_path):
+def _kill_doc() -> dict:
+    """The 12-point sweep the kill tests interrupt (d = 200: long enough to kill part-way)."""
     doc = _sweep_doc(n_lr=6)
     doc["base"] = kd_base(d=200, teacher_steps=800, student_steps=400)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def kill_reference(tmp_path_factory):
+    """The serial run of :func:`_kill_doc`'s sweep, computed once: every kill test's resumed or
+    recovered table must equal it."""
+    root = tmp_path_factory.mktemp("kill-reference")
+    return sweep(write_sweep(root / "kd.json", _kill_doc()), progress=False)
+
+
+def test_killed_driver_resumes_with_every_point_once(tmp_path, kill_reference):
+    doc = _kill_doc()
     path = write_sweep(tmp_path / "kd.json", doc)
     proc = subprocess.Popen([sys.executable, "-m", "spectral_theory", "sweep", str(path), "--no-progress"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -305,8 +319,7 @@ def test_killed_driver_resumes_with_every_point_once(tmp_path):
     assert resumed.counts["reused"] == saved and resumed.counts["computed"] == 12 - saved
     t = resumed.table
     assert sorted(t["point"]) == list(range(12)) and t["point_hash"].is_unique
-    fresh = sweep(path, out=tmp_path / "fresh", progress=False)
-    assert_same_table(fresh.table, t)
+    assert_same_table(kill_reference.table, t)
 
 
 # ---------------------------------------------------------------------------- executors
@@ -364,11 +377,10 @@ def _capture_pools(monkeypatch) -> list:
     return pools
 
 
-def test_killed_pool_worker_loses_no_point(tmp_path, monkeypatch, capsys):
+def test_killed_pool_worker_loses_no_point(tmp_path, monkeypatch, capsys, kill_reference):
     # a worker process of the pool killed part-way: a new pool finishes the unfinished tasks,
     # every point exactly once, the same table as a serial run
-    doc = _sweep_doc(n_lr=6)
-    doc["base"] = kd_base(d=200, teacher_steps=800, student_steps=400)
+    doc = _kill_doc()
     path = write_sweep(tmp_path / "kd.json", doc)
     pools = _capture_pools(monkeypatch)
     parts = tmp_path / "kd.sweep" / "parts"
@@ -390,9 +402,8 @@ def test_killed_pool_worker_loses_no_point(tmp_path, monkeypatch, capsys):
     assert "a worker process of the process pool died" in capsys.readouterr().err
     assert res.counts["computed"] == 12 and len(list(parts.glob("*.json"))) == 12
     assert sorted(res.table["point"]) == list(range(12)) and res.table["point_hash"].is_unique
-    fresh = sweep(path, out=tmp_path / "serial", progress=False)
-    assert_same_table(fresh.table, res.table)
-    assert_same_table(fresh.curves, res.curves)
+    assert_same_table(kill_reference.table, res.table)
+    assert_same_table(kill_reference.curves, res.curves)
 
 
 def _die_on_large_lr(points, cfg, cache=None):
@@ -451,10 +462,9 @@ def test_cli_local_cluster_gives_the_serial_table(tmp_path, capsys, cluster):
     assert_same_table(serial.curves, read_results(tmp_path / "b.sweep", curves=True))
 
 
-def test_killed_worker_loses_no_point(tmp_path, cluster):
+def test_killed_worker_loses_no_point(tmp_path, cluster, kill_reference):
     lc, client = cluster
-    doc = _sweep_doc(n_lr=6)
-    doc["base"] = kd_base(d=200, teacher_steps=800, student_steps=400)
+    doc = _kill_doc()
     path = write_sweep(tmp_path / "kd.json", doc)
     before = client.run(os.getpid)
     parts = tmp_path / "kd.sweep" / "parts"
@@ -476,8 +486,8 @@ def test_killed_worker_loses_no_point(tmp_path, cluster):
     assert res.counts["computed"] == 12 and res.executor.startswith("dask scheduler")
     client.wait_for_workers(2, timeout=60)
     assert killed[0] not in client.run(os.getpid).values()  # the nanny started a new worker
-    fresh = sweep(path, out=tmp_path / "serial", progress=False)
-    assert_same_table(fresh.table, res.table)
+    assert_same_table(kill_reference.table, res.table)
+    assert_same_table(kill_reference.curves, res.curves)
 
 
 # ---------------------------------------------------------------------------- validation
