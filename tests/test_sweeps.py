@@ -362,6 +362,56 @@ def test_a_run_whose_executor_cannot_start_saves_nothing(tmp_path):
     assert res.counts["computed"] == 2
 
 
+def test_a_point_over_the_memory_budget_is_an_error_row_computed_again(tmp_path, capsys):
+    from spectral_theory.budget import transfer_estimate
+    from spectral_theory.transfer.specs import transfer_from_dict
+
+    design = {"kind": "grid", "fields": {"spectrum.d": [50, 3000]}}
+
+    def at_d(d):
+        data = kd_base()
+        data["problem"]["spectrum"]["d"] = d
+        return transfer_from_dict(data, kind="kd")
+
+    small, large = (transfer_estimate(at_d(d), "exact").total for d in (50, 3000))
+    budget = int((small + large) / 2)
+    res = sweep(base=kd_base(), design=design, kind="kd", method="exact", record=["kd_gain"],
+                out=tmp_path / "m", progress=False, max_memory=budget)
+    ok, over = res.table.iloc[0], res.table.iloc[1]
+    assert ok["status"] == "ok" and ok["kd_gain"] == st.evaluate(at_d(50), method="exact")["kd_gain"]
+    assert over["status"] == "error" and over["error_type"] == "BudgetError"
+    assert "this point needs about" in over["error"] and "over the budget" in over["error"]
+    # the refusal depends on the budget, not on the point: the next run computes it again
+    again = sweep(base=kd_base(), design=design, kind="kd", method="exact", record=["kd_gain"],
+                  out=tmp_path / "m", progress=False, max_memory=None)
+    assert again.counts["reused"] == 1 and again.counts["computed"] == 1
+    assert (again.table["status"] == "ok").all()
+    with pytest.raises(SpecError, match="max_memory: got 0"):
+        sweep(base=kd_base(), design=design, kind="kd", out=tmp_path / "z", max_memory=0)
+    path = write_sweep(tmp_path / "kd.json", _sweep_doc(n_lr=2))
+    assert main(["sweep", str(path), "--no-progress", "--max-memory", "lots"]) == 2
+    assert "--max-memory: got 'lots'" in capsys.readouterr().err
+    assert not (tmp_path / "kd.sweep").exists()
+    assert main(["sweep", str(path), "--no-progress", "--max-memory", "1K"]) == 0
+    assert "4 points (4 computed, 0 already done, 4 failed)" in capsys.readouterr().out
+
+
+@pytest.mark.montecarlo
+def test_validation_blocks_over_the_memory_budget_are_computed_again(tmp_path):
+    doc = {"sweep": {"method": "exact", "at": [0, 20]},
+           "base": {"problem": {"spectrum": {"kind": "powerlaw", "a": 1.5, "d": 10},
+                                "target": {"kind": "powerlaw", "b": 2.0}, "noise": 0.5},
+                    "models": [{"name": "m", "steps": 20, "lr": 0.2}]},
+           "design": {"kind": "grid", "fields": {"m.lr": [0.1, 0.2]}},
+           "validate": {"reps": 20, "block": 10, "seed": 5}}
+    path = write_sweep(tmp_path / "v.json", doc)
+    refused = validate_sweep(path, progress=False, max_memory=1024)
+    assert refused.counts["failed"] == 2 and not len(refused.table)
+    assert refused.finals["error"].str.startswith("BudgetError: this point needs about").all()
+    done = validate_sweep(path, progress=False, max_memory=None)
+    assert done.counts["tasks"] == 2 * (1 + 2) and done.counts["failed"] == 0 and done.passed
+
+
 def _capture_pools(monkeypatch) -> list:
     """The process pools the sweep starts (to find their worker processes)."""
     from spectral_theory.sweeps import executors
