@@ -74,6 +74,24 @@ def main() -> None:
         per_point = t_serial / n_points
         print(f"serial:               {t_serial:8.2f} s  ({per_point * 1e3:.1f} ms per point)")
 
+        # where a point's time goes: the theory alone (transfer.evaluate on the first teacher's
+        # points with one prefix cache, as a batch does) against the sweep's cost per point
+        from spectral_theory.solvers import PrefixCache
+        from spectral_theory.sweeps.spec import build_spec
+        from spectral_theory.transfer import evaluate
+
+        row = serial.sweep.points()[:side[1]]
+        cache = PrefixCache()
+        t0 = time.perf_counter()
+        for p in row:
+            rep = evaluate(build_spec(p.payload, "kd"), method="exact", cache=cache)
+        t_theory = (time.perf_counter() - t0) / len(row)
+        mode_steps = (2 * student_steps + teacher_steps / side[1]) * d
+        print(f"  theory alone (evaluate, one teacher per {side[1]} points): {t_theory * 1e3:.1f} ms per point "
+              f"= {t_theory / per_point:.0%} of the sweep's cost; method {rep.method}; per point "
+              f"2 students x {student_steps} steps + 1/{side[1]} teacher x {teacher_steps} steps over d = {d} "
+              f"modes, every step recorded (oracle metrics): {mode_steps / t_theory:.2e} mode-steps/s")
+
         import logging
 
         from distributed import Client, LocalCluster

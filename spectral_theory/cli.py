@@ -588,6 +588,10 @@ def _sweep_parsers(sub: Any) -> None:
                        help="start no dask dashboard for --cluster (default: one on a free port, its link printed)")
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar (finished points, ETA) on standard error (default: when it is a terminal)")
+        p.add_argument("--max-memory", metavar="SIZE",
+                       help="each point's memory budget, e.g. 4GiB, 500M, 2e9 (bytes) or none: a point estimated "
+                            "to need more is an error row (BudgetError), computed again by the next run "
+                            "(default: half the memory available on the worker)")
 
     p = sub.add_parser("sweep", help="a design of points, computed once each, resumable, on a cluster",
                        description="Compute every point of a sweep's design (theory) that its output directory "
@@ -633,9 +637,18 @@ def _sweep_run(args: argparse.Namespace, fn: Callable, **extra: Any) -> Any:
     sw = dataclasses.replace(sw, **over)
     if args.workers is not None and args.workers < 1:
         raise SpecError("--workers", args.workers, "must be an integer >= 1")
+    max_memory: Any = "worker"
+    if args.max_memory is not None:
+        from .budget import parse_size
+
+        try:
+            max_memory = parse_size(args.max_memory)
+        except ValueError:
+            raise SpecError("--max-memory", args.max_memory, "must be a size such as 4GiB, 500M, 2e9 (bytes) "
+                                                             "or none") from None
     try:
         return fn(sw, out=args.out_dir, workers=args.workers, cluster=args.cluster, scheduler=args.scheduler,
-                  progress=args.progress, dashboard=args.dashboard, **extra)
+                  progress=args.progress, dashboard=args.dashboard, max_memory=max_memory, **extra)
     except SweepError as err:
         raise _CLIError(f"{err}; the finished points are saved in {str(args.out_dir or sw.out)!r}: run the same "
                         "command again to resume") from None

@@ -234,6 +234,29 @@ def test_resume_skips_done_points_and_survives_partial_files(tmp_path, recwarn):
     assert_same_table(merged, first.table.drop(columns="point"))
 
 
+def test_a_changed_sweep_file_in_the_same_directory_is_never_mixed(tmp_path):
+    # another base and another record in the same output directory: every point computed
+    # again (its content hash changed), the tables hold the new sweep only (no stale curves),
+    # and the first sweep, run again, finds all its points
+    a_doc = _sweep_doc(n_lr=2)
+    a = sweep(write_sweep(tmp_path / "a.json", a_doc), out=tmp_path / "d", progress=False)
+    b_doc = _sweep_doc(n_lr=2, record=["metrics"])
+    b_doc["base"]["problem"]["noise"] = 0.3
+    b = sweep(write_sweep(tmp_path / "b.json", b_doc), out=tmp_path / "d", progress=False)
+    assert b.counts["computed"] == 4 and b.counts["reused"] == 0 and b.curves is None
+    fresh = sweep(tmp_path / "b.json", out=tmp_path / "fresh", progress=False)
+    assert_same_table(read_results(tmp_path / "d"), fresh.table)
+    assert not (tmp_path / "d" / "curves.parquet").exists()
+    with pytest.raises(SpecError, match="holds no curves"):
+        read_results(tmp_path / "d", curves=True)
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["sweep"]["record"] == ["metrics"]
+    again = sweep(tmp_path / "a.json", out=tmp_path / "d", progress=False)
+    assert again.counts["computed"] == 0 and again.counts["reused"] == 4
+    assert_same_table(again.table, a.table)
+    assert_same_table(read_results(tmp_path / "d", curves=True), a.curves)
+
+
 def test_csv_format_reads_back_identical(tmp_path):
     doc = _sweep_doc(n_lr=2)
     a = sweep(write_sweep(tmp_path / "a.json", doc), progress=False)
@@ -262,9 +285,23 @@ def test_second_driver_on_the_same_directory_is_refused(tmp_path):
                   out=tmp_path / "d", progress=False)
 
 
-def test_killed_driver_resumes_with_every_point_once(tmp_path):
+def _kill_doc() -> dict:
+    """The 12-point sweep the kill tests interrupt (d = 200: long enough to kill part-way)."""
     doc = _sweep_doc(n_lr=6)
     doc["base"] = kd_base(d=200, teacher_steps=800, student_steps=400)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def kill_reference(tmp_path_factory):
+    """The serial run of :func:`_kill_doc`'s sweep, computed once: every kill test's resumed or
+    recovered table must equal it."""
+    root = tmp_path_factory.mktemp("kill-reference")
+    return sweep(write_sweep(root / "kd.json", _kill_doc()), progress=False)
+
+
+def test_killed_driver_resumes_with_every_point_once(tmp_path, kill_reference):
+    doc = _kill_doc()
     path = write_sweep(tmp_path / "kd.json", doc)
     proc = subprocess.Popen([sys.executable, "-m", "spectral_theory", "sweep", str(path), "--no-progress"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -282,8 +319,7 @@ def test_killed_driver_resumes_with_every_point_once(tmp_path):
     assert resumed.counts["reused"] == saved and resumed.counts["computed"] == 12 - saved
     t = resumed.table
     assert sorted(t["point"]) == list(range(12)) and t["point_hash"].is_unique
-    fresh = sweep(path, out=tmp_path / "fresh", progress=False)
-    assert_same_table(fresh.table, t)
+    assert_same_table(kill_reference.table, t)
 
 
 # ---------------------------------------------------------------------------- executors
@@ -294,6 +330,157 @@ def test_process_pool_gives_the_serial_table(tmp_path):
     assert pool.executor == "process pool of 2 workers"
     assert_same_table(serial.table, pool.table)
     assert_same_table(serial.curves, pool.curves)
+
+
+def test_a_worker_of_another_version_is_refused(tmp_path, monkeypatch, capsys):
+    # rows are stored under a hash of the driver's version: a worker with another installed
+    # version refuses its tasks (one error line, exit 2, nothing saved), for sweep and
+    # validate-sweep
+    from spectral_theory.sweeps import compute
+
+    monkeypatch.setattr(compute, "_version", lambda: "0.0.1-other")
+    path = write_sweep(tmp_path / "kd.json", _sweep_doc(n_lr=2))
+    for cmd in (["sweep"], ["validate-sweep", "--reps", "4", "--block", "2"]):
+        assert main([*cmd, str(path), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("spectral-theory: error: ")
+        assert f"this worker has spectral-theory 0.0.1-other, the sweep's driver {st.__version__}" in err
+        assert not (tmp_path / "kd.sweep").exists()
+
+
+def test_a_run_whose_executor_cannot_start_saves_nothing(tmp_path):
+    # a point whose scenario cannot be built (m.lr = -1 on a spec object) is an error row, but
+    # not saved before the executor has started: a bad executor leaves no directory behind
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=50), st.PowerLawTarget(b=2.0), noise=0.2)
+    scn = st.Scenario(prob, (st.Model("m", steps=50, schedule=0.1),))
+    design = {"kind": "list", "fields": {"m.lr": [0.1, -1.0]}}
+    with pytest.raises(SpecError, match="--cluster: got 'local:0'"):
+        sweep(base=scn, design=design, out=tmp_path / "s", cluster="local:0", progress=False)
+    assert not (tmp_path / "s").exists()
+    res = sweep(base=scn, design=design, out=tmp_path / "s", progress=False)
+    assert list(res.table["status"]) == ["ok", "error"] and "m.lr" in res.table.loc[1, "error"]
+    assert res.counts["computed"] == 2
+
+
+def test_a_point_over_the_memory_budget_is_an_error_row_computed_again(tmp_path, capsys):
+    from spectral_theory.budget import transfer_estimate
+    from spectral_theory.transfer.specs import transfer_from_dict
+
+    design = {"kind": "grid", "fields": {"spectrum.d": [50, 3000]}}
+
+    def at_d(d):
+        data = kd_base()
+        data["problem"]["spectrum"]["d"] = d
+        return transfer_from_dict(data, kind="kd")
+
+    small, large = (transfer_estimate(at_d(d), "exact").total for d in (50, 3000))
+    budget = int((small + large) / 2)
+    res = sweep(base=kd_base(), design=design, kind="kd", method="exact", record=["kd_gain"],
+                out=tmp_path / "m", progress=False, max_memory=budget)
+    ok, over = res.table.iloc[0], res.table.iloc[1]
+    assert ok["status"] == "ok" and ok["kd_gain"] == st.evaluate(at_d(50), method="exact")["kd_gain"]
+    assert over["status"] == "error" and over["error_type"] == "BudgetError"
+    assert "this point needs about" in over["error"] and "over the budget" in over["error"]
+    # the refusal depends on the budget, not on the point: the next run computes it again
+    again = sweep(base=kd_base(), design=design, kind="kd", method="exact", record=["kd_gain"],
+                  out=tmp_path / "m", progress=False, max_memory=None)
+    assert again.counts["reused"] == 1 and again.counts["computed"] == 1
+    assert (again.table["status"] == "ok").all()
+    with pytest.raises(SpecError, match="max_memory: got 0"):
+        sweep(base=kd_base(), design=design, kind="kd", out=tmp_path / "z", max_memory=0)
+    path = write_sweep(tmp_path / "kd.json", _sweep_doc(n_lr=2))
+    assert main(["sweep", str(path), "--no-progress", "--max-memory", "lots"]) == 2
+    assert "--max-memory: got 'lots'" in capsys.readouterr().err
+    assert not (tmp_path / "kd.sweep").exists()
+    assert main(["sweep", str(path), "--no-progress", "--max-memory", "1K"]) == 0
+    assert "4 points (4 computed, 0 already done, 4 failed)" in capsys.readouterr().out
+
+
+@pytest.mark.montecarlo
+def test_validation_blocks_over_the_memory_budget_are_computed_again(tmp_path):
+    doc = {"sweep": {"method": "exact", "at": [0, 20]},
+           "base": {"problem": {"spectrum": {"kind": "powerlaw", "a": 1.5, "d": 10},
+                                "target": {"kind": "powerlaw", "b": 2.0}, "noise": 0.5},
+                    "models": [{"name": "m", "steps": 20, "lr": 0.2}]},
+           "design": {"kind": "grid", "fields": {"m.lr": [0.1, 0.2]}},
+           "validate": {"reps": 20, "block": 10, "seed": 5}}
+    path = write_sweep(tmp_path / "v.json", doc)
+    refused = validate_sweep(path, progress=False, max_memory=1024)
+    assert refused.counts["failed"] == 2 and not len(refused.table)
+    assert refused.finals["error"].str.startswith("BudgetError: this point needs about").all()
+    done = validate_sweep(path, progress=False, max_memory=None)
+    assert done.counts["tasks"] == 2 * (1 + 2) and done.counts["failed"] == 0 and done.passed
+
+
+def _capture_pools(monkeypatch) -> list:
+    """The process pools the sweep starts (to find their worker processes)."""
+    from spectral_theory.sweeps import executors
+
+    pools: list = []
+    init = executors._Pool.__init__
+
+    def record(self, workers):
+        init(self, workers)
+        pools.append(self)
+
+    monkeypatch.setattr(executors._Pool, "__init__", record)
+    return pools
+
+
+def test_killed_pool_worker_loses_no_point(tmp_path, monkeypatch, capsys, kill_reference):
+    # a worker process of the pool killed part-way: a new pool finishes the unfinished tasks,
+    # every point exactly once, the same table as a serial run
+    doc = _kill_doc()
+    path = write_sweep(tmp_path / "kd.json", doc)
+    pools = _capture_pools(monkeypatch)
+    parts = tmp_path / "kd.sweep" / "parts"
+    killed: list[int] = []
+
+    def kill_one():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (len(list(parts.glob("*.json"))) < 3 or not pools):
+            time.sleep(0.01)
+        pid = sorted(pools[0].pool._processes)[0]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    th = threading.Thread(target=kill_one)
+    th.start()
+    res = sweep(path, workers=2, progress=False)
+    th.join()
+    assert killed and pools[0].restarted == 1, "the worker was killed after the sweep had finished"
+    assert "a worker process of the process pool died" in capsys.readouterr().err
+    assert res.counts["computed"] == 12 and len(list(parts.glob("*.json"))) == 12
+    assert sorted(res.table["point"]) == list(range(12)) and res.table["point_hash"].is_unique
+    assert_same_table(kill_reference.table, res.table)
+    assert_same_table(kill_reference.curves, res.curves)
+
+
+def _die_on_large_lr(points, cfg, cache=None):
+    """run_batch, except that a batch holding student.lr = 0.3 kills its worker process."""
+    if any(p["models"][1]["lr"] == 0.3 for _, p in points):
+        os._exit(1)
+    return run_batch(points, cfg, cache)
+
+
+def test_a_task_that_always_kills_its_worker_stops_the_sweep_resumably(tmp_path, monkeypatch, capsys):
+    from spectral_theory.sweeps import SweepError, executors
+    from spectral_theory.sweeps import run as run_module
+
+    monkeypatch.setattr(run_module, "run_batch", _die_on_large_lr)
+    monkeypatch.setattr(executors._Pool, "restarts", 2)
+    path = write_sweep(tmp_path / "kd.json", _sweep_doc(n_lr=2))  # student.lr 0.05 and 0.3
+    with pytest.raises(SweepError, match="died 3 times"):
+        sweep(path, workers=2, progress=False)
+    assert capsys.readouterr().err.count("go to a new pool") == 2
+    # what finished is saved (the points with lr 0.05, unless each pool broke before they were
+    # done), the points with lr 0.3 are not; a resume computes the rest, each point once
+    saved = len(list((tmp_path / "kd.sweep" / "parts").glob("*.json")))
+    assert saved <= 2
+    monkeypatch.setattr(run_module, "run_batch", run_batch)
+    resumed = sweep(path, progress=False)
+    assert resumed.counts["reused"] == saved and resumed.counts["computed"] == 4 - saved
+    assert resumed.table["point_hash"].is_unique and (resumed.table["status"] == "ok").all()
 
 
 @pytest.fixture(scope="module")
@@ -325,10 +512,9 @@ def test_cli_local_cluster_gives_the_serial_table(tmp_path, capsys, cluster):
     assert_same_table(serial.curves, read_results(tmp_path / "b.sweep", curves=True))
 
 
-def test_killed_worker_loses_no_point(tmp_path, cluster):
+def test_killed_worker_loses_no_point(tmp_path, cluster, kill_reference):
     lc, client = cluster
-    doc = _sweep_doc(n_lr=6)
-    doc["base"] = kd_base(d=200, teacher_steps=800, student_steps=400)
+    doc = _kill_doc()
     path = write_sweep(tmp_path / "kd.json", doc)
     before = client.run(os.getpid)
     parts = tmp_path / "kd.sweep" / "parts"
@@ -350,8 +536,8 @@ def test_killed_worker_loses_no_point(tmp_path, cluster):
     assert res.counts["computed"] == 12 and res.executor.startswith("dask scheduler")
     client.wait_for_workers(2, timeout=60)
     assert killed[0] not in client.run(os.getpid).values()  # the nanny started a new worker
-    fresh = sweep(path, out=tmp_path / "serial", progress=False)
-    assert_same_table(fresh.table, res.table)
+    assert_same_table(kill_reference.table, res.table)
+    assert_same_table(kill_reference.curves, res.curves)
 
 
 # ---------------------------------------------------------------------------- validation

@@ -15,7 +15,67 @@ import numpy as np
 from ..solvers import PrefixCache
 from .spec import build_spec
 
-__all__ = ["run_batch", "point_rows"]
+__all__ = ["run_batch", "point_rows", "check_version", "check_memory", "TRANSIENT_ERRORS"]
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def check_version(cfg: dict) -> None:
+    """Refuse to compute for a driver of another package version (``cfg["version"]``, set by
+    the driver): a point's rows are stored under a hash of the driver's version, so rows
+    computed by a worker with another installed version would be stored as the driver's."""
+    want = cfg.get("version")
+    if want is not None and want != _version():
+        from .executors import SweepError
+
+        raise SweepError(f"this worker has spectral-theory {_version()}, the sweep's driver {want}: start "
+                         "the workers in the driver's environment (docs/sweeps.md, \"Running on a real cluster\")")
+
+
+#: errors that depend on where and how a point ran (the worker's memory, the budget), not on
+#: the point: recorded in the table but computed again by the next run
+TRANSIENT_ERRORS = ("BudgetError",)
+
+
+def check_memory(spec: Any, cfg: dict, *, reps: int | None = None) -> None:
+    """A :class:`~spectral_theory.budget.BudgetError` when the theory of ``spec`` (a scenario or
+    a comparison; with ``reps``: its simulation with that many replicates) needs more memory
+    than ``cfg["max_memory"]`` (bytes; ``None``: no limit; absent or ``"worker"``: half the
+    memory available on this worker), estimated before anything is allocated
+    (``spectral_theory.budget``)."""
+    from ..budget import (
+        check_budget,
+        default_budget,
+        format_size,
+        simulation_estimate,
+        theory_estimate,
+        transfer_estimate,
+    )
+    from ..spec import Scenario
+
+    budget = cfg.get("max_memory", "worker")
+    if budget == "worker":
+        budget, source = default_budget(), "half the worker's available memory; max_memory changes it"
+    else:
+        source = "max_memory" if budget is None else f"max_memory {format_size(budget)}"
+    if budget is None:
+        return
+    what = "this point"
+    if reps is not None:
+        lineages = {"scenario": spec} if isinstance(spec, Scenario) else spec.lineages()
+        est = None
+        for scn in lineages.values():
+            one = simulation_estimate(scn, reps, at=cfg.get("at"), what=what)
+            est = one if est is None else est + one
+    elif isinstance(spec, Scenario):
+        est = theory_estimate(spec, cfg["method"], every_step="oracle" in cfg.get("record", ()), what=what)
+    else:
+        est = transfer_estimate(spec, cfg["method"], what=what)
+    check_budget(est, budget, budget_source=source)
 
 
 def _num(v: Any) -> Any:
@@ -134,6 +194,7 @@ def point_rows(payload: Any, cfg: dict, cache: PrefixCache | None = None) -> tup
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             spec = build_spec(payload, cfg["kind"])
+            check_memory(spec, cfg)
             if cfg["kind"] == "scenario":
                 _scenario_point(spec, cfg, cache, row, curves)
             else:
@@ -153,6 +214,7 @@ def run_batch(points: list[tuple[str, Any]], cfg: dict,
               cache: PrefixCache | None = None) -> list[tuple[str, dict, list[dict]]]:
     """Every point of a batch (``(hash, payload)`` pairs) through one prefix cache (a new one
     unless ``cache`` is given): ``[(hash, row, curve rows), ...]`` in the batch's order."""
+    check_version(cfg)
     cache = cache if cache is not None else PrefixCache()
     out = []
     for h, payload in points:

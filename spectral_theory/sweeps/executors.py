@@ -44,28 +44,67 @@ class _Serial:
 
 
 class _Pool:
+    """A local process pool that survives a lost worker process: when one dies (killed, out of
+    memory), the pool is broken for every task in flight, so a new pool is started and the
+    tasks not yet finished are submitted again, at most :attr:`restarts` times in one run
+    (dask's ``distributed.scheduler.allowed-failures`` plays this part on a cluster). Tasks
+    are pure (the same arguments give the same result), so a task run twice gives the same
+    rows, and the driver writes each batch once."""
+
     dashboard = None
+    #: new pools started after a lost worker before the sweep stops (resumable) with SweepError
+    restarts = 3
 
     def __init__(self, workers: int):
         from concurrent.futures import ProcessPoolExecutor
 
+        self.workers = workers
         self.label = f"process pool of {workers} workers"
         self.pool = ProcessPoolExecutor(max_workers=workers)
+        #: pools started again after a lost worker in this run
+        self.restarted = 0
 
     def run(self, fn: Callable, tasks: list[tuple[str, tuple]]) -> Iterator[tuple[str, Any]]:
-        from concurrent.futures import as_completed
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
 
-        futures = {self.pool.submit(fn, *args): key for key, args in tasks}
-        try:
-            for f in as_completed(futures):
-                try:
-                    res = f.result()
-                except Exception as err:
-                    raise SweepError(f"a task failed in the process pool ({type(err).__name__}: {err})") from err
-                yield futures.pop(f), res
-        finally:
-            for f in futures:
-                f.cancel()
+        pending = dict(tasks)  # key -> args, in submission order
+        while pending:
+            futures = {self.pool.submit(fn, *args): key for key, args in pending.items()}
+            broken: BaseException | None = None
+            try:
+                for f in as_completed(futures):
+                    try:
+                        res = f.result()
+                    except BrokenProcessPool as err:
+                        broken = err
+                        break
+                    except Exception as err:
+                        raise SweepError(f"a task failed in the process pool ({type(err).__name__}: {err})") \
+                            from err
+                    key = futures.pop(f)
+                    del pending[key]
+                    yield key, res
+            finally:
+                if broken is None:
+                    for f in futures:
+                        f.cancel()
+            if broken is None:
+                return
+            # a worker process died: keep what finished, start a new pool for the rest
+            for f, key in list(futures.items()):
+                if f.done() and not f.cancelled() and f.exception() is None:
+                    del pending[key]
+                    yield key, f.result()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            if self.restarted >= self.restarts:
+                raise SweepError(f"a worker process of the process pool died {self.restarted + 1} times "
+                                 f"({broken}); {len(pending)} tasks were not finished") from broken
+            self.restarted += 1
+            sys.stderr.write(f"spectral-theory: a worker process of the process pool died ({broken}); "
+                             f"{len(pending)} unfinished tasks go to a new pool\n")
+            sys.stderr.flush()
+            self.pool = ProcessPoolExecutor(max_workers=self.workers)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

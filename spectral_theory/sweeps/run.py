@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from .compute import run_batch
+from .compute import TRANSIENT_ERRORS, run_batch
 from .design import is_full_grid, parse_design
 from .executors import open_executor
 from .spec import Sweep, SweepPoint, load_sweep, make_sweep, sweep_from_dict
@@ -96,6 +96,15 @@ def resolve_sweep(spec: Any = None, *, base: Any = None, design: Any = None, out
     return sw
 
 
+def check_max_memory(value: Any) -> None:
+    """``max_memory``: ``"worker"``, ``None`` or a number of bytes >= 1."""
+    if value == "worker" or value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError("max_memory", value, "must be a number of bytes >= 1, None (no limit) or 'worker' (half "
+                                             "the memory available on each worker)")
+
+
 def make_batches(points: list[SweepPoint], size: int) -> list[list[SweepPoint]]:
     """Points in batches of at most ``size``: points sharing a trained prefix (the same
     ``group``) together, groups in order of first appearance. Deterministic: the same points
@@ -118,6 +127,7 @@ def batch_key(points: list[SweepPoint]) -> str:
 def sweep(spec: Any = None, *, base: Any = None, design: Any = None, out: Any = None,
           workers: int | None = None, cluster: str | None = None, scheduler: str | None = None,
           client: Any = None, progress: bool | None = None, dashboard: bool = True,
+          max_memory: Any = "worker",
           **options: Any) -> SweepResult:
     """Run a sweep (``docs/sweeps.md``): every point of its design not already in its output
     directory is computed, in batches sharing trained prefixes, on the chosen executor
@@ -132,18 +142,23 @@ def sweep(spec: Any = None, *, base: Any = None, design: Any = None, out: Any = 
     ``on_unstable``, ``batch_size``, ``format``, ``name``). ``out``: the output directory
     (default: the sweep file's). Finished batches are saved as they arrive; an interrupted
     sweep resumes where it stopped when run again. ``progress``: a bar on standard error
-    (``None``: when it is a terminal).
+    (``None``: when it is a terminal). ``max_memory``: each point's memory budget in bytes,
+    checked on the worker against the estimate of ``spectral_theory.budget`` before anything is
+    allocated (``"worker"``: half the memory available on the worker; ``None``: no limit); a
+    point over it is an error row (``BudgetError``) that the next run computes again.
     """
     from .. import __version__
     from ..montecarlo import Progress
 
+    check_max_memory(max_memory)
     sw = resolve_sweep(spec, base=base, design=design, out=out, **options)
     points = sw.points()
     with Store(sw.out, sw.format) as store:
         done: dict[str, tuple[dict, list]] = {}
         for doc in store.read_parts():
             for h, row, curves in doc.get("points", []):
-                done[h] = (row, curves)
+                if row.get("error_type") not in TRANSIENT_ERRORS:  # else computed again
+                    done[h] = (row, curves)
         reused = len({p.hash for p in points if p.hash in done})
         todo: list[SweepPoint] = []
         seen: set[str] = set()
@@ -153,13 +168,10 @@ def sweep(spec: Any = None, *, base: Any = None, design: Any = None, out: Any = 
                 continue
             seen.add(p.hash)
             (failed_early if p.error is not None else todo).append(p)
-        if failed_early:  # a payload that could not even be built: its error is its result
-            rows = [[p.hash, {"status": "error", "error_type": p.error[0], "error": p.error[1], "method": "",
-                              "warnings": ""}, []] for p in failed_early]
-            store.write_part(batch_key(failed_early), {"version": __version__, "points": rows})
-            done.update({h: (r, c) for h, r, c in rows})
         batches = make_batches(todo, sw.batch_size)
-        cfg = sw.config()
+        # a worker of another version refuses (compute.py); the memory budget is not part of a
+        # point's hash (a point refused for memory is computed again by the next run)
+        cfg = {**sw.config(), "version": __version__, "max_memory": max_memory}
         tasks = [(batch_key(b), ([(p.hash, p.payload) for p in b], cfg)) for b in batches]
         if progress is None:
             progress = sys.stderr.isatty() and bool(todo)
@@ -178,6 +190,12 @@ def sweep(spec: Any = None, *, base: Any = None, design: Any = None, out: Any = 
                         bar.advance(len(result), f"{k + 1}/{len(tasks)} batches")
                 finally:
                     bar.close()
+        if failed_early:  # a payload that could not even be built: its error is its result (saved
+            # after the computed points, so that a run whose executor cannot start saves nothing)
+            rows = [[p.hash, {"status": "error", "error_type": p.error[0], "error": p.error[1], "method": "",
+                              "warnings": ""}, []] for p in failed_early]
+            store.write_part(batch_key(failed_early), {"version": __version__, "points": rows})
+            done.update({h: (r, c) for h, r, c in rows})
         result = assemble(sw, points, done, store)
         result.counts.update(computed=len(todo) + len(failed_early), reused=reused)
         result.executor = executor_label
@@ -205,6 +223,8 @@ def assemble(sw: Sweep, points: list[SweepPoint], done: dict[str, tuple[dict, li
                                        "disagreement"])
         store.write_table("curves", curves_df)
         types["curves"] = column_types(curves_df)
+    else:
+        store.remove_table("curves")  # another sweep's curves in this directory: not this one's
     failed = int((table["status"] == "error").sum())
     store.write_manifest({"spectral_theory_version": __version__, "sweep": sw.describe(),
                           "points": len(points), "failed": failed, "columns": types,

@@ -75,7 +75,7 @@ class Store:
         if self.root.exists() and not self.root.is_dir():
             raise SpecError("sweep output directory", str(self.root), "is not a directory")
         #: the directories this run creates (removed again if it fails before writing anything)
-        self._created = [p for p in (self.root, self.parts) if not p.exists()]
+        self._created = [p for p in (*reversed(self.parts.parents), self.parts) if not p.exists()]
         self.parts.mkdir(parents=True, exist_ok=True)
         fh = open(self.root / ".lock", "a+")  # noqa: SIM115 - held until __exit__
         try:
@@ -147,6 +147,13 @@ class Store:
         with contextlib.suppress(OSError):
             other.unlink()
         return path
+
+    def remove_table(self, stem: str) -> None:
+        """Remove ``<stem>.parquet`` and ``<stem>.csv`` (a table the current sweep does not
+        write, left by an earlier sweep in the same directory)."""
+        for ext in ("parquet", "csv"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / f"{stem}.{ext}").unlink()
 
     def write_manifest(self, doc: dict[str, Any]) -> None:
         text = json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n"

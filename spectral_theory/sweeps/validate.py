@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .compute import TRANSIENT_ERRORS, check_memory
 from .executors import open_executor
 from .spec import Sweep, build_spec, check_validate_settings
 from .store import Store, column_types, frame, read_table
@@ -62,6 +63,7 @@ def theory_task(payload: Any, cfg: dict) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             spec = build_spec(payload, cfg["kind"])
+            check_memory(spec, cfg)
             out: dict[str, Any] = {}
             for lname, scn in _lineages(spec).items():
                 res = predict(scn, at=cfg["at"], method=cfg["method"], on_unstable=cfg["on_unstable"])
@@ -84,6 +86,7 @@ def mc_task(payload: Any, cfg: dict, point: int, block: int) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             spec = build_spec(payload, cfg["kind"])
+            check_memory(spec, cfg, reps=cfg["block"])
             out: dict[str, Any] = {}
             for k, (lname, scn) in enumerate(_lineages(spec).items()):
                 seed = block_seed(cfg["seed"], point, block, k)
@@ -101,6 +104,9 @@ def mc_task(payload: Any, cfg: dict, point: int, block: int) -> dict[str, Any]:
 
 def _run(task: tuple) -> dict[str, Any]:
     """One task (``("theory", payload, cfg)`` or ``("mc", payload, cfg, point, block)``)."""
+    from .compute import check_version
+
+    check_version(task[2])
     if task[0] == "theory":
         return theory_task(*task[1:])
     return mc_task(*task[1:])
@@ -180,6 +186,7 @@ def validate_sweep(spec: Any = None, *, reps: int | None = None, block: int | No
                    seed: int | None = None, z_max: float | None = None, at: Any = None, out: Any = None,
                    workers: int | None = None, cluster: str | None = None, scheduler: str | None = None,
                    client: Any = None, progress: bool | None = None, dashboard: bool = True,
+                   max_memory: Any = "worker",
                    **options: Any) -> ValidationResult:
     """Theory and Monte Carlo for every point of a sweep (module docstring). ``spec`` and the
     options as in :func:`spectral_theory.sweeps.sweep`; ``reps``, ``block``, ``seed``,
@@ -187,12 +194,15 @@ def validate_sweep(spec: Any = None, *, reps: int | None = None, block: int | No
     in blocks of 100, seed 0, z_max 4, the sweep's ``at`` or the base's output). Written to
     ``<out>/validation/`` (``validation.parquet`` or ``.csv``, ``finals``, ``summary.json``);
     finished blocks are kept, so an interrupted validation resumes. The executors are those
-    of :func:`~spectral_theory.sweeps.sweep`; the z table does not depend on them."""
+    of :func:`~spectral_theory.sweeps.sweep`; the z table does not depend on them. ``max_memory``
+    as for :func:`~spectral_theory.sweeps.sweep` (a Monte Carlo block's estimate counts its
+    ``block`` replicates)."""
     from .. import __version__
     from ..analysis.checks import sign_test
     from ..montecarlo import Progress, _mean_se, skewness_check
-    from .run import resolve_sweep
+    from .run import check_max_memory, resolve_sweep
 
+    check_max_memory(max_memory)
     sw = resolve_sweep(spec, out=out, **options)
     settings = dict(sw.validate)
     for k, v in (("reps", reps), ("block", block), ("seed", seed), ("z_max", z_max)):
@@ -206,7 +216,8 @@ def validate_sweep(spec: Any = None, *, reps: int | None = None, block: int | No
     steps = settings.get("at") or sw.at
     n_blocks = settings["reps"] // settings["block"]
     cfg = {"kind": sw.kind, "at": None if steps is None else list(steps), "method": sw.method,
-           "on_unstable": sw.on_unstable, "seed": settings["seed"], "block": settings["block"]}
+           "on_unstable": sw.on_unstable, "seed": settings["seed"], "block": settings["block"],
+           "version": __version__, "max_memory": max_memory}
     points = sw.points()
     first: dict[str, int] = {}
     for p in points:
@@ -214,7 +225,8 @@ def validate_sweep(spec: Any = None, *, reps: int | None = None, block: int | No
     with Store(Path(sw.out) / "validation", sw.format) as store:
         done: dict[str, dict] = {}
         for doc in store.read_parts():
-            done[doc["key"]] = doc["result"]
+            if doc["result"].get("error_type") not in TRANSIENT_ERRORS:  # else computed again
+                done[doc["key"]] = doc["result"]
         tasks, keys = [], {}
         for p in points:
             if p.error is not None or first[p.hash] != p.index:
