@@ -595,6 +595,7 @@ def run_monte_carlo(
                 worst = int(needed[sl][w])
                 label = {"excess_risk": "excess risk", "disagreement": "disagreement with the teacher",
                          "last_iterate": "last iterate's excess risk"}[qty]
+                ci_name = "last_iterate.excess_risk" if qty == "last_iterate" else qty
                 heavy.setdefault(m.name, {})[qty] = {
                     "steps": steps, "skewness": [float(v) for v in g1[sl][flag]], "reps_needed": worst}
                 where_text = (f"step {steps[0]}" if len(steps) == 1 else
@@ -604,7 +605,7 @@ def run_monte_carlo(
                     f"the normal interval (mean +- z s.e.) is unreliable at {where_text} (sample skewness "
                     f"up to {float(g1[sl][w]):.3g} at step {int(ck[gi][w])}; Cochran's rule R >= 25 "
                     f"skewness^2 asks for {worst} replicates), and at its other steps the tail may just "
-                    f"not have been sampled; read the bootstrap intervals ({qty}_ci_low/high), or use "
+                    f"not have been sampled; read the bootstrap intervals ({ci_name}_ci_low/high), or use "
                     "more replicates")
         if final_sq is not None:
             sm, sse, _ = _mean_se(final_sq[gi].T)
