@@ -579,7 +579,7 @@ def run_monte_carlo(
     rows: list[np.ndarray] = []
     off = 0
     for gi in range(G):
-        for qty, arr in (("excess_risk", risk[gi]), ("disagreement", dis[gi])):
+        for qty, arr in (("excess_risk", risk[gi]), ("disagreement", dis[gi]), ("last_iterate", last[gi])):
             if arr is not None:
                 where[(gi, qty)] = slice(off, off + arr.shape[0])
                 rows.append(arr)
@@ -595,7 +595,7 @@ def run_monte_carlo(
     heavy_msgs: list[str] = []
     results: dict[str, ModelResult] = {}
     for gi, m in enumerate(models):
-        for qty in ("excess_risk", "disagreement"):
+        for qty in ("excess_risk", "disagreement", "last_iterate"):
             sl = where.get((gi, qty))
             if sl is None:
                 continue
@@ -610,7 +610,9 @@ def run_monte_carlo(
                 steps = [int(t) for t in ck[gi][flag]]
                 w = int(np.argmax(np.where(flag, needed[sl], -1.0)))
                 worst = int(needed[sl][w])
-                label = "excess risk" if qty == "excess_risk" else "disagreement with the teacher"
+                label = {"excess_risk": "excess risk", "disagreement": "disagreement with the teacher",
+                         "last_iterate": "last iterate's excess risk"}[qty]
+                ci_name = "last_iterate.excess_risk" if qty == "last_iterate" else qty
                 heavy.setdefault(m.name, {})[qty] = {
                     "steps": steps, "skewness": [float(v) for v in g1[sl][flag]], "reps_needed": worst}
                 where_text = (f"step {steps[0]}" if len(steps) == 1 else
@@ -620,7 +622,7 @@ def run_monte_carlo(
                     f"the normal interval (mean +- z s.e.) is unreliable at {where_text} (sample skewness "
                     f"up to {float(g1[sl][w]):.3g} at step {int(ck[gi][w])}; Cochran's rule R >= 25 "
                     f"skewness^2 asks for {worst} replicates), and at its other steps the tail may just "
-                    f"not have been sampled; read the bootstrap intervals ({qty}_ci_low/high), or use "
+                    f"not have been sampled; read the bootstrap intervals ({ci_name}_ci_low/high), or use "
                     "more replicates")
         if final_sq is not None:
             sm, sse, _ = _mean_se(final_sq[gi].T)
@@ -645,9 +647,10 @@ def run_monte_carlo(
             replicates=Replicates(steps=ck[gi], excess_risk=risk[gi], disagreement=dis[gi],
                                   final_sq_error=None if final_sq is None else final_sq[gi], seed=int(seed)),
         )
-        if last[gi] is not None:
-            lm, lse, _ = _mean_se(last[gi])
-            results[m.name].last_iterate = {"excess_risk": lm, "excess_risk_se": lse}
+        if last[gi] is not None:  # an averaged model's last iterate, in the same bootstrap as the rest
+            ls = where[(gi, "last_iterate")]
+            results[m.name].last_iterate = {"excess_risk": mean[ls], "excess_risk_se": se[ls],
+                                            "excess_risk_ci_low": lo[ls], "excess_risk_ci_high": hi[ls]}
     if not isinstance(progress, Progress):
         bar.close()
     warn_msgs.extend(heavy_msgs)

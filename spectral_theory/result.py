@@ -88,7 +88,8 @@ class ModelResult:
     stability_limit: float | None = None
     max_lr: float | None = None
     #: averaged models (``docs/theory.md`` §11): the last iterate's curves at ``steps``
-    #: (``excess_risk``, and ``bias``/``variance`` (theory) or ``excess_risk_se`` (Monte Carlo))
+    #: (``excess_risk``, and ``bias``/``variance`` (theory) or ``excess_risk_se`` and the bootstrap
+    #: ``excess_risk_ci_low``/``excess_risk_ci_high`` (Monte Carlo))
     #: and its final per-mode ``second_moment``; the fields above are the deployed average's
     last_iterate: dict[str, np.ndarray] | None = None
     #: Monte Carlo: per-replicate values (montecarlo.Replicates), for bootstraps; not exported

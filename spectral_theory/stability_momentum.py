@@ -14,14 +14,16 @@ noise, ``(xx_i / B) sum_j w . M_j``. The whole map is ``A = blockdiag(D_i) + b w
 the first moments and the cross moments with frozen models follow ``T_i``. The recursion at a
 constant step is stable iff ``rho(A) < 1`` and every ``rho(T_i) < 1``.
 
-Modes that share a speed share their block, so ``A`` is reduced to the distinct speeds: the
-eigenvalues are those of ``D_k`` for every speed shared by two modes or more (multiplicity - 1)
-and those of ``blockdiag(D_k) + (m_k b_k) w^T`` over the ``n`` distinct speeds. For ``kappa >= 2``
-(Gaussian latents included) the renewal kernel is non-negative and the exact test needs only the
-3x3 blocks and the real kernel sum ``K(1) < 1`` (:func:`momentum_radius`), at ``O(d)`` cost. For
-``kappa < 2`` the radius is computed from that ``3n x 3n`` matrix: all its eigenvalues (LAPACK)
-for ``n <=`` :data:`DENSE_MODES`, the largest in modulus by ARPACK above (a dense fall-back if
-ARPACK fails; both slow for thousands of distinct speeds).
+**The exact test without eigenvalues.** ``A`` maps the cone of per-mode positive
+semi-definite moment matrices into itself for every ``kappa >= 1`` (a block adds
+``xx_i [sum_{j != i} U_j + (kappa - 1) U_i] / B`` to ``T_i M_i T_i^T``, and every ``U_j >= 0``).
+For such a map ``rho(A) < z`` iff ``(z - A) M = u`` has a positive definite solution for
+``u = I`` (:func:`_cone_test`): 3x3 solves per distinct speed and Sherman-Morrison over the
+rank-one coupling, ``O(d)`` per test. Stability is the test at ``z = 1``; the spectral radius
+(the growth factor of the policy) is found by bisection on ``z``; ``rho(T_i)^2 <= rho(A)``
+follows. Modes that share a speed give equal blocks of the solution, so the test runs over the
+distinct speeds with their multiplicities. :func:`_radius_reduced` (all eigenvalues of the
+reduced matrix, LAPACK or ARPACK) is kept as an independent reference for the tests.
 
 :func:`momentum_limit` gives the largest stable constant step for given momentum coefficients,
 :func:`momentum_beta_limit` the largest stable ``beta`` for a step, and :func:`guard_momentum`
@@ -42,7 +44,7 @@ from .stability import StepCheck, _user_stacklevel, check_on_unstable
 __all__ = ["momentum_blocks", "momentum_radius", "is_stable_momentum", "momentum_limit", "momentum_beta_limit",
            "guard_momentum", "DENSE_MODES"]
 
-#: distinct moving speeds up to which the spectral radius is computed from all eigenvalues
+#: :func:`_radius_reduced` (a test reference): all eigenvalues up to this many distinct speeds
 DENSE_MODES = 400
 
 
@@ -135,59 +137,23 @@ def _solve3(M: np.ndarray, rhs: np.ndarray) -> np.ndarray:
                          + (m2 * r)[(slice(None), *extra)] * rhs[:, 2] for m0, m1, m2 in rows], axis=1)
 
 
-def _kernel(z: float, D: np.ndarray, b: np.ndarray, w: np.ndarray) -> float:
-    """``K(z) = sum_k w^T (z - D_k)^-1 b_k`` at a real ``z`` above the blocks' spectra."""
-    y = _solve3(z * np.eye(3)[None] - D, b)
-    val = float(np.sum(y @ w))
-    return val if math.isfinite(val) else math.inf  # z on a block's eigenvalue: K has a pole there
-
-
-def momentum_radius(coef, speeds, batch: int, kappa: float) -> float:
-    """Per-step growth factor ``max(rho(A), max_i rho(T_i))`` of the moments (module docstring);
-    below 1 iff the constant-coefficient recursion is stable.
-
-    For ``kappa >= 2`` the renewal kernel ``k(n) = w^T D^n b`` is a sum of squares
-    (``w^T Sym2(T)^m xx = (rho^T T^m x)^2`` with ``rho = (r, 1 - r)``, and the ``(kappa - 2)/B``
-    term is a non-negative multiple of the same rank-one form), so ``|K(z)| <= K(|z|)`` and every
-    eigenvalue of ``A`` off the blocks' spectra has modulus at most the largest real root ``z*``
-    of ``K(z) = 1``: the factor is then ``max(max_k rho(D_k), max_i rho(T_i), z*)`` (the blocks
-    preserve the cone of moment matrices, so ``rho(D_k) >= 1`` is unstable too), computed from
-    3x3 blocks at ``O(d)`` cost. For ``kappa < 2`` (e.g. Rademacher or uniform latents) it is the
-    spectral radius of the reduced matrix (dense or ARPACK)."""
-    D, b, w, T, mult = momentum_blocks(coef, speeds, batch, kappa)
-    if D.shape[0] == 0:
-        return 0.0
-    if kappa >= 2.0:
-        rD = float(np.max(np.abs(np.linalg.eigvals(D))))
-        rT = float(np.max(np.abs(np.linalg.eigvals(T))))
-        lo = max(rD, 1e-300) * (1 + 1e-9)
-        zs = 0.0
-        if _kernel(lo, D, b, w) > 1.0:
-            hi = max(2.0 * lo, 1.0)
-            while _kernel(hi, D, b, w) > 1.0:
-                hi *= 2.0
-            zs = _bisect(lambda z: _kernel(z, D, b, w) > 1.0, lo, hi, rel=1e-13)
-        return max(rD, rT, zs)
-    rho = _radius_reduced(D, b, w)
-    shared = mult >= 2
-    if shared.any():
-        rho = max(rho, float(np.max(np.abs(np.linalg.eigvals(D[shared])))))
-    return max(rho, float(np.max(np.abs(np.linalg.eigvals(T)))))
-
-
-def _necessary(coef, speeds, batch: int, kappa: float) -> bool:
-    """Cheap necessary conditions: every block and mean map stable and ``K(1) < 1``, where
-    ``K(z) = sum_k w^T (z - D_k)^-1 b_k`` (if ``K(1) >= 1``, ``K`` reaches 1 on ``[1, inf)``: an
-    eigenvalue of ``A`` there)."""
-    D, b, w, T, _ = momentum_blocks(coef, speeds, batch, kappa)
-    if D.shape[0] == 0:
-        return True
-    if kappa >= 2.0:
-        return _cone_test(D, b, w)
-    if np.max(np.abs(np.linalg.eigvals(D))) >= 1.0 or np.max(np.abs(np.linalg.eigvals(T))) >= 1.0:
+def _cone_test(D: np.ndarray, b: np.ndarray, w: np.ndarray, z: float = 1.0) -> bool:
+    """``rho(A) < z``, without eigenvalues (module docstring). ``A`` maps the cone of (per-mode)
+    positive semi-definite 2x2 moment matrices into itself for every ``kappa >= 1``: a block sends
+    ``M_i`` to ``T_i M_i T_i^T + xx_i [sum_{j != i} U_j + (kappa - 1) U_i] / B`` with every
+    ``U_j = rho^T M_j rho >= 0``. For such a map ``rho(A) < z`` iff ``(z - A) M = u`` has a solution
+    ``M`` in the cone's interior for an interior ``u`` (then ``A M = z M - u < z M``; conversely
+    ``M = sum_n A^n u / z^(n+1)``). With ``u_k = I`` and Sherman-Morrison over the rank-one
+    coupling: ``y = (z - D)^-1 u``, ``v = (z - D)^-1 b``, ``K = w . v``,
+    ``M = y + v (w . y) / (1 - K)``. A singular block counts as not below ``z``."""
+    eye = z * np.eye(3)[None] - D
+    rhs = np.stack([np.tile([1.0, 0.0, 1.0], (D.shape[0], 1)), b], axis=2)
+    sol = _solve3(eye, rhs)
+    y, v = sol[:, :, 0], sol[:, :, 1]
+    K = float(np.sum(v @ w))
+    if not (np.all(np.isfinite(sol)) and math.isfinite(K)) or K == 1.0:
         return False
-    y = _solve3(np.eye(3)[None] - D, b)
-    return float(np.sum(y @ w)) < 1.0
+    return _pd(y + v * (float(np.sum(y @ w)) / (1.0 - K)))
 
 
 def _pd(v: np.ndarray) -> bool:
@@ -195,33 +161,40 @@ def _pd(v: np.ndarray) -> bool:
     return bool(np.all(v[:, 0] > 0) and np.all(v[:, 2] > 0) and np.all(v[:, 0] * v[:, 2] - v[:, 1] ** 2 > 0))
 
 
-def _cone_test(D: np.ndarray, b: np.ndarray, w: np.ndarray) -> bool:
-    """``rho(A) < 1`` for ``kappa >= 2``, without eigenvalues. ``A`` then maps the cone of
-    (per-mode) positive semi-definite 2x2 moment matrices into itself, and for such a map
-    ``rho(A) < 1`` iff ``(I - A) M = u`` has a solution ``M`` in the cone's interior for an
-    interior ``u`` (then ``A M = M - u < M``; conversely ``M = sum_n A^n u``). With ``u_k = I``
-    and Sherman-Morrison: ``y = (I - D)^-1 u``, ``z = (I - D)^-1 b``, ``K(1) = w . z`` and
-    ``M = y + z (w . y) / (1 - K(1))``; the blocks' own test is ``y`` interior. The mean maps
-    ``T_i`` follow: ``rho(T_i)^2 = rho(Sym2 T_i) <= rho(D_i)``."""
-    eye = np.eye(3)[None] - D
-    rhs = np.stack([np.tile([1.0, 0.0, 1.0], (D.shape[0], 1)), b], axis=2)
-    sol = _solve3(eye, rhs)
-    y, z = sol[:, :, 0], sol[:, :, 1]
-    if not (np.all(np.isfinite(sol)) and _pd(y)):
-        return False
-    K1 = float(np.sum(z @ w))
-    if not K1 < 1.0:
-        return False
-    return _pd(y + z * (float(np.sum(y @ w)) / (1.0 - K1)))
+def momentum_radius(coef, speeds, batch: int, kappa: float) -> float:
+    """Per-step growth factor ``max(rho(A), max_i rho(T_i))`` of the moments (module docstring);
+    below 1 iff the constant-coefficient recursion is stable. ``rho(A)`` is found by bisection
+    on ``z`` with :func:`_cone_test` (``rho(A) < z``), to relative ``1e-12``, at ``O(d)`` cost per
+    test; ``max_i rho(T_i)`` (at most ``rho(A)^(1/2)``) from the 2x2 mean maps."""
+    D, b, w, T, _ = momentum_blocks(coef, speeds, batch, kappa)
+    if D.shape[0] == 0:
+        return 0.0
+    rT = float(np.max(np.abs(np.linalg.eigvals(T))))
+    hi = 1.0
+    while not _cone_test(D, b, w, hi):
+        hi *= 2.0
+        if hi > 1e300:  # pragma: no cover - beyond the float range
+            return math.inf
+    lo = 0.0
+    while hi - lo > 1e-12 * hi:
+        mid = 0.5 * (lo + hi)
+        if _cone_test(D, b, w, mid):
+            hi = mid
+        else:
+            lo = mid
+    return max(hi, rT)
+
+
+def _necessary(coef, speeds, batch: int, kappa: float) -> bool:
+    """The exact stability test ``rho(A) < 1`` (:func:`_cone_test`); ``rho(T_i) < 1`` follows,
+    since ``A`` dominates ``Sym2(T_i)`` on the cone and ``rho(Sym2(T_i)) = rho(T_i)^2``."""
+    D, b, w, _T, _ = momentum_blocks(coef, speeds, batch, kappa)
+    return True if D.shape[0] == 0 else _cone_test(D, b, w)
 
 
 def is_stable_momentum(coef, speeds, batch: int, kappa: float) -> bool:
-    """The exact test of one set of step coefficients ``(r, p_e, p_v, h_e, h_v)`` (for
-    ``kappa >= 2`` the necessary conditions of :func:`_necessary` are sufficient, see
-    :func:`momentum_radius`)."""
-    if not _necessary(coef, speeds, batch, kappa):
-        return False
-    return kappa >= 2.0 or momentum_radius(coef, speeds, batch, kappa) < 1.0
+    """The exact test of one set of step coefficients ``(r, p_e, p_v, h_e, h_v)``."""
+    return _necessary(coef, speeds, batch, kappa)
 
 
 def _bisect(ok, lo: float, hi: float, rel: float = 1e-10) -> float:
@@ -254,10 +227,7 @@ def momentum_limit(momentum: Any, speeds, batch: int, kappa: float) -> float:
         hi *= 2.0
         if hi > 1e12 / smax:  # pragma: no cover - every step stable
             return math.inf
-    cand = _bisect(lambda e: _necessary(coef(e), s, batch, kappa), 0.0, hi)
-    if kappa >= 2.0 or momentum_radius(coef(cand * (1 - 1e-9)), s, batch, kappa) < 1.0:
-        return cand
-    return _bisect(lambda e: is_stable_momentum(coef(e), s, batch, kappa), 0.0, cand)  # pragma: no cover
+    return _bisect(lambda e: _necessary(coef(e), s, batch, kappa), 0.0, hi)
 
 
 def momentum_beta_limit(kind: str, eta: float, speeds, batch: int, kappa: float) -> float:
@@ -300,8 +270,7 @@ def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unst
     for coef, _lr, n in runs:
         key = tuple(coef)
         if key not in cache:
-            ok = _necessary(coef, s, batch, kappa) and (kappa >= 2.0 or (math.isfinite(limit) and _lr < limit))
-            cache[key] = 0.0 if ok else momentum_radius(coef, s, batch, kappa)
+            cache[key] = 0.0 if _necessary(coef, s, batch, kappa) else momentum_radius(coef, s, batch, kappa)
         starts.append(t)
         flags.append(cache[key] >= 1.0)
         t += n

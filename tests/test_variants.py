@@ -309,3 +309,22 @@ def dataclasses_replace(model, **kw):
     import dataclasses
 
     return dataclasses.replace(model, **kw)
+
+
+def test_tune_lr_uses_the_momentum_limit():
+    """tune_lr searches (0, limit) with the momentum model's own limit (heavy-ball's is far below
+    plain SGD's at B = 1), and refuses per-step momentum coefficients."""
+    from spectral_theory.spec.variants import Momentum
+    from spectral_theory.stability_momentum import momentum_limit
+
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=40), st.PowerLawTarget(b=2.0), noise=0.2)
+    student = st.Model("s", steps=200, schedule=0.01, momentum={"kind": "heavy_ball", "beta": 0.9})
+    kd = st.Distillation(prob, teacher=st.Model("t", steps=300, schedule=0.3), student=student)
+    tun = st.tune_lr(kd, grid=5)
+    lim = momentum_limit(Momentum("heavy_ball", beta=0.9), prob.eigenvalues, 1, 3.0)
+    assert math.isclose(tun.stability_limit, lim, rel_tol=1e-12) and lim < 0.2 * st.stability_limit(
+        prob.eigenvalues, 1, 3.0)
+    assert 0 < tun.best < lim
+    per_step = st.Model("s", steps=200, schedule=0.01, momentum={"kind": "heavy_ball", "beta": [0.5] * 200})
+    with pytest.raises(SpecError, match="constant momentum"):
+        st.tune_lr(st.Distillation(prob, teacher=st.Model("t", steps=300, schedule=0.3), student=per_step))

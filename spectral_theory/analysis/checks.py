@@ -125,8 +125,9 @@ def check_against_simulation(
             series.append(("disagreement", tm.disagreement, mm.disagreement, mm.disagreement_se,
                            mm.disagreement_ci_low, mm.disagreement_ci_high))
         if tm.last_iterate is not None and mm.last_iterate is not None:  # averaged models (theory §11)
-            series.append(("last_iterate", tm.last_iterate["excess_risk"], mm.last_iterate["excess_risk"],
-                           mm.last_iterate["excess_risk_se"], None, None))
+            li = mm.last_iterate
+            series.append(("last_iterate", tm.last_iterate["excess_risk"], li["excess_risk"], li["excess_risk_se"],
+                           li.get("excess_risk_ci_low"), li.get("excess_risk_ci_high")))
         for qty, tv, mv, sv, lo, hi in series:
             flagged = set(heavy.get(mname, {}).get(qty, {}).get("steps", []))
             for j, step in enumerate(tm.steps):

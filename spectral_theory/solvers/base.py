@@ -130,6 +130,10 @@ def model_stability_limit(scenario: Scenario, index: int) -> float:
     """Largest stable constant step of model ``index`` (batch-mean convention)."""
     m = scenario.models[index]
     s = m.speed_profile(scenario.problem.eigenvalues)
+    if _has_momentum(m) and m.momentum.constant:  # docs/theory.md §11
+        from ..stability_momentum import momentum_limit
+
+        return momentum_limit(m.momentum, s, m.batch, scenario.problem.kappa)
     return stability_limit(s, m.batch, scenario.problem.kappa)
 
 

@@ -138,7 +138,17 @@ def tune_lr(spec: Distillation | WeakToStrong | Chain, *, grid: int = 21, object
     field_ = {"kd": "student", "w2s": "strong", "chain": "child"}[spec.kind]
     student = getattr(spec, field_) or spec.base  # chain without child: the base recipe
     s = student.speed_profile(spec.problem.eigenvalues)
-    limit = stability_limit(s, student.batch, spec.problem.kappa)
+    mom = getattr(student, "momentum", None)
+    if mom is not None and not mom.is_plain:  # docs/theory.md §11: the momentum model's own limit
+        if not mom.constant:
+            raise SpecError(f"{field_}.momentum", mom.describe(),
+                            "tune_lr needs constant momentum coefficients (a per-step list has no single "
+                            "constant-step stability limit)")
+        from ..stability_momentum import momentum_limit
+
+        limit = momentum_limit(mom, s, student.batch, spec.problem.kappa)
+    else:
+        limit = stability_limit(s, student.batch, spec.problem.kappa)
     if student.lr_convention == "sum":
         limit /= student.batch
     cache = cache if cache is not None else PrefixCache()
