@@ -170,7 +170,9 @@ def _gap(spectrum, d):
     prob = st.Problem(spectrum, st.PowerLawTarget(b=1.5), noise=0.1, features=st.Features("rademacher"))
     sc = st.Scenario(prob, (st.Model("m", steps=40, schedule=0.3, features=st.RandomFeatures(d // 2, seed=3)),),
                      output=st.Output(at=(0, 5, 20, 40)))
-    return _rel(st.predict(sc)["m"].excess_risk, dense_chain(sc)["m"]["excess_risk"])
+    with pytest.warns(RuntimeWarning, match="not exact for non-Gaussian data"):
+        r = st.predict(sc)
+    return _rel(r["m"].excess_risk, dense_chain(sc)["m"]["excess_risk"])
 
 
 def test_non_gaussian_gap_is_measured_not_hidden():
@@ -182,6 +184,84 @@ def test_non_gaussian_gap_is_measured_not_hidden():
     flat = [_gap(st.ArraySpectrum(np.full(d, 4.0 / d)), d) for d in (24, 48, 96)]
     assert flat[0] > flat[1] > flat[2] and flat[2] < 0.03, flat
     assert _gap(st.PowerLawSpectrum(a=1.5, d=96), 96) > 0.05
+
+
+@pytest.mark.parametrize("spectrum", [st.PowerLawSpectrum(a=1.5, d=20), st.ArraySpectrum(np.full(20, 0.1))])
+def test_orthogonal_sketch_wider_than_d_stays_exact_for_non_gaussian_data(spectrum):
+    """Review finding 1: an orthogonal sketch with p >= d is the plain model (S^T S = I_d), so its
+    basis is made of coordinate directions and the problem's kurtosis applies exactly, also for a
+    flat spectrum (repeated eigenvalues, where an SVD would rotate the basis). Checked against the
+    dense propagation (exact for independent coordinates of any kurtosis); no warning."""
+    import warnings
+
+    prob = st.Problem(spectrum, st.PowerLawTarget(b=1.5), noise=0.1, features=st.Features("rademacher"))
+    sc = st.Scenario(prob, (st.Model("m", steps=50, schedule=0.3, features=st.RandomFeatures(30, kind="orthogonal")),
+                            st.Model("s", steps=40, schedule=0.2, batch=2, teacher="m", alpha=0.2,
+                                     features=st.RandomFeatures(20, kind="orthogonal", seed=4))),
+                     output=st.Output(at=(0, 10, 50)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = st.predict(sc)
+    ref = dense_chain(sc)
+    for n in "ms":
+        assert _rel(r[n].excess_risk, ref[n]["excess_risk"]) < 1e-10, n
+    assert r.diagnostics["exact"] == {"m": True, "s": True} and r.diagnostics["warnings"] == []
+
+
+def test_non_gaussian_data_through_a_mixing_sketch_is_not_reported_as_exact():
+    """Review finding 1: Rademacher data, a Gaussian-sketched teacher (p = 10 < d = 20) and a plain
+    student. Both predictions are the Gaussian-equivalent approximation (the student inherits the
+    teacher's), measurably off the dense propagation; the solver says so: a
+    SketchApproximationWarning naming both models, the message in diagnostics["warnings"] and
+    diagnostics["exact"] False for both. A plain teacher stays exact above a sketched student."""
+    from spectral_theory.sketch.quenched import SketchApproximationWarning
+
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=20), st.PowerLawTarget(b=1.5), noise=0.3,
+                      features=st.Features("rademacher"))
+    sc = st.Scenario(prob, (st.Model("T", steps=50, schedule=0.3, features=st.RandomFeatures(10, seed=1)),
+                            st.Model("S", steps=50, schedule=0.3, teacher="T")), output=st.Output(at=(0, 10, 50)))
+    with pytest.warns(SketchApproximationWarning, match="not exact for non-Gaussian data") as rec:
+        r = st.predict(sc)
+    msg = str(rec[0].message)
+    assert "'T': it sees the data through a sketch" in msg and "'S': its teacher 'T' is not exact" in msg
+    assert "dense_chain" in msg and "kurtosis 1" in msg
+    assert r.diagnostics["exact"] == {"T": False, "S": False} and msg in r.diagnostics["warnings"]
+    ref = dense_chain(sc)
+    assert _rel(r["S"].excess_risk, ref["S"]["excess_risk"]) > 0.05  # the gap the warning is about
+    sc2 = st.Scenario(prob, (st.Model("T", steps=50, schedule=0.3),
+                             st.Model("S", steps=50, schedule=0.3, teacher="T", features=st.RandomFeatures(10, seed=1))),
+                      output=st.Output(at=(0, 10, 50)))
+    with pytest.warns(SketchApproximationWarning) as rec:
+        r2 = st.predict(sc2)
+    assert "'T'" not in str(rec[0].message).split(":")[1]
+    assert r2.diagnostics["exact"] == {"T": True, "S": False}
+    assert _rel(r2["T"].excess_risk, dense_chain(sc2)["T"]["excess_risk"]) < 1e-10
+
+
+def test_gaussian_data_sketches_are_exact_without_a_warning():
+    import warnings
+
+    sc = st.Scenario(_prob(), (st.Model("T", steps=30, schedule=0.3, features=st.RandomFeatures(6, seed=1)),
+                               st.Model("S", steps=30, schedule=0.3, teacher="T")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = st.predict(sc)
+    assert r.diagnostics["exact"] == {"T": True, "S": True} and r.diagnostics["warnings"] == []
+
+
+def test_cli_warns_that_a_non_gaussian_sketched_run_is_approximate(tmp_path, capsys):
+    """Review finding 1: the command line prints the caveat (one warning line on standard error)."""
+    f = tmp_path / "ng.json"
+    body = _file({"p": 3})
+    body["problem"]["features"] = "rademacher"
+    f.write_text(json.dumps(body))
+    assert main(["run", str(f)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("spectral-theory: warning: not exact for non-Gaussian data")
+    body["problem"]["features"] = "gaussian"
+    f.write_text(json.dumps(body))
+    assert main(["run", str(f)]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_orthogonal_sketch_wider_than_d_is_the_plain_model():

@@ -97,10 +97,14 @@ def draw_sketch(p: int, d: int, kind: str, seed: int) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class Eigensystem:
     """A model's feature map in latent coordinates, ``A = Q diag(sqrt m) R^T``: its speeds ``m``
-    (descending, all ``> 0``) and its basis ``R`` (``d x r``, orthonormal columns)."""
+    (descending, all ``> 0``) and its basis ``R`` (``d x r``, orthonormal columns).
+    ``coordinate``: every column of ``R`` is a signed latent coordinate direction (an orthogonal
+    sketch with ``p >= d``, or a sketch that happens not to mix coordinates), so the model's
+    coordinates are latent coordinates, independent for any data law (``docs/sketch.md`` §4)."""
 
     m: np.ndarray
     R: np.ndarray
+    coordinate: bool = False
 
 
 def _key(arr: np.ndarray) -> str:
@@ -126,8 +130,23 @@ def eigensystem(features: RandomFeatures, eigenvalues: np.ndarray) -> Eigensyste
     return es
 
 
+#: a column of ``R`` whose largest entry is within this of 1 in magnitude is a coordinate direction
+COORDINATE_TOL = 1e-12
+
+
 def _eigensystem(p: int, kind: str, seed: int, lam: np.ndarray) -> Eigensystem:
     d = lam.size
+    if kind == "orthogonal" and p >= d:
+        # S^T S = I_d: A^T A = Lambda, the plain model's basis exactly (no round-off, and the
+        # coordinate basis also where Lambda has repeated eigenvalues, which an SVD would rotate)
+        idx = np.flatnonzero(lam > 0)
+        idx = idx[np.argsort(-lam[idx], kind="stable")]
+        m = lam[idx].copy()
+        R = np.zeros((d, idx.size))
+        R[idx, np.arange(idx.size)] = 1.0
+        m.setflags(write=False)
+        R.setflags(write=False)
+        return Eigensystem(m=m, R=R, coordinate=True)
     S = draw_sketch(p, d, kind, seed)
     A = S * np.sqrt(lam)[None, :]
     _, sv, vt = np.linalg.svd(A, full_matrices=False)
@@ -135,9 +154,10 @@ def _eigensystem(p: int, kind: str, seed: int, lam: np.ndarray) -> Eigensystem:
     keep = sv > tol
     m = sv[keep] ** 2
     R = vt[keep].T.copy()
+    coordinate = bool(R.size == 0 or np.all(np.max(np.abs(R), axis=0) >= 1.0 - COORDINATE_TOL))
     m.setflags(write=False)
     R.setflags(write=False)
-    return Eigensystem(m=m, R=R)
+    return Eigensystem(m=m, R=R, coordinate=coordinate)
 
 
 @lru_cache(maxsize=64)
