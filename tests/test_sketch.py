@@ -393,8 +393,13 @@ def test_equivalent_spectrum_target_and_approximation_error():
         ms.append(es.m)
         approx.append(prob.theta2.sum() - np.sum((es.R.T @ th) ** 2))
     assert abs(eq.approximation_error - np.mean(approx)) < 4 * np.std(approx) / np.sqrt(20) + 1e-3
-    assert _rel(eq.m[1:], np.mean(ms, axis=0)[1:]) < 0.1  # every mode but the isolated top one
-    assert abs(eq.m[0] / np.mean(ms, axis=0)[0] - 1) < 0.1
+    # every quantile mode against the mean of that ordered eigenvalue over the sketches: within
+    # 4 SE of the 20-sketch mean (measured max |z| 2.2 over the 80 modes; the per-mode SE is up
+    # to 3.4% of the mean, so a relative bound tighter than ~5% would test the sketch noise)
+    mu = np.mean(ms, axis=0)
+    se = np.std(ms, axis=0, ddof=1) / np.sqrt(20)
+    assert np.max(np.abs(eq.m - mu) / se) < 4
+    assert _rel(eq.m, mu) < 0.05  # measured 3.8%
 
 
 def test_annealed_matches_the_average_of_quenched_predictions_at_d_100():
@@ -419,7 +424,7 @@ def test_annealed_nodes_agree_with_quantiles_on_a_long_horizon():
     q = predict_annealed(sc)  # auto: renewal on 500 quantile modes
     n = predict_annealed(sc, via="nodes")  # ODE on 64 discrete + bulk nodes
     assert q.method == "renewal"
-    assert _rel(n["m"].excess_risk, q["m"].excess_risk) < 0.05
+    assert _rel(n["m"].excess_risk, q["m"].excess_risk) < 0.01  # measured 0.21%
     assert _rel(q["m"].bias + q["m"].variance, q["m"].excess_risk) < 1e-12
 
 
@@ -448,7 +453,7 @@ def test_monte_carlo_over_sketch_and_sgd_matches_the_annealed_prediction():
     sc = st.Scenario(prob, (st.Model("m", steps=100, schedule=0.3, features=st.RandomFeatures(60)),),
                      output=st.Output(at=(0, 10, 30, 100)))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HeavyTailWarning)  # per sketch, 40 replicates; the SE used is over sketches
+        warnings.simplefilter("ignore", HeavyTailWarning)  # per sketch, 30 replicates; the SE used is over sketches
         rec = simulate_over_sketches(sc, sketches=30, reps=30, seed=7)
     assert np.all(np.abs(rec["z"]) <= 4), rec
 
