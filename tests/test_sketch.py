@@ -288,6 +288,39 @@ def test_methods_agree_on_a_long_horizon():
     assert a["m"].final > floor > 0
 
 
+def test_offdiagonal_factors_are_computed_once_per_model(monkeypatch):
+    """Review finding 5: the off-diagonal factors (O(r^2) per constant phase, O(r^2 T) for a
+    step-varying schedule) depend on the model only, not on the source: one computation per
+    model, shared by the bias and the variance pipelines; and a length-1 phase multiplies by
+    its factor without a power (same values as the general product)."""
+    from spectral_theory.sketch import quenched
+
+    calls = []
+    orig = quenched.offdiagonal_factors
+
+    def counted(model, m):
+        calls.append(model.name)
+        return orig(model, m)
+
+    monkeypatch.setattr(quenched, "offdiagonal_factors", counted)
+    sc = st.Scenario(_prob(noise=0.3), (st.Model("T", steps=30, schedule=st.Polynomial(0.4, t0=5, power=1.0),
+                                                 features=st.RandomFeatures(6, seed=1)),
+                                        st.Model("S", steps=20, schedule=0.3, teacher="T")))
+    r = st.predict(sc)
+    assert sorted(calls) == ["S", "T"]
+    ref = dense_chain(sc)
+    for n in "TS":
+        assert _rel(r[n].excess_risk, ref[n]["excess_risk"]) < 1e-10
+    m = sc.models[0]
+    speeds = np.array([0.5, 0.2, 0.05])
+    F = orig(m, speeds)
+    G = np.ones((3, 3))
+    for lr, n in m.phases():
+        x = lr * speeds
+        G *= (np.outer(1 - x, 1 - x) + np.outer(x, x) / m.batch) ** n
+    assert np.max(np.abs(F - G) / G) < 1e-13
+
+
 def test_every_step_curve_matches_reported_steps():
     sc = _chain(_prob())
     res = st.predict(sc, every_step=True, on_unstable="ignore")
