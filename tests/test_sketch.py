@@ -43,6 +43,32 @@ def test_sketch_laws_are_normalised():
     assert not np.array_equal(draw_sketch(6, 4, "gaussian", 3), draw_sketch(6, 4, "gaussian", 4))
 
 
+def test_eigensystem_cache_is_bounded_in_bytes(monkeypatch):
+    """Review finding 7: the eigensystem cache held up to 33 bases of up to 200 MB each; it is
+    now bounded in bytes (least recently used dropped first; the newest entry always kept) and
+    in entries, and a hit returns the cached object."""
+    from spectral_theory.spec import sketch as sk
+
+    monkeypatch.setattr(sk, "_CACHE", {})
+    lam = np.arange(1, 101, dtype=float) ** -1.5
+    one = sk.eigensystem(st.RandomFeatures(50, seed=0), lam)
+    size = one.m.nbytes + one.R.nbytes  # 100 x 50 doubles and 50 speeds
+    monkeypatch.setattr(sk, "CACHE_BYTES", int(2.5 * size))
+    for s in range(1, 6):
+        sk.eigensystem(st.RandomFeatures(50, seed=s), lam)
+        assert sk.cache_bytes() <= 2.5 * size and len(sk._CACHE) <= 2
+    es5 = sk.eigensystem(st.RandomFeatures(50, seed=5), lam)
+    assert sk.eigensystem(st.RandomFeatures(50, seed=5), lam) is es5
+    monkeypatch.setattr(sk, "CACHE_BYTES", size // 2)  # one entry over the budget: still kept
+    big = sk.eigensystem(st.RandomFeatures(50, seed=9), lam)
+    assert list(sk._CACHE.values()) == [big]
+    monkeypatch.setattr(sk, "CACHE_BYTES", 10**12)
+    monkeypatch.setattr(sk, "CACHE_ENTRIES", 3)
+    for s in range(10, 16):
+        sk.eigensystem(st.RandomFeatures(50, seed=s), lam)
+    assert len(sk._CACHE) == 3
+
+
 def test_speed_profile_is_the_sketched_spectrum():
     lam = _prob().eigenvalues
     m = st.Model("m", steps=1, features=st.RandomFeatures(6, seed=2))

@@ -112,20 +112,37 @@ def _key(arr: np.ndarray) -> str:
 
 
 _CACHE: dict[tuple, Eigensystem] = {}
+#: bytes the eigensystem cache may hold (its bases ``R`` are up to ``d x min(p, d)`` doubles,
+#: 200 MB for the largest sketch): older entries are dropped beyond it, the newest is always kept
+CACHE_BYTES = 512 * 2**20
+#: and at most this many entries
+CACHE_ENTRIES = 32
+
+
+def _nbytes(es: Eigensystem) -> int:
+    return int(es.m.nbytes + es.R.nbytes)
+
+
+def cache_bytes() -> int:
+    """Bytes held by the eigensystem cache now."""
+    return sum(_nbytes(e) for e in _CACHE.values())
 
 
 def eigensystem(features: RandomFeatures, eigenvalues: np.ndarray) -> Eigensystem:
-    """The eigensystem of ``A = S Lambda^(1/2)`` (cached per sketch and spectrum). Directions
+    """The eigensystem of ``A = S Lambda^(1/2)`` (cached per sketch and spectrum, least recently
+    used dropped first, at most :data:`CACHE_BYTES` bytes beyond the newest entry). Directions
     with ``sqrt m`` below the usual rank tolerance (``max sqrt m * max(p, d) * eps``) are
     outside the model's span."""
     lam = np.asarray(eigenvalues, dtype=float)
     key = (features.p, features.kind, features.seed, lam.size, _key(lam))
-    hit = _CACHE.get(key)
+    hit = _CACHE.pop(key, None)
     if hit is not None:
+        _CACHE[key] = hit  # most recently used last
         return hit
     es = _eigensystem(features.p, features.kind, features.seed, lam)
-    if len(_CACHE) > 32:
-        _CACHE.pop(next(iter(_CACHE)))
+    total = cache_bytes() + _nbytes(es)
+    while _CACHE and (total > CACHE_BYTES or len(_CACHE) >= CACHE_ENTRIES):
+        total -= _nbytes(_CACHE.pop(next(iter(_CACHE))))  # oldest first
     _CACHE[key] = es
     return es
 
