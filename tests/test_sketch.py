@@ -43,6 +43,32 @@ def test_sketch_laws_are_normalised():
     assert not np.array_equal(draw_sketch(6, 4, "gaussian", 3), draw_sketch(6, 4, "gaussian", 4))
 
 
+def test_eigensystem_cache_is_bounded_in_bytes(monkeypatch):
+    """Review finding 7: the eigensystem cache held up to 33 bases of up to 200 MB each; it is
+    now bounded in bytes (least recently used dropped first; the newest entry always kept) and
+    in entries, and a hit returns the cached object."""
+    from spectral_theory.spec import sketch as sk
+
+    monkeypatch.setattr(sk, "_CACHE", {})
+    lam = np.arange(1, 101, dtype=float) ** -1.5
+    one = sk.eigensystem(st.RandomFeatures(50, seed=0), lam)
+    size = one.m.nbytes + one.R.nbytes  # 100 x 50 doubles and 50 speeds
+    monkeypatch.setattr(sk, "CACHE_BYTES", int(2.5 * size))
+    for s in range(1, 6):
+        sk.eigensystem(st.RandomFeatures(50, seed=s), lam)
+        assert sk.cache_bytes() <= 2.5 * size and len(sk._CACHE) <= 2
+    es5 = sk.eigensystem(st.RandomFeatures(50, seed=5), lam)
+    assert sk.eigensystem(st.RandomFeatures(50, seed=5), lam) is es5
+    monkeypatch.setattr(sk, "CACHE_BYTES", size // 2)  # one entry over the budget: still kept
+    big = sk.eigensystem(st.RandomFeatures(50, seed=9), lam)
+    assert list(sk._CACHE.values()) == [big]
+    monkeypatch.setattr(sk, "CACHE_BYTES", 10**12)
+    monkeypatch.setattr(sk, "CACHE_ENTRIES", 3)
+    for s in range(10, 16):
+        sk.eigensystem(st.RandomFeatures(50, seed=s), lam)
+    assert len(sk._CACHE) == 3
+
+
 def test_speed_profile_is_the_sketched_spectrum():
     lam = _prob().eigenvalues
     m = st.Model("m", steps=1, features=st.RandomFeatures(6, seed=2))
@@ -170,7 +196,9 @@ def _gap(spectrum, d):
     prob = st.Problem(spectrum, st.PowerLawTarget(b=1.5), noise=0.1, features=st.Features("rademacher"))
     sc = st.Scenario(prob, (st.Model("m", steps=40, schedule=0.3, features=st.RandomFeatures(d // 2, seed=3)),),
                      output=st.Output(at=(0, 5, 20, 40)))
-    return _rel(st.predict(sc)["m"].excess_risk, dense_chain(sc)["m"]["excess_risk"])
+    with pytest.warns(RuntimeWarning, match="not exact for non-Gaussian data"):
+        r = st.predict(sc)
+    return _rel(r["m"].excess_risk, dense_chain(sc)["m"]["excess_risk"])
 
 
 def test_non_gaussian_gap_is_measured_not_hidden():
@@ -182,6 +210,84 @@ def test_non_gaussian_gap_is_measured_not_hidden():
     flat = [_gap(st.ArraySpectrum(np.full(d, 4.0 / d)), d) for d in (24, 48, 96)]
     assert flat[0] > flat[1] > flat[2] and flat[2] < 0.03, flat
     assert _gap(st.PowerLawSpectrum(a=1.5, d=96), 96) > 0.05
+
+
+@pytest.mark.parametrize("spectrum", [st.PowerLawSpectrum(a=1.5, d=20), st.ArraySpectrum(np.full(20, 0.1))])
+def test_orthogonal_sketch_wider_than_d_stays_exact_for_non_gaussian_data(spectrum):
+    """Review finding 1: an orthogonal sketch with p >= d is the plain model (S^T S = I_d), so its
+    basis is made of coordinate directions and the problem's kurtosis applies exactly, also for a
+    flat spectrum (repeated eigenvalues, where an SVD would rotate the basis). Checked against the
+    dense propagation (exact for independent coordinates of any kurtosis); no warning."""
+    import warnings
+
+    prob = st.Problem(spectrum, st.PowerLawTarget(b=1.5), noise=0.1, features=st.Features("rademacher"))
+    sc = st.Scenario(prob, (st.Model("m", steps=50, schedule=0.3, features=st.RandomFeatures(30, kind="orthogonal")),
+                            st.Model("s", steps=40, schedule=0.2, batch=2, teacher="m", alpha=0.2,
+                                     features=st.RandomFeatures(20, kind="orthogonal", seed=4))),
+                     output=st.Output(at=(0, 10, 50)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = st.predict(sc)
+    ref = dense_chain(sc)
+    for n in "ms":
+        assert _rel(r[n].excess_risk, ref[n]["excess_risk"]) < 1e-10, n
+    assert r.diagnostics["exact"] == {"m": True, "s": True} and r.diagnostics["warnings"] == []
+
+
+def test_non_gaussian_data_through_a_mixing_sketch_is_not_reported_as_exact():
+    """Review finding 1: Rademacher data, a Gaussian-sketched teacher (p = 10 < d = 20) and a plain
+    student. Both predictions are the Gaussian-equivalent approximation (the student inherits the
+    teacher's), measurably off the dense propagation; the solver says so: a
+    SketchApproximationWarning naming both models, the message in diagnostics["warnings"] and
+    diagnostics["exact"] False for both. A plain teacher stays exact above a sketched student."""
+    from spectral_theory.sketch.quenched import SketchApproximationWarning
+
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=20), st.PowerLawTarget(b=1.5), noise=0.3,
+                      features=st.Features("rademacher"))
+    sc = st.Scenario(prob, (st.Model("T", steps=50, schedule=0.3, features=st.RandomFeatures(10, seed=1)),
+                            st.Model("S", steps=50, schedule=0.3, teacher="T")), output=st.Output(at=(0, 10, 50)))
+    with pytest.warns(SketchApproximationWarning, match="not exact for non-Gaussian data") as rec:
+        r = st.predict(sc)
+    msg = str(rec[0].message)
+    assert "'T': it sees the data through a sketch" in msg and "'S': its teacher 'T' is not exact" in msg
+    assert "dense_chain" in msg and "kurtosis 1" in msg
+    assert r.diagnostics["exact"] == {"T": False, "S": False} and msg in r.diagnostics["warnings"]
+    ref = dense_chain(sc)
+    assert _rel(r["S"].excess_risk, ref["S"]["excess_risk"]) > 0.05  # the gap the warning is about
+    sc2 = st.Scenario(prob, (st.Model("T", steps=50, schedule=0.3),
+                             st.Model("S", steps=50, schedule=0.3, teacher="T", features=st.RandomFeatures(10, seed=1))),
+                      output=st.Output(at=(0, 10, 50)))
+    with pytest.warns(SketchApproximationWarning) as rec:
+        r2 = st.predict(sc2)
+    assert "'T'" not in str(rec[0].message).split(":")[1]
+    assert r2.diagnostics["exact"] == {"T": True, "S": False}
+    assert _rel(r2["T"].excess_risk, dense_chain(sc2)["T"]["excess_risk"]) < 1e-10
+
+
+def test_gaussian_data_sketches_are_exact_without_a_warning():
+    import warnings
+
+    sc = st.Scenario(_prob(), (st.Model("T", steps=30, schedule=0.3, features=st.RandomFeatures(6, seed=1)),
+                               st.Model("S", steps=30, schedule=0.3, teacher="T")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = st.predict(sc)
+    assert r.diagnostics["exact"] == {"T": True, "S": True} and r.diagnostics["warnings"] == []
+
+
+def test_cli_warns_that_a_non_gaussian_sketched_run_is_approximate(tmp_path, capsys):
+    """Review finding 1: the command line prints the caveat (one warning line on standard error)."""
+    f = tmp_path / "ng.json"
+    body = _file({"p": 3})
+    body["problem"]["features"] = "rademacher"
+    f.write_text(json.dumps(body))
+    assert main(["run", str(f)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("spectral-theory: warning: not exact for non-Gaussian data")
+    body["problem"]["features"] = "gaussian"
+    f.write_text(json.dumps(body))
+    assert main(["run", str(f)]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_orthogonal_sketch_wider_than_d_is_the_plain_model():
@@ -206,6 +312,39 @@ def test_methods_agree_on_a_long_horizon():
     # the approximation error (the target outside the span) is the floor of the risk
     floor = a.diagnostics["sketch"]["m"]["approximation_error"]
     assert a["m"].final > floor > 0
+
+
+def test_offdiagonal_factors_are_computed_once_per_model(monkeypatch):
+    """Review finding 5: the off-diagonal factors (O(r^2) per constant phase, O(r^2 T) for a
+    step-varying schedule) depend on the model only, not on the source: one computation per
+    model, shared by the bias and the variance pipelines; and a length-1 phase multiplies by
+    its factor without a power (same values as the general product)."""
+    from spectral_theory.sketch import quenched
+
+    calls = []
+    orig = quenched.offdiagonal_factors
+
+    def counted(model, m):
+        calls.append(model.name)
+        return orig(model, m)
+
+    monkeypatch.setattr(quenched, "offdiagonal_factors", counted)
+    sc = st.Scenario(_prob(noise=0.3), (st.Model("T", steps=30, schedule=st.Polynomial(0.4, t0=5, power=1.0),
+                                                 features=st.RandomFeatures(6, seed=1)),
+                                        st.Model("S", steps=20, schedule=0.3, teacher="T")))
+    r = st.predict(sc)
+    assert sorted(calls) == ["S", "T"]
+    ref = dense_chain(sc)
+    for n in "TS":
+        assert _rel(r[n].excess_risk, ref[n]["excess_risk"]) < 1e-10
+    m = sc.models[0]
+    speeds = np.array([0.5, 0.2, 0.05])
+    F = orig(m, speeds)
+    G = np.ones((3, 3))
+    for lr, n in m.phases():
+        x = lr * speeds
+        G *= (np.outer(1 - x, 1 - x) + np.outer(x, x) / m.batch) ** n
+    assert np.max(np.abs(F - G) / G) < 1e-13
 
 
 def test_every_step_curve_matches_reported_steps():
@@ -313,13 +452,18 @@ def test_equivalent_spectrum_target_and_approximation_error():
         ms.append(es.m)
         approx.append(prob.theta2.sum() - np.sum((es.R.T @ th) ** 2))
     assert abs(eq.approximation_error - np.mean(approx)) < 4 * np.std(approx) / np.sqrt(20) + 1e-3
-    assert _rel(eq.m[1:], np.mean(ms, axis=0)[1:]) < 0.1  # every mode but the isolated top one
-    assert abs(eq.m[0] / np.mean(ms, axis=0)[0] - 1) < 0.1
+    # every quantile mode against the mean of that ordered eigenvalue over the sketches: within
+    # 4 SE of the 20-sketch mean (measured max |z| 2.2 over the 80 modes; the per-mode SE is up
+    # to 3.4% of the mean, so a relative bound tighter than ~5% would test the sketch noise)
+    mu = np.mean(ms, axis=0)
+    se = np.std(ms, axis=0, ddof=1) / np.sqrt(20)
+    assert np.max(np.abs(eq.m - mu) / se) < 4
+    assert _rel(eq.m, mu) < 0.05  # measured 3.8%
 
 
 def test_annealed_matches_the_average_of_quenched_predictions_at_d_100():
     """Stated tolerance at d = 100, p = 50 (docs/sketch.md §5): within 8% of the 50-sketch
-    average at every reported step (measured 5%); the three-size measurement (d = 250, 500,
+    average at every reported step (measured 6.0%); the three-size measurement (d = 250, 500,
     1000) is the slow test below and validation/sketch_annealed.py."""
     from spectral_theory.sketch.annealed import compare_with_quenched
 
@@ -339,7 +483,7 @@ def test_annealed_nodes_agree_with_quantiles_on_a_long_horizon():
     q = predict_annealed(sc)  # auto: renewal on 500 quantile modes
     n = predict_annealed(sc, via="nodes")  # ODE on 64 discrete + bulk nodes
     assert q.method == "renewal"
-    assert _rel(n["m"].excess_risk, q["m"].excess_risk) < 0.05
+    assert _rel(n["m"].excess_risk, q["m"].excess_risk) < 0.01  # measured 0.21%
     assert _rel(q["m"].bias + q["m"].variance, q["m"].excess_risk) < 1e-12
 
 
@@ -368,6 +512,35 @@ def test_monte_carlo_over_sketch_and_sgd_matches_the_annealed_prediction():
     sc = st.Scenario(prob, (st.Model("m", steps=100, schedule=0.3, features=st.RandomFeatures(60)),),
                      output=st.Output(at=(0, 10, 30, 100)))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HeavyTailWarning)  # per sketch, 40 replicates; the SE used is over sketches
+        warnings.simplefilter("ignore", HeavyTailWarning)  # per sketch, 30 replicates; the SE used is over sketches
         rec = simulate_over_sketches(sc, sketches=30, reps=30, seed=7)
     assert np.all(np.abs(rec["z"]) <= 4), rec
+
+
+@pytest.mark.slow
+def test_width_frontier_is_the_minimum_over_widths():
+    """The compute-optimal frontier (docs/sketch.md §7) at a budget equals the annealed risk of
+    the best grid width at N = C / p, recomputed independently by predict_annealed, and the
+    optimal width grows with the budget."""
+    from spectral_theory.sketch.annealed import predict_annealed
+    from spectral_theory.sketch.scaling import width_frontier
+
+    r = width_frontier(1.5, 2.0, widths=[4, 8, 16, 32], steps=4000, d=256, budgets=12)
+    j = int(np.argmax(r["interior"])) if r["interior"].any() else r["C"].size // 2
+    C = float(r["C"][j])
+    risks = []
+    for p in r["widths"]:
+        N = int(round(C / p))
+        if not 1 <= N <= 4000:
+            risks.append(np.inf)
+            continue
+        prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=256), st.PowerLawTarget(b=2.0))
+        sc = st.Scenario(prob, (st.Model("m", steps=N, schedule=r["lr"], features=st.RandomFeatures(p)),),
+                         output=st.Output(at=(N,)))
+        risks.append(predict_annealed(sc)["m"].final)
+    # the frontier interpolates between widths: at most the best grid width's risk (+ log-log
+    # interpolation in N, measured below 1%)
+    assert r["loss"][j] <= min(risks) * 1.01
+    assert r["loss"][j] >= min(risks) * 0.9
+    assert np.all(np.diff(r["p"]) >= -1e-9)  # p* non-decreasing in C
+    assert r["predicted"] == {"k": 0.4, "N": 0.6, "loss": -0.4}

@@ -85,3 +85,28 @@ def test_validation_only_names_a_configuration(capsys):
     with pytest.raises(SystemExit):
         main(["--only", "no_such_config"])
     assert "no such configuration" in capsys.readouterr().err
+
+
+def test_quick_tier_covers_the_sketched_configurations():
+    """The random-feature configurations of the quick tier cover what docs/montecarlo.md and
+    docs/sketch.md §4 claim: p/d = 2, 1 and 0.25, Gaussian and orthogonal sketches, batches 1, 2
+    and 4 on sketched models, constant, step-decay and polynomial schedules, a chain of two
+    sketched models of different widths (24 -> 8) and a plain teacher with a sketched student,
+    all on Gaussian data (where the quenched theory is exact)."""
+    from validation.suite import SKETCH_QUICK
+
+    assert {c.name for c in SKETCH_QUICK} <= {c.name for c in QUICK_ALL}
+    scenarios = [c.build() for c in SKETCH_QUICK]
+    sketched = [(s, m) for s in scenarios for m in s.models if m.features is not None]
+    assert all(s.problem.kappa == 3.0 for s in scenarios)
+    ratios = {m.features.p / s.problem.d for s, m in sketched}
+    assert {2.0, 1.0, 0.25} <= ratios, ratios
+    assert {m.features.kind for _, m in sketched} == {"gaussian", "orthogonal"}
+    assert {1, 2, 4} <= {m.batch for _, m in sketched}
+    kinds = {type(m.schedule).__name__ for _, m in sketched}
+    assert {"StepDecay", "Polynomial"} <= kinds and any(len(m.phases()) == 1 for _, m in sketched), kinds
+    assert any(len(s.models) == 2 and all(m.features is not None for m in s.models)
+               and [m.features.p for m in s.models] == [24, 8] and s.models[1].teacher == s.models[0].name
+               for s in scenarios)
+    assert any(s.models[0].features is None and s.models[1].features is not None
+               and s.models[1].teacher == s.models[0].name for s in scenarios if len(s.models) == 2)

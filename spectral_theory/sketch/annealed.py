@@ -152,6 +152,26 @@ def equivalent(problem: Problem, p: int, *, kind: str = "gaussian", points_per_d
         raise SpecError("features.kind", kind, "the annealed equivalent is derived for Gaussian sketches only")
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
         raise SpecError("features.p", p, "must be an integer >= 1")
+    key = (int(p), int(points_per_decade), float(eta), _digest(problem.eigenvalues), _digest(problem.theta2))
+    hit = _EQ_CACHE.get(key)
+    if hit is None:
+        hit = _equivalent(problem, int(p), points_per_decade, eta)
+        if len(_EQ_CACHE) > 64:
+            _EQ_CACHE.pop(next(iter(_EQ_CACHE)))
+        _EQ_CACHE[key] = hit
+    return hit
+
+
+_EQ_CACHE: dict[tuple, SketchEquivalent] = {}
+
+
+def _digest(arr: Any) -> str:
+    import hashlib
+
+    return hashlib.sha1(np.ascontiguousarray(arr, dtype=float).tobytes()).hexdigest()
+
+
+def _equivalent(problem: Problem, p: int, points_per_decade: int, eta: float) -> SketchEquivalent:
     lam_all = np.asarray(problem.eigenvalues, dtype=float)
     th2_all = np.asarray(problem.theta2, dtype=float)
     pos = lam_all > 0

@@ -44,7 +44,7 @@ from ..spec import ArraySpectrum, ArrayTarget, Features, Model, Output, Problem,
 from ..spec.sketch import eigensystem
 
 __all__ = ["SketchedSolver", "Basis", "model_basis", "is_sketched", "MATRIX_BUDGET", "decay_sums",
-           "offdiagonal_factors"]
+           "offdiagonal_factors", "exactness", "SketchApproximationWarning"]
 
 #: bytes of ``d x d`` moment matrices a chain with sketched models may hold
 MATRIX_BUDGET = 4 * 2**30
@@ -65,6 +65,12 @@ class Basis:
     R: np.ndarray | None = None
     idx: np.ndarray | None = None
     sketched: bool = False
+
+    @property
+    def coordinate(self) -> bool:
+        """Whether the basis is made of latent coordinate directions (then its coordinates are
+        independent for any data law, and the problem's kurtosis applies exactly)."""
+        return self.R is None
 
     def vec(self, v: np.ndarray) -> np.ndarray:
         """``R^T v``."""
@@ -123,11 +129,56 @@ def model_basis(model: Model, problem: Problem) -> Basis:
     d = lam.size
     if model.features is not None:
         es = eigensystem(model.features, lam)
+        if es.coordinate:  # signed coordinate directions: the same span in coordinate form
+            return Basis(m=es.m, d=d, idx=np.argmax(np.abs(es.R), axis=0), sketched=True)
         return Basis(m=es.m, d=d, R=es.R, sketched=True)
     s = model.speed_profile(lam)
     idx = np.flatnonzero(s > 0)
     idx = idx[np.argsort(-s[idx], kind="stable")]
     return Basis(m=s[idx].copy(), d=d, idx=idx)
+
+
+class SketchApproximationWarning(RuntimeWarning):
+    """A sketched scenario's prediction is the Gaussian-equivalent approximation, not exact:
+    non-Gaussian data seen through a sketch that mixes latent coordinates (``docs/sketch.md`` §4)."""
+
+
+def exactness(scenario: Scenario, bases: list[Basis] | None = None) -> dict[str, str | None]:
+    """Per model, ``None`` where the quenched theory is exact, else why it is not.
+
+    Exact for Gaussian data always; for other data laws (independent non-Gaussian latent
+    coordinates) exactly where the model's basis is made of latent coordinate directions (plain
+    and capacity models, orthogonal sketches with ``p >= d``) *and* every model upstream of it
+    is exact: a sketch that mixes coordinates makes the model's coordinates dependent, and the
+    Gaussian-equivalent recursion used for it is then an approximation (``docs/sketch.md`` §4)."""
+    prob = scenario.problem
+    if bases is None:
+        bases = [model_basis(m, prob) for m in scenario.models]
+    gauss = prob.features.kappa == 3.0
+    out: dict[str, str | None] = {}
+    for m, b in zip(scenario.models, bases, strict=True):
+        if gauss:
+            out[m.name] = None
+        elif not b.coordinate:
+            out[m.name] = "it sees the data through a sketch that mixes latent coordinates"
+        elif m.teacher is not None and out[m.teacher] is not None:
+            out[m.name] = f"its teacher {m.teacher!r} is not exact (it inherits the teacher's approximation)"
+        else:
+            out[m.name] = None
+    return out
+
+
+def _approximation_message(scenario: Scenario, why: dict[str, str | None]) -> str | None:
+    bad = {n: w for n, w in why.items() if w is not None}
+    if not bad:
+        return None
+    f = scenario.problem.features
+    parts = "; ".join(f"{n!r}: {w}" for n, w in bad.items())
+    return (f"not exact for non-Gaussian data (features {f.kind!r}, kurtosis {f.kappa:g}): {parts}. The "
+            "sketched solver uses the Gaussian-equivalent recursion (kurtosis 3 in the model's own "
+            "basis) for these models, an approximation whose error can be tens of percent at small d or "
+            "on power-law spectra; spectral_theory.sketch.dense.dense_chain is exact for independent "
+            "coordinates of any kurtosis (small d), or check against Monte Carlo (docs/sketch.md §4)")
 
 
 def _phases_to(model: Model, steps: np.ndarray):
@@ -169,17 +220,24 @@ def offdiagonal_factors(model: Model, m: np.ndarray) -> np.ndarray:
     diagonal is not used): the decay of the off-diagonal second moments in the model's basis."""
     F = np.ones((m.size, m.size))
     B = model.batch
+    f = np.empty_like(F)
     with np.errstate(over="ignore", invalid="ignore"):
         for lr, n in model.phases():
             x = lr * m
-            f = np.outer(1.0 - x, 1.0 - x) + np.outer(x, x) / B
-            F *= np.power(f, float(n))
+            np.outer(1.0 - x, 1.0 - x, out=f)
+            f += np.outer(x, x / B)
+            if n == 1:  # a step-varying schedule: one phase per step, no power to take
+                F *= f
+            else:
+                F *= np.power(f, float(n))
     return F
 
 
 @dataclass(frozen=True)
 class SketchedSolver(Solver):
-    """Chains with sketched models at fixed sketches, exact for Gaussian data (module docstring):
+    """Chains with sketched models at fixed sketches, exact for Gaussian data, and for other data
+    laws where :func:`exactness` says so (else a :class:`SketchApproximationWarning`, the
+    message in ``diagnostics["warnings"]`` and ``diagnostics["exact"][name] = False``; module docstring):
     each model's per-mode recursion in its own basis is integrated by ``inner`` (a method name
     or :class:`Solver`, ``"auto"`` by default, with ``options``); off-diagonal and cross moments
     in closed form."""
@@ -225,13 +283,26 @@ class SketchedSolver(Solver):
                     f"d x d numbers ({need / 2**30:.3g} GiB, over the {MATRIX_BUDGET / 2**30:g} GiB "
                     "budget): use a smaller d, or a single sketched model (no d x d matrices)")
         bases = [model_basis(m, prob) for m in scenario.models]
+        why = exactness(scenario, bases)
+        approx_msg = _approximation_message(scenario, why)
+        if approx_msg is not None:
+            import warnings
+
+            from ..stability import _user_stacklevel
+
+            warnings.warn(approx_msg, SketchApproximationWarning, stacklevel=_user_stacklevel())
         theta = np.sqrt(np.asarray(prob.theta2, dtype=float))
-        runs = [_pipeline(self, scenario, bases, theta, 0.0, at, every_step, on_unstable, full)]
+        # the off-diagonal factors depend on the model only (not on the source): once per model
+        # (O(r^2) per constant phase, so O(r^2 T) for a step-varying schedule)
+        factors = [offdiagonal_factors(m, b.m) for m, b in zip(scenario.models, bases, strict=True)]
+        runs = [_pipeline(self, scenario, bases, factors, theta, 0.0, at, every_step, on_unstable, full)]
         if prob.noise > 0:
-            runs.append(_pipeline(self, scenario, bases, np.zeros(d), prob.noise, at, every_step,
+            runs.append(_pipeline(self, scenario, bases, factors, np.zeros(d), prob.noise, at, every_step,
                                   on_unstable, full))
         results: dict[str, ModelResult] = {}
-        diagnostics: dict[str, Any] = {"warnings": [], "inner_methods": {}}
+        diagnostics: dict[str, Any] = {"warnings": [] if approx_msg is None else [approx_msg],
+                                       "inner_methods": {},
+                                       "exact": {n: w is None for n, w in why.items()}}
         for gi, m in enumerate(scenario.models):
             parts = [r["models"][gi] for r in runs]
             bias = parts[0]
@@ -284,8 +355,10 @@ class SketchedSolver(Solver):
 
 def _sub_scenario(model: Model, basis: Basis, prob: Problem, target: np.ndarray, noise: float,
                   steps: np.ndarray) -> Scenario:
-    """The standard hard-label problem of ``model`` in its own basis."""
-    feats = Features("gaussian") if basis.sketched else prob.features
+    """The standard hard-label problem of ``model`` in its own basis: the problem's data law
+    where the basis is made of coordinate directions, else the Gaussian-equivalent one
+    (kurtosis 3; exact only for Gaussian data: :func:`exactness`)."""
+    feats = prob.features if basis.coordinate else Features("gaussian")
     sub_prob = Problem(ArraySpectrum(basis.m), ArrayTarget(np.maximum(target, 0.0)),
                        noise=max(float(noise), 0.0), features=feats)
     sub_model = dataclasses.replace(model, teacher=None, alpha=None, features=None, capacity=None,
@@ -293,7 +366,8 @@ def _sub_scenario(model: Model, basis: Basis, prob: Problem, target: np.ndarray,
     return Scenario(sub_prob, (sub_model,), output=Output(at=tuple(int(t) for t in steps)))
 
 
-def _pipeline(solver: SketchedSolver, scenario: Scenario, bases: list[Basis], theta: np.ndarray,
+def _pipeline(solver: SketchedSolver, scenario: Scenario, bases: list[Basis], factors: list[np.ndarray],
+              theta: np.ndarray,
               sigma2: float, at: dict[str, np.ndarray], every_step: bool, on_unstable: str,
               full: bool) -> dict[str, Any]:
     """One source (``theta``, ``sigma2``) through the whole chain (module docstring)."""
@@ -371,8 +445,7 @@ def _pipeline(solver: SketchedSolver, scenario: Scenario, bases: list[Basis], th
         # final state
         D1 = decay_sums(m, b.m, np.eye(b.m.size), np.array([m.steps]))[0]
         delta = np.asarray(mr.modes.second_moment, dtype=float)
-        F = offdiagonal_factors(m, b.m)
-        X = F * Ttil
+        X = factors[g] * Ttil
         X -= D1[:, None] * Ttil + Ttil * D1[None, :]
         X += Ttil
         np.fill_diagonal(X, tt - 2.0 * D1 * tt + delta)  # Ttil_jj - 2 D1_j Ttil_jj + delta_j

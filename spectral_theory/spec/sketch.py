@@ -97,10 +97,14 @@ def draw_sketch(p: int, d: int, kind: str, seed: int) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class Eigensystem:
     """A model's feature map in latent coordinates, ``A = Q diag(sqrt m) R^T``: its speeds ``m``
-    (descending, all ``> 0``) and its basis ``R`` (``d x r``, orthonormal columns)."""
+    (descending, all ``> 0``) and its basis ``R`` (``d x r``, orthonormal columns).
+    ``coordinate``: every column of ``R`` is a signed latent coordinate direction (an orthogonal
+    sketch with ``p >= d``, or a sketch that happens not to mix coordinates), so the model's
+    coordinates are latent coordinates, independent for any data law (``docs/sketch.md`` §4)."""
 
     m: np.ndarray
     R: np.ndarray
+    coordinate: bool = False
 
 
 def _key(arr: np.ndarray) -> str:
@@ -108,26 +112,58 @@ def _key(arr: np.ndarray) -> str:
 
 
 _CACHE: dict[tuple, Eigensystem] = {}
+#: bytes the eigensystem cache may hold (its bases ``R`` are up to ``d x min(p, d)`` doubles,
+#: 200 MB for the largest sketch): older entries are dropped beyond it, the newest is always kept
+CACHE_BYTES = 512 * 2**20
+#: and at most this many entries
+CACHE_ENTRIES = 32
+
+
+def _nbytes(es: Eigensystem) -> int:
+    return int(es.m.nbytes + es.R.nbytes)
+
+
+def cache_bytes() -> int:
+    """Bytes held by the eigensystem cache now."""
+    return sum(_nbytes(e) for e in _CACHE.values())
 
 
 def eigensystem(features: RandomFeatures, eigenvalues: np.ndarray) -> Eigensystem:
-    """The eigensystem of ``A = S Lambda^(1/2)`` (cached per sketch and spectrum). Directions
+    """The eigensystem of ``A = S Lambda^(1/2)`` (cached per sketch and spectrum, least recently
+    used dropped first, at most :data:`CACHE_BYTES` bytes beyond the newest entry). Directions
     with ``sqrt m`` below the usual rank tolerance (``max sqrt m * max(p, d) * eps``) are
     outside the model's span."""
     lam = np.asarray(eigenvalues, dtype=float)
     key = (features.p, features.kind, features.seed, lam.size, _key(lam))
-    hit = _CACHE.get(key)
+    hit = _CACHE.pop(key, None)
     if hit is not None:
+        _CACHE[key] = hit  # most recently used last
         return hit
     es = _eigensystem(features.p, features.kind, features.seed, lam)
-    if len(_CACHE) > 32:
-        _CACHE.pop(next(iter(_CACHE)))
+    total = cache_bytes() + _nbytes(es)
+    while _CACHE and (total > CACHE_BYTES or len(_CACHE) >= CACHE_ENTRIES):
+        total -= _nbytes(_CACHE.pop(next(iter(_CACHE))))  # oldest first
     _CACHE[key] = es
     return es
 
 
+#: a column of ``R`` whose largest entry is within this of 1 in magnitude is a coordinate direction
+COORDINATE_TOL = 1e-12
+
+
 def _eigensystem(p: int, kind: str, seed: int, lam: np.ndarray) -> Eigensystem:
     d = lam.size
+    if kind == "orthogonal" and p >= d:
+        # S^T S = I_d: A^T A = Lambda, the plain model's basis exactly (no round-off, and the
+        # coordinate basis also where Lambda has repeated eigenvalues, which an SVD would rotate)
+        idx = np.flatnonzero(lam > 0)
+        idx = idx[np.argsort(-lam[idx], kind="stable")]
+        m = lam[idx].copy()
+        R = np.zeros((d, idx.size))
+        R[idx, np.arange(idx.size)] = 1.0
+        m.setflags(write=False)
+        R.setflags(write=False)
+        return Eigensystem(m=m, R=R, coordinate=True)
     S = draw_sketch(p, d, kind, seed)
     A = S * np.sqrt(lam)[None, :]
     _, sv, vt = np.linalg.svd(A, full_matrices=False)
@@ -135,9 +171,10 @@ def _eigensystem(p: int, kind: str, seed: int, lam: np.ndarray) -> Eigensystem:
     keep = sv > tol
     m = sv[keep] ** 2
     R = vt[keep].T.copy()
+    coordinate = bool(R.size == 0 or np.all(np.max(np.abs(R), axis=0) >= 1.0 - COORDINATE_TOL))
     m.setflags(write=False)
     R.setflags(write=False)
-    return Eigensystem(m=m, R=R)
+    return Eigensystem(m=m, R=R, coordinate=coordinate)
 
 
 @lru_cache(maxsize=64)
