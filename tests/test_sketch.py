@@ -474,6 +474,30 @@ def test_annealed_matches_the_average_of_quenched_predictions_at_d_100():
     assert rec["max_relative_error"] < 0.08, rec
 
 
+def test_annealed_refuses_what_it_does_not_cover():
+    """The annealed equivalent covers one Gaussian-sketched model on hard labels and Gaussian data
+    only (docs/sketch.md §5): everything else is a SpecError naming the field, never a number."""
+    from spectral_theory.sketch.annealed import compare_with_quenched, predict_annealed
+
+    def one(features="gaussian", kind="gaussian"):
+        return st.Scenario(_prob(d=30, features=features),
+                           (st.Model("m", steps=20, schedule=0.2, features=st.RandomFeatures(10, kind=kind)),))
+
+    with pytest.raises(SpecError, match=r"problem\.features: got 'rademacher'.*Gaussian data \(kurtosis 3, got 1\)"):
+        predict_annealed(one(features="rademacher"))
+    with pytest.raises(SpecError, match=r"problem\.features.*kurtosis 3, got 1\.8"):
+        compare_with_quenched(one(features="uniform"), sketches=2)
+    with pytest.raises(SpecError, match=r"models\[0\]\.features\.kind: got 'orthogonal'.*Gaussian sketches only"):
+        predict_annealed(one(kind="orthogonal"))
+    chain = st.Scenario(_prob(d=30), (st.Model("T", steps=20, schedule=0.2),
+                                      st.Model("S", steps=20, schedule=0.2, teacher="T",
+                                               features=st.RandomFeatures(10))))
+    with pytest.raises(SpecError, match=r"scenario\.models.*one sketched model on hard labels"):
+        predict_annealed(chain)
+    with pytest.raises(SpecError, match=r"scenario\.models"):
+        predict_annealed(st.Scenario(_prob(d=30), (st.Model("m", steps=20, schedule=0.2),)))
+
+
 def test_annealed_nodes_agree_with_quantiles_on_a_long_horizon():
     from spectral_theory.sketch.annealed import predict_annealed
 
