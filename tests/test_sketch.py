@@ -462,16 +462,17 @@ def test_equivalent_spectrum_target_and_approximation_error():
 
 
 def test_annealed_matches_the_average_of_quenched_predictions_at_d_100():
-    """Stated tolerance at d = 100, p = 50 (docs/sketch.md §5): within 8% of the 50-sketch
-    average at every reported step (measured 6.0%); the three-size measurement (d = 250, 500,
-    1000) is the slow test below and validation/sketch_annealed.py."""
+    """Stated tolerance at d = 100, p = 50 (docs/sketch.md §5): within 4% of the 50-sketch
+    average at every reported step, at half the smallest stability limit over the sketches
+    (measured 1.9%, with a relative SE of 1.0-1.8%; the resolved finite-size bias at this size,
+    from 300 sketches, is about -2%). The trend with d is the slow test below."""
     from spectral_theory.sketch.annealed import compare_with_quenched
+    from validation.sketch_annealed import safe_lr, scenario
 
-    prob = _prob(d=100, noise=0.1)
-    sc = st.Scenario(prob, (st.Model("m", steps=300, schedule=0.3, features=st.RandomFeatures(50)),),
-                     output=st.Output(at=(10, 100, 300)))
-    rec = compare_with_quenched(sc, sketches=50)
-    assert rec["max_relative_error"] < 0.08, rec
+    lr = safe_lr(100, 50, sketches=50)
+    rec = compare_with_quenched(scenario(100, lr=lr, steps=300), sketches=50)
+    assert rec["max_relative_error"] < 0.04, rec
+    assert np.all(rec["quenched_se"] / rec["quenched_mean"] < 0.02)  # the test resolves 4%
 
 
 def test_annealed_refuses_what_it_does_not_cover():
@@ -513,13 +514,24 @@ def test_annealed_nodes_agree_with_quantiles_on_a_long_horizon():
 
 @pytest.mark.slow
 def test_annealed_error_shrinks_with_d():
-    """d = 250, 500, 1000 (p = d/2), 50 sketches each: the largest relative error over the
-    reported steps at d = 1000 is below 2% and below the one at d = 250 (docs/sketch.md §5)."""
+    """The finite-size bias of the annealed prediction, resolved with many sketches and
+    compared with its standard errors (docs/sketch.md §5; p = d/2, 1000 steps at half the
+    smallest stability limit over the sketches): at step 10, the most precisely measured point,
+    the bias at d = 100 (300 sketches) is negative beyond 3 SE, and at d = 400 (150 sketches)
+    its magnitude is smaller by more than 2 SE of the difference. At d = 1000 (50 sketches,
+    the "done when" size; 3000 steps at 0.3) every reported step is within the stated 2%."""
     from spectral_theory.sketch.annealed import compare_with_quenched
-    from validation.sketch_annealed import scenario
+    from validation.sketch_annealed import safe_lr, scenario
 
-    errs = [compare_with_quenched(scenario(d), sketches=50)["max_relative_error"] for d in (250, 1000)]
-    assert errs[1] < 0.02 and errs[1] < errs[0], errs
+    rel, se = {}, {}
+    for d, k in ((100, 300), (400, 150)):
+        rec = compare_with_quenched(scenario(d, lr=safe_lr(d, d // 2, sketches=k)), sketches=k)
+        rel[d] = rec["relative_error"][0]
+        se[d] = rec["quenched_se"][0] / rec["quenched_mean"][0]
+    assert rel[100] < -3 * se[100], (rel, se)
+    assert abs(rel[100]) - abs(rel[400]) > 2 * np.hypot(se[100], se[400]), (rel, se)
+    big = compare_with_quenched(scenario(1000, lr=0.3, steps=3000), sketches=50)
+    assert big["max_relative_error"] < 0.02, big
 
 
 @pytest.mark.montecarlo
