@@ -273,6 +273,16 @@ def test_gaussian_data_sketches_are_exact_without_a_warning():
         warnings.simplefilter("error")
         r = st.predict(sc)
     assert r.diagnostics["exact"] == {"T": True, "S": True} and r.diagnostics["warnings"] == []
+    # any law of kurtosis 3 (here the three-point law): fourth moments only, so exact too
+    prob3 = st.Problem(st.PowerLawSpectrum(a=1.5, d=14), st.PowerLawTarget(b=1.5), noise=0.2,
+                       features=st.Features(kurtosis=3.0))
+    sc3 = st.Scenario(prob3, sc.models, output=st.Output(at=(0, 7, 30)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r3 = st.predict(sc3)
+    ref = dense_chain(sc3)
+    for n in "TS":
+        assert _rel(r3[n].excess_risk, ref[n]["excess_risk"]) < 1e-10
 
 
 def test_cli_warns_that_a_non_gaussian_sketched_run_is_approximate(tmp_path, capsys):
