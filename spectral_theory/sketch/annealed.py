@@ -242,7 +242,9 @@ def _quantiles(grid: np.ndarray, rho: np.ndarray, tau: np.ndarray, r: int) -> tu
 def predict_annealed(scenario: Scenario, *, method: str = "auto", at: Any = None,
                      via: str = "quantiles", **options: Any) -> Result:
     """The annealed (sketch-averaged) prediction for a scenario of one sketched model on hard
-    labels (Gaussian sketch): the equivalent problem run by ``method`` (``via="quantiles"``) or
+    labels, a Gaussian sketch and Gaussian data — the only case the equivalent is derived for;
+    anything else (chains, teachers, orthogonal sketches, non-Gaussian data) is a
+    :class:`SpecError` naming the field, never a silent number: the equivalent problem run by ``method`` (``via="quantiles"``) or
     the ODE on quadrature nodes over the density (``via="nodes"``). The excess risk includes the
     approximation error."""
     from ..api import predict, resolve_at
@@ -252,6 +254,18 @@ def predict_annealed(scenario: Scenario, *, method: str = "auto", at: Any = None
                         "the annealed equivalent takes one sketched model on hard labels (chains: use "
                         "the quenched theory at fixed sketches and average)")
     model = scenario.models[0]
+    if model.features.kind != "gaussian":
+        raise SpecError("models[0].features.kind", model.features.kind,
+                        "the annealed equivalent is derived for Gaussian sketches only (an orthogonal "
+                        "sketch's equivalent is a different free convolution): use the quenched theory "
+                        "(predict) at fixed sketches and average over seeds")
+    kappa = scenario.problem.features.kappa
+    if kappa != 3.0:
+        raise SpecError("problem.features", scenario.problem.features.kind,
+                        f"the annealed equivalent needs Gaussian data (kurtosis 3, got {kappa:g}): a sketch "
+                        "mixes non-Gaussian coordinates, which the Gaussian-equivalent spectrum does not "
+                        "describe (docs/sketch.md §4-§5); use spectral_theory.sketch.dense.dense_chain or "
+                        "Monte Carlo at fixed sketches")
     eq = equivalent(scenario.problem, model.features.p, kind=model.features.kind)
     sub_model = dataclasses.replace(model, features=None)
     sub = Scenario(eq.problem(scenario.problem.noise), (sub_model,), output=scenario.output)
