@@ -253,10 +253,22 @@ def test_map_equals_transfer_map_with_its_neutral_contour(tmp_path):
     assert a["above_neutral"] == int((mp.values > 1).sum()) and a["below_neutral"] == int((mp.values < 1).sum())
     ax = fig.axes[0]
     from matplotlib.collections import QuadMesh
-    from matplotlib.contour import ContourSet
 
     assert any(isinstance(c, QuadMesh) for c in ax.collections)
-    assert any(isinstance(c, ContourSet) for c in ax.collections)  # the KD gain = 1 contour
+    # the KD gain = 1 contour: where two neighbouring cells straddle 1 it passes between their
+    # centres at the point interpolated linearly in the drawn coordinates (log x, log KD gain)
+    contour = [line for line in ax.lines if line.get_label() in ("KD gain = 1 (neutral)", "_neutral")]
+    assert contour and all(line.get_color() == "black" for line in contour)
+    pts = np.concatenate([line.get_xydata() for line in contour])
+    lv, lx = np.log(mp.values), np.log(np.array(x[1], dtype=float))
+    crossings = 0
+    for j, yv in enumerate(y[1]):
+        for i in range(len(x[1]) - 1):
+            if lv[i, j] * lv[i + 1, j] < 0:
+                xc = math.exp(lx[i] - lv[i, j] * (lx[i + 1] - lx[i]) / (lv[i + 1, j] - lv[i, j]))
+                assert np.min(np.hypot(np.log(pts[:, 0] / xc), np.log(pts[:, 1] / yv))) < 1e-9, (xc, yv)
+                crossings += 1
+    assert crossings >= 1
     norm = next(c for c in ax.collections if isinstance(c, QuadMesh)).norm
     # diverging colours centred on the neutral value, symmetric in log for a ratio: a gain g and
     # a gain 1/g are equally deep blue and red

@@ -653,9 +653,27 @@ def _map_norm(fin: np.ndarray, metric: str, neutral: float | None):
     return Normalize(neutral - m, neutral + m), "RdBu"
 
 
+def _neutral_contour(xs: np.ndarray, ys: np.ndarray, V: np.ndarray, neutral: float, lx: bool, ly: bool,
+                     log_values: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The neutral contour through the cell centres, interpolated linearly in the coordinates the
+    map is drawn in (log of a log axis, log of a ratio metric): ``[(x, y), ...]``, one per piece."""
+    from contourpy import contour_generator
+
+    X = np.log(xs) if lx else xs
+    Y = np.log(ys) if ly else ys
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Z = np.log(V / neutral) if log_values else V - neutral
+    Z = np.ma.masked_invalid(Z.T)
+    out = []
+    for seg in contour_generator(X, Y, Z).lines(0.0):
+        px, py = seg[:, 0], seg[:, 1]
+        out.append((np.exp(px) if lx else px, np.exp(py) if ly else py))
+    return out
+
+
 def _draw_map(data: FigureData, ax: Any):
     from matplotlib import colormaps
-    from matplotlib.lines import Line2D
+    from matplotlib.colors import LogNorm
 
     a = data.annotations
     fig, ax = _axes(ax, data, aspect=0.8)
@@ -672,10 +690,9 @@ def _draw_map(data: FigureData, ax: Any):
                  + (f" (neutral {neutral:g})" if neutral is not None else ""))
     if neutral is not None and xs.size > 1 and ys.size > 1 and a.get("crosses"):
         label = f"{METRIC_NAMES.get(a['metric'], a['metric'].replace('_', ' '))} = {neutral:g} (neutral)"
-        cs = ax.contour(xs, ys, V.T, levels=[neutral], colors="black", linewidths=1.2)
-        cs.set_label(label)
-        ax.legend(handles=[Line2D([], [], color="black", lw=1.2)], labels=[label], loc="lower left",
-                  bbox_to_anchor=(0.0, 1.0), borderaxespad=0.2, fontsize="small")
+        for k, (px, py) in enumerate(_neutral_contour(xs, ys, V, neutral, lx, ly, isinstance(norm, LogNorm))):
+            ax.plot(px, py, color="black", lw=1.2, label=label if k == 0 else "_neutral")
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), borderaxespad=0.2, fontsize="small")
     if data.options.get("annotate"):
         rgba = colormaps[cmap]
         for i, xv in enumerate(xs):
