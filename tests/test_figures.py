@@ -304,9 +304,13 @@ def test_rates_equal_check_rate(tmp_path):
         chk = check_rate(res, bias_rate_exponent(sc.problem.spectrum.a, sc.problem.target.b), (100, 4000), 0.05)
         assert f["slope"] == chk.slope and f["expected"] == chk.expected and f["passed"] == chk.passed
         close(column(rows, "value", series=f["series"]), res["m"].excess_risk, "curve")
-        # the fitted line goes through the curve's geometric mean over the window
+        # the fitted line goes through the curve's geometric mean over the window, with the
+        # least-squares slope of log risk on log step (numpy's polyfit here)
         t, v = res["m"].steps.astype(float), res["m"].excess_risk
         w = (t >= 100) & (t <= 4000)
+        assert f["slope"] == pytest.approx(np.polyfit(np.log(t[w]), np.log(v[w]), 1)[0], rel=1e-9)
+        a, b = sc.problem.spectrum.a, sc.problem.target.b
+        assert f["expected"] == pytest.approx(-min((b - 1) / a, 2 - 1 / a), rel=1e-12)  # docs/theory.md §7
         assert f["intercept"] == pytest.approx(np.mean(np.log(v[w])) - chk.slope * np.mean(np.log(t[w])), rel=1e-12)
     assert len(fig.axes[0].lines) == 3 * 2
 
