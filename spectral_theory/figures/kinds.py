@@ -438,8 +438,11 @@ def _draw_modes(data: FigureData, ax: Any):
     if axis not in ("index", "lambda"):
         raise SpecError("axis", axis, "must be 'index' (mode index) or 'lambda' (eigenvalue)")
     xcol = "mode" if axis == "index" else "lambda"
+    from matplotlib.lines import Line2D
+
     names = data.annotations.get("models") or data.unique("model")
     thr = data.annotations.get("threshold", 0.5)
+    keys: dict[str, Any] = {}  # legend entries of the markers and line styles, in black
     for k, name in enumerate(names):
         c = colour(k)
         x = np.array(data.select(xcol, model=name, source="theory"), dtype=float)
@@ -456,15 +459,19 @@ def _draw_modes(data: FigureData, ax: Any):
             se = np.array([np.nan if v is None else v for v in data.select("se", model=name, source="montecarlo")])
             ok = np.isfinite(my) & (my > 0)
             ax.errorbar(mx[idx][ok], my[ok], yerr=2 * se[idx][ok], fmt="o", ms=3, mfc="none", color=c, lw=0.8,
-                        label="Monte Carlo mean ($\\pm 2$ SE)" if k == 0 else f"_{name} mc")
+                        label=f"_{name} mc")
+            keys["Monte Carlo mean ($\\pm 2$ SE)"] = Line2D([], [], color="black", marker="o", ms=3, mfc="none",
+                                                           ls="none")
     ax.axhline(thr, color="black", lw=0.6, ls=":", label=f"threshold {thr:g} (horizon)")
+    keys["horizon (dashed)"] = Line2D([], [], color="black", ls="--", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     if axis == "lambda":
         ax.invert_xaxis()  # large eigenvalues (learned first) on the left, as for the index
     ax.set_xlabel(LABELS["mode"] if axis == "index" else LABELS["lambda"])
     ax.set_ylabel(LABELS["normalised"])
-    _legend(ax)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles + list(keys.values()), labels + list(keys))
     return fig
 
 
