@@ -136,13 +136,25 @@ def test_curves_of_a_scenario_equal_predict(tmp_path):
     assert len(ax.lines) == 2 * 4  # per model: risk, bias, variance, oracle star
 
 
+@pytest.fixture(scope="module")
+def kd_mc():
+    """The distillation simulated through evaluate (20 replicates, seed 3), shared by two tests."""
+    import warnings
+
+    from spectral_theory.montecarlo import HeavyTailWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HeavyTailWarning)
+        return st.evaluate(KD, simulate=True, reps=20, seed=3, progress=False)
+
+
 @pytest.mark.montecarlo
 @pytest.mark.filterwarnings("ignore::spectral_theory.montecarlo.HeavyTailWarning")
-def test_curves_with_monte_carlo_markers_equal_evaluate(tmp_path):
+def test_curves_with_monte_carlo_markers_equal_evaluate(tmp_path, kd_mc):
     fig = K.curves(KD, simulate=True, reps=20, seed=3, progress=False)
     rows = rendered(fig, tmp_path, "mc")
     theory = st.evaluate(KD)
-    mc = st.evaluate(KD, simulate=True, reps=20, seed=3, progress=False)
+    mc = kd_mc
     for lineage in ("distilled", "hard"):
         for name, m in theory.results[lineage].models.items():
             close(column(rows, "excess_risk", model=name, source="theory"), m.excess_risk, name)
@@ -183,19 +195,23 @@ def test_modes_of_a_comparison_equal_evaluate_and_replot_on_lambda(tmp_path):
     assert lam.get_size_inches()[0] == pytest.approx(3.4)
 
 
-def test_modes_of_a_scenario_are_second_moments_over_theta2(tmp_path):
-    rows = rendered(K.modes(SCN), tmp_path, "smodes")
+def test_modes_of_a_scenario_are_second_moments_over_theta2():
+    # the data path of a Scenario (the drawing is the comparison's, rendered above)
+    data = K.modes_data(SCN)
     res = st.predict(SCN)
     for name in ("t", "s"):
         p = res[name].modes
-        close(column(rows, "normalised", model=name), p.second_moment / PROB.theta2, name)
-        close(column(rows, "normalised_variance", model=name), p.variance / PROB.theta2, name)
+        close(data.select("normalised", model=name), p.second_moment / PROB.theta2, name)
+        close(data.select("normalised_bias", model=name), p.bias / PROB.theta2, name)
+        close(data.select("normalised_variance", model=name), p.variance / PROB.theta2, name)
+        n = p.second_moment / PROB.theta2
+        assert data.annotations["horizons"][name] == int(np.flatnonzero(n <= 0.5)[-1] + 1)
 
 
 @pytest.mark.montecarlo
 @pytest.mark.filterwarnings("ignore::spectral_theory.montecarlo.HeavyTailWarning")
-def test_modes_with_monte_carlo(tmp_path):
-    mc = st.evaluate(KD, simulate=True, reps=20, seed=1, progress=False)
+def test_modes_with_monte_carlo(tmp_path, kd_mc):
+    mc = kd_mc
     fig = K.modes(st.evaluate(KD), mc)  # (simulate=True runs the same call: test_curves_with_monte_carlo_...)
     rows = rendered(fig, tmp_path, "mcmodes")
     for lineage in mc.results.values():
@@ -218,7 +234,7 @@ def test_denoising_equals_the_report_profiles(tmp_path):
     assert noisy.sum() == rep["teacher_noisy_modes"] and (noisy & (sv < tv)).sum() == rep["denoised_modes"]
     assert len(fig.axes[0].lines) == 4 and len(fig.axes[0].patches) == len(K._runs(noisy))
     with pytest.raises(st.SpecError, match="Monte Carlo"):
-        K.denoising_data(st.evaluate(W2S, simulate=True, reps=5, seed=0, progress=False))
+        K.denoising_data(st.evaluate(W2S, simulate=True, reps=2, seed=0, progress=False))
     with pytest.raises(st.SpecError, match="WeakToStrong"):
         K.denoising_data(KD)
 
@@ -227,7 +243,7 @@ def test_map_equals_transfer_map_with_its_neutral_contour(tmp_path):
     x, y = ("teacher.steps", [30, 100, 400]), ("noise", [0.001, 0.1, 3.0])
     hurts = dataclasses.replace(KD, problem=dataclasses.replace(PROB, noise=0.01))
     fig = K.phase_map(hurts, x, y, progress=False)
-    rows = rendered(fig, tmp_path, "map", same_pixels=True)
+    rows = rendered(fig, tmp_path, "map")
     mp = st.transfer_map(hurts, x, y)
     close(column(rows, "value"), mp.values.ravel(), "kd gain")
     assert column(rows, "x").tolist() == [float(v) for v in np.repeat(x[1], 3)]
@@ -237,10 +253,22 @@ def test_map_equals_transfer_map_with_its_neutral_contour(tmp_path):
     assert a["above_neutral"] == int((mp.values > 1).sum()) and a["below_neutral"] == int((mp.values < 1).sum())
     ax = fig.axes[0]
     from matplotlib.collections import QuadMesh
-    from matplotlib.contour import ContourSet
 
     assert any(isinstance(c, QuadMesh) for c in ax.collections)
-    assert any(isinstance(c, ContourSet) for c in ax.collections)  # the KD gain = 1 contour
+    # the KD gain = 1 contour: where two neighbouring cells straddle 1 it passes between their
+    # centres at the point interpolated linearly in the drawn coordinates (log x, log KD gain)
+    contour = [line for line in ax.lines if line.get_label() in ("KD gain = 1 (neutral)", "_neutral")]
+    assert contour and all(line.get_color() == "black" for line in contour)
+    pts = np.concatenate([line.get_xydata() for line in contour])
+    lv, lx = np.log(mp.values), np.log(np.array(x[1], dtype=float))
+    crossings = 0
+    for j, yv in enumerate(y[1]):
+        for i in range(len(x[1]) - 1):
+            if lv[i, j] * lv[i + 1, j] < 0:
+                xc = math.exp(lx[i] - lv[i, j] * (lx[i + 1] - lx[i]) / (lv[i + 1, j] - lv[i, j]))
+                assert np.min(np.hypot(np.log(pts[:, 0] / xc), np.log(pts[:, 1] / yv))) < 1e-9, (xc, yv)
+                crossings += 1
+    assert crossings >= 1
     norm = next(c for c in ax.collections if isinstance(c, QuadMesh)).norm
     # diverging colours centred on the neutral value, symmetric in log for a ratio: a gain g and
     # a gain 1/g are equally deep blue and red
@@ -276,9 +304,13 @@ def test_rates_equal_check_rate(tmp_path):
         chk = check_rate(res, bias_rate_exponent(sc.problem.spectrum.a, sc.problem.target.b), (100, 4000), 0.05)
         assert f["slope"] == chk.slope and f["expected"] == chk.expected and f["passed"] == chk.passed
         close(column(rows, "value", series=f["series"]), res["m"].excess_risk, "curve")
-        # the fitted line goes through the curve's geometric mean over the window
+        # the fitted line goes through the curve's geometric mean over the window, with the
+        # least-squares slope of log risk on log step (numpy's polyfit here)
         t, v = res["m"].steps.astype(float), res["m"].excess_risk
         w = (t >= 100) & (t <= 4000)
+        assert f["slope"] == pytest.approx(np.polyfit(np.log(t[w]), np.log(v[w]), 1)[0], rel=1e-9)
+        a, b = sc.problem.spectrum.a, sc.problem.target.b
+        assert f["expected"] == pytest.approx(-min((b - 1) / a, 2 - 1 / a), rel=1e-12)  # docs/theory.md §7
         assert f["intercept"] == pytest.approx(np.mean(np.log(v[w])) - chk.slope * np.mean(np.log(t[w])), rel=1e-12)
     assert len(fig.axes[0].lines) == 3 * 2
 
@@ -427,8 +459,9 @@ def test_figure_command_writes_image_and_data(kind, extra, transfer_file, tmp_pa
     assert rec["kind"] == kind and rec["image"] == out.name
     if kind in ("modes", "map"):  # replot through the command line (every kind: rendered() above)
         code, text, err = run(["replot", out.with_suffix(".json"), "--style", "paper", "--out",
-                               tmp_path / "r.pdf"], capsys)
-        assert code == 0 and (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF"), err
+                               tmp_path / "r.png"], capsys)
+        assert code == 0 and (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG"), err
+        assert not (tmp_path / "r.csv").exists()  # a replot writes the image only
 
 
 def test_figure_command_values_equal_the_api(transfer_file, tmp_path, capsys):

@@ -108,7 +108,8 @@ def _b_denoising_curves(o):
     return curves_data(_cached("denoising", _denoising_report), **_opts(o))
 
 
-#: the phase diagrams' grids
+#: the phase diagrams' grids (computed with the renewal solver, exact to ~1e-10 and, with its cost
+#: independent of the number of steps, a third faster than auto's step-by-step choice here)
 KD_MAP = (("teacher.steps", [30, 100, 300, 1000, 3000, 10000]), ("noise", [0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]))
 PGR_MAP = (("weak.capacity", [5, 10, 20, 50, 100, 200]), ("strong.lr", [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4]))
 
@@ -117,14 +118,14 @@ def _b_map_kd(o):
     from ..demo import hurts_spec
     from .kinds import map_data
 
-    return map_data(hurts_spec(), *KD_MAP, progress=o.get("progress"), **_opts(o))
+    return map_data(hurts_spec(), *KD_MAP, method="renewal", progress=o.get("progress"), **_opts(o))
 
 
 def _b_map_pgr(o):
     from ..demo import denoising_spec
     from .kinds import map_data
 
-    return map_data(denoising_spec(), *PGR_MAP, progress=o.get("progress"), **_opts(o))
+    return map_data(denoising_spec(), *PGR_MAP, method="renewal", progress=o.get("progress"), **_opts(o))
 
 
 def _b_hurts_modes(o):

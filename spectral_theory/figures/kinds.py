@@ -438,8 +438,11 @@ def _draw_modes(data: FigureData, ax: Any):
     if axis not in ("index", "lambda"):
         raise SpecError("axis", axis, "must be 'index' (mode index) or 'lambda' (eigenvalue)")
     xcol = "mode" if axis == "index" else "lambda"
+    from matplotlib.lines import Line2D
+
     names = data.annotations.get("models") or data.unique("model")
     thr = data.annotations.get("threshold", 0.5)
+    keys: dict[str, Any] = {}  # legend entries of the markers and line styles, in black
     for k, name in enumerate(names):
         c = colour(k)
         x = np.array(data.select(xcol, model=name, source="theory"), dtype=float)
@@ -456,15 +459,19 @@ def _draw_modes(data: FigureData, ax: Any):
             se = np.array([np.nan if v is None else v for v in data.select("se", model=name, source="montecarlo")])
             ok = np.isfinite(my) & (my > 0)
             ax.errorbar(mx[idx][ok], my[ok], yerr=2 * se[idx][ok], fmt="o", ms=3, mfc="none", color=c, lw=0.8,
-                        label="Monte Carlo mean ($\\pm 2$ SE)" if k == 0 else f"_{name} mc")
+                        label=f"_{name} mc")
+            keys["Monte Carlo mean ($\\pm 2$ SE)"] = Line2D([], [], color="black", marker="o", ms=3, mfc="none",
+                                                           ls="none")
     ax.axhline(thr, color="black", lw=0.6, ls=":", label=f"threshold {thr:g} (horizon)")
+    keys["horizon (dashed)"] = Line2D([], [], color="black", ls="--", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     if axis == "lambda":
         ax.invert_xaxis()  # large eigenvalues (learned first) on the left, as for the index
     ax.set_xlabel(LABELS["mode"] if axis == "index" else LABELS["lambda"])
     ax.set_ylabel(LABELS["normalised"])
-    _legend(ax)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles + list(keys.values()), labels + list(keys))
     return fig
 
 
@@ -653,9 +660,27 @@ def _map_norm(fin: np.ndarray, metric: str, neutral: float | None):
     return Normalize(neutral - m, neutral + m), "RdBu"
 
 
+def _neutral_contour(xs: np.ndarray, ys: np.ndarray, V: np.ndarray, neutral: float, lx: bool, ly: bool,
+                     log_values: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The neutral contour through the cell centres, interpolated linearly in the coordinates the
+    map is drawn in (log of a log axis, log of a ratio metric): ``[(x, y), ...]``, one per piece."""
+    from contourpy import contour_generator
+
+    X = np.log(xs) if lx else xs
+    Y = np.log(ys) if ly else ys
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Z = np.log(V / neutral) if log_values else V - neutral
+    Z = np.ma.masked_invalid(Z.T)
+    out = []
+    for seg in contour_generator(X, Y, Z).lines(0.0):
+        px, py = seg[:, 0], seg[:, 1]
+        out.append((np.exp(px) if lx else px, np.exp(py) if ly else py))
+    return out
+
+
 def _draw_map(data: FigureData, ax: Any):
     from matplotlib import colormaps
-    from matplotlib.lines import Line2D
+    from matplotlib.colors import LogNorm
 
     a = data.annotations
     fig, ax = _axes(ax, data, aspect=0.8)
@@ -672,10 +697,9 @@ def _draw_map(data: FigureData, ax: Any):
                  + (f" (neutral {neutral:g})" if neutral is not None else ""))
     if neutral is not None and xs.size > 1 and ys.size > 1 and a.get("crosses"):
         label = f"{METRIC_NAMES.get(a['metric'], a['metric'].replace('_', ' '))} = {neutral:g} (neutral)"
-        cs = ax.contour(xs, ys, V.T, levels=[neutral], colors="black", linewidths=1.2)
-        cs.set_label(label)
-        ax.legend(handles=[Line2D([], [], color="black", lw=1.2)], labels=[label], loc="lower left",
-                  bbox_to_anchor=(0.0, 1.0), borderaxespad=0.2, fontsize="small")
+        for k, (px, py) in enumerate(_neutral_contour(xs, ys, V, neutral, lx, ly, isinstance(norm, LogNorm))):
+            ax.plot(px, py, color="black", lw=1.2, label=label if k == 0 else "_neutral")
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), borderaxespad=0.2, fontsize="small")
     if data.options.get("annotate"):
         rgba = colormaps[cmap]
         for i, xv in enumerate(xs):
