@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SpecError
-from .stability import StepCheck, _user_stacklevel, check_on_unstable
+from .stability import NEAR_LIMIT, StepCheck, _user_stacklevel, check_on_unstable
 
 __all__ = ["momentum_blocks", "momentum_radius", "is_stable_momentum", "momentum_limit", "momentum_beta_limit",
            "guard_momentum", "DENSE_MODES"]
@@ -276,6 +276,17 @@ def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unst
         t += n
     total = t
     if not any(flags):
+        lrs = [lr for _c, lr, _n in runs]
+        if on_unstable != "ignore" and math.isfinite(limit) and lrs and max(lrs) >= NEAR_LIMIT * limit:
+            lr = max(lrs)
+            msg = (f"model {name!r}: step size {lr:.6g} is {100 * lr / limit:.4g}% of the stability limit "
+                   f"{limit:.6g} of its momentum SGD; the moments can grow many-fold before they decay "
+                   "(the spectral radius of the second-moment map is close to 1), and they decay slowly")
+            if warn_msgs is not None:
+                warn_msgs.append(msg)
+            import warnings
+
+            warnings.warn(msg, RuntimeWarning, stacklevel=_user_stacklevel())
         return StepCheck(name, limit, total, (), {}, 0.0, 0.0, None)
     ranges: list[tuple[int, int]] = []
     rates: dict[float, float] = {}

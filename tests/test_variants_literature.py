@@ -110,7 +110,8 @@ def test_heavy_ball_deterministic_region(beta):
     assert math.isclose(lim, 2 * (1 + beta), rel_tol=1e-8), lim
     prob = st.Problem(st.ArraySpectrum([1.0]), st.ArrayTarget([1.0]))
     below = st.Model("m", steps=3000, schedule=0.995 * lim, batch=10**12, momentum={"kind": "heavy_ball", "beta": beta})
-    r = st.predict(st.Scenario(prob, (below,), output=st.Output(at=(3000,))), method="exact")
+    with pytest.warns(RuntimeWarning, match="99.5% of the stability limit"):  # the near-limit warning
+        r = st.predict(st.Scenario(prob, (below,), output=st.Output(at=(3000,))), method="exact")
     assert r["m"].final < 1e-3
     above = st.Model("m", steps=50, schedule=1.005 * lim, batch=10**12, momentum={"kind": "heavy_ball", "beta": beta})
     with pytest.raises(InstabilityError):
@@ -217,6 +218,9 @@ def test_momentum_follows_the_stability_policy():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         st.predict(scn, method="exact", on_unstable="ignore")
+    near = st.Model("m", steps=20, schedule=0.995 * lim, momentum=mom)
+    with pytest.warns(RuntimeWarning, match="99.5% of the stability limit"):
+        st.predict(st.Scenario(prob, (near,)), method="exact")
     final = st.Model("m", steps=100, schedule=1.02 * lim, momentum=mom)
     with pytest.raises(InstabilityError, match="final constant phase"):
         st.predict(st.Scenario(prob, (final,)), method="exact")
