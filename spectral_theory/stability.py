@@ -373,6 +373,8 @@ def _ranges_text(ranges, limit: int = 6) -> str:
 
 
 def _growth_text(log10_growth: float) -> str:
+    if not math.isfinite(log10_growth):
+        return "infinite (the step coefficients overflow a float)"
     return f"{10.0 ** log10_growth:.4g}" if log10_growth < 300 else f"10^{log10_growth:.1f}"
 
 

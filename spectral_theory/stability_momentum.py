@@ -70,6 +70,11 @@ def _groups(speeds) -> tuple[np.ndarray, np.ndarray]:
 def momentum_blocks(coef, speeds, batch: int, kappa: float):
     """``(D, b, w, T, mult)`` for the distinct moving speeds: ``D`` (n, 3, 3), ``b`` (n, 3)
     (already times the multiplicities ``mult``), ``w`` (3,), the mean maps ``T`` (n, 2, 2)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _blocks(coef, speeds, batch, kappa)
+
+
+def _blocks(coef, speeds, batch: int, kappa: float):
     r, pe, pv, he, hv = (float(v) for v in coef)
     s, mult = _groups(speeds)
     xe, xv = he * s, hv * s
@@ -169,6 +174,8 @@ def momentum_radius(coef, speeds, batch: int, kappa: float) -> float:
     D, b, w, T, _ = momentum_blocks(coef, speeds, batch, kappa)
     if D.shape[0] == 0:
         return 0.0
+    if not _finite(D, b, w, T):
+        return math.inf  # coefficients that overflow a float: unstable, no eigenvalue computation
     rT = float(np.max(np.abs(np.linalg.eigvals(T))))
     hi = 1.0
     while not _cone_test(D, b, w, hi):
@@ -185,11 +192,20 @@ def momentum_radius(coef, speeds, batch: int, kappa: float) -> float:
     return max(hi, rT)
 
 
+def _finite(*arrays) -> bool:
+    """Every entry of every array finite (coefficients such as ``r = 1e300`` overflow the
+    moments map; such a map counts as unstable, ``rho = inf``)."""
+    return all(bool(np.all(np.isfinite(a))) for a in arrays)
+
+
 def _necessary(coef, speeds, batch: int, kappa: float) -> bool:
     """The exact stability test ``rho(A) < 1`` (:func:`_cone_test`); ``rho(T_i) < 1`` follows,
-    since ``A`` dominates ``Sym2(T_i)`` on the cone and ``rho(Sym2(T_i)) = rho(T_i)^2``."""
-    D, b, w, _T, _ = momentum_blocks(coef, speeds, batch, kappa)
-    return True if D.shape[0] == 0 else _cone_test(D, b, w)
+    since ``A`` dominates ``Sym2(T_i)`` on the cone and ``rho(Sym2(T_i)) = rho(T_i)^2``. A map
+    with a non-finite entry (coefficients that overflow a float) is unstable."""
+    D, b, w, T, _ = momentum_blocks(coef, speeds, batch, kappa)
+    if D.shape[0] == 0:
+        return True
+    return _finite(D, b, w, T) and _cone_test(D, b, w)
 
 
 def is_stable_momentum(coef, speeds, batch: int, kappa: float) -> bool:
@@ -251,6 +267,14 @@ def momentum_beta_limit(kind: str, eta: float, speeds, batch: int, kappa: float)
     return _bisect(ok, 0.0, hi, rel=1e-10)
 
 
+def _growth_words(g: float) -> str:
+    """The per-step growth factor ``g`` of an unstable run, in words."""
+    if not math.isfinite(g):
+        return ("its step coefficients overflow a float (the moments map has non-finite entries), "
+                "so the moments diverge")
+    return f"the moments grow geometrically, by a factor up to {g:.6g} per step"
+
+
 def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unstable: str,
                    warn_msgs: list[str] | None = None, unstable_steps: dict | None = None,
                    momentum: Any = None) -> StepCheck:
@@ -296,7 +320,7 @@ def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unst
             continue
         g = cache[tuple(coef)]
         rates[lr] = max(rates.get(lr, 0.0), g)
-        log10_growth += n * math.log10(g) if g > 0 else 0.0
+        log10_growth += (n * math.log10(g) if math.isfinite(g) else math.inf) if g > 0 else 0.0
         if ranges and ranges[-1][1] == st - 1:
             ranges[-1] = (ranges[-1][0], st + n - 1)
         else:
@@ -314,9 +338,8 @@ def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unst
     if final is not None and on_unstable != "ignore":
         raise check.error(final[0], final[1],
                           f"the final constant phase (steps {final[0]}-{total - 1}) is above the limit of "
-                          f"momentum SGD: the moments grow geometrically, by a factor up to "
-                          f"{cache[tuple(runs[-1][0])]:.6g} per step, to the end of training "
-                          "(on_unstable='ignore', CLI --allow-unstable, computes it anyway)")
+                          f"momentum SGD: {_growth_words(cache[tuple(runs[-1][0])])}, to the end of "
+                          "training (on_unstable='ignore', CLI --allow-unstable, computes it anyway)")
     if unstable_steps is not None:
         unstable_steps[name] = check.entry()
     if on_unstable == "warn":
