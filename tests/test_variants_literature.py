@@ -224,3 +224,51 @@ def test_momentum_follows_the_stability_policy():
     final = st.Model("m", steps=100, schedule=1.02 * lim, momentum=mom)
     with pytest.raises(InstabilityError, match="final constant phase"):
         st.predict(st.Scenario(prob, (final,)), method="exact")
+
+
+def _dense_radius(coef, lam, B, kappa):
+    """All eigenvalues of the full 3d x 3d second-moment map (and the 2x2 mean maps), built here
+    from the blocks: the independent reference for :func:`momentum_radius`."""
+    D, b, w, T, _ = momentum_blocks(coef, lam, B, kappa)
+    d = lam.size
+    full = np.zeros((3 * d, 3 * d))
+    for i in range(d):
+        full[3 * i:3 * i + 3, 3 * i:3 * i + 3] = D[i]
+    full += np.outer(b.ravel(), np.tile(w, d))
+    return max(float(np.max(np.abs(np.linalg.eigvals(full)))), float(np.max(np.abs(np.linalg.eigvals(T)))))
+
+
+def test_radius_near_defective_blocks_is_the_engines_growth_rate():
+    """Issue 13 review, finding 1: Nesterov with beta = 1070/1073 at eta = 0.05 (d = 1000, a = 1.5,
+    B = 1) has nearly defective 3x3 blocks; an earlier root search started inside numpy's
+    eigenvalue error and called it stable (radius 0.99921). The exact engine, run step by step
+    with on_unstable='ignore', grows by exp(0.04307) per step: the radius must be that rate (and
+    the model unstable, refused by default)."""
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=1000), st.PowerLawTarget(b=2.0), noise=0.1)
+    mom = {"kind": "nesterov", "beta": 1070 / 1073}
+    coef = Momentum(**mom).coefficients(0.05)
+    rho = momentum_radius(coef, prob.eigenvalues, 1, 3.0)
+    assert not is_stable_momentum(coef, prob.eigenvalues, 1, 3.0)
+    m = st.Model("m", steps=400, schedule=0.05, momentum=mom)
+    r = st.predict(st.Scenario(prob, (m,), output=st.Output(at=(200, 300, 400))), method="exact",
+                   on_unstable="ignore")
+    rate = np.diff(np.log(r["m"].excess_risk)) / 100  # per-step log growth of the engine's risk
+    assert abs(rate[-1] - math.log(rho)) < 1e-6, (rate, rho)  # the slower modes decay relative to it
+    assert rho > 1.04
+    with pytest.raises(InstabilityError, match="final constant phase"):
+        st.predict(st.Scenario(prob, (m,)), method="exact")
+
+
+@pytest.mark.parametrize("d", [120, pytest.param(300, marks=pytest.mark.slow)])
+def test_radius_near_defective_blocks_matches_dense_eigenvalues(d):
+    """Issue 13 review, finding 1: beta in [0.99, 0.999] (nearly defective blocks), Nesterov at
+    eta = 0.05 (unstable, radius about 1.04) and heavy-ball at eta = (1 - beta) / 2 (stable,
+    radius 1 - 1e-4): the O(d) radius and stability verdict against all eigenvalues of the
+    dense 3d x 3d map."""
+    lam = np.arange(1, d + 1, dtype=float) ** -1.5
+    for beta in np.random.default_rng(3).uniform(0.99, 0.999, 2 if d < 300 else 4):
+        for kind, eta in (("nesterov", 0.05), ("heavy_ball", 0.5 * (1 - beta))):
+            coef = Momentum(kind, beta=float(beta)).coefficients(eta)
+            dense = _dense_radius(coef, lam, 1, 3.0)
+            assert math.isclose(momentum_radius(coef, lam, 1, 3.0), dense, rel_tol=1e-9), (kind, beta)
+            assert is_stable_momentum(coef, lam, 1, 3.0) == (dense < 1)
