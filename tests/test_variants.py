@@ -331,3 +331,31 @@ def test_tune_lr_uses_the_momentum_limit():
     per_step = st.Model("s", steps=200, schedule=0.01, momentum={"kind": "heavy_ball", "beta": [0.5] * 200})
     with pytest.raises(SpecError, match="constant momentum"):
         st.tune_lr(st.Distillation(prob, teacher=st.Model("t", steps=300, schedule=0.3), student=per_step))
+
+
+def test_time_estimate_counts_the_variant_step_cost(tmp_path, capsys):
+    """Issue 13 review, finding 7: the exact engine's time estimate (``--max-seconds``, the CLI's
+    notes) charged a variant's step as a plain SGD step; at d = 10^5, T = 10^8 heavy-ball it said
+    3.5 days where the benchmark's per-step ratio (5.3x, docs/variants.md "Cost") gives 18.5."""
+    from spectral_theory.budget import VARIANT_STEP_FACTORS, exact_seconds
+    from spectral_theory.cli import main
+
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=10**5), st.PowerLawTarget(b=2.0), noise=0.1)
+
+    def secs(**kw):
+        return exact_seconds(st.Scenario(prob, (st.Model("m", steps=10**8, schedule=0.03, **kw),)))
+
+    plain = secs()
+    assert plain == pytest.approx(1e8 * (2e-5 + 3e-8 * 1e5), rel=1e-12)  # 3.5 days
+    hb = {"kind": "heavy_ball", "beta": 0.9}
+    assert secs(momentum=hb) == pytest.approx(VARIANT_STEP_FACTORS["heavy_ball"] * plain, rel=1e-12)
+    assert secs(momentum={"kind": "nesterov", "beta": 0.0}) == plain  # reduces to plain SGD's path
+    assert secs(average={"kind": "tail", "fraction": 0.5}) == pytest.approx(4.8 * plain, rel=1e-12)
+    assert secs(momentum={"kind": "accelerated", "alpha": 0.5, "beta": 0.1, "gamma": 0.05}) > 15 * plain
+    assert secs(momentum=hb, average={"kind": "tail", "fraction": 0.5}) == pytest.approx(17.3 * plain, rel=1e-12)
+    f = tmp_path / "hb.toml"
+    f.write_text('[problem]\nspectrum = { kind = "powerlaw", a = 1.5, d = 100000 }\n'
+                 'target = { kind = "powerlaw", b = 2.0 }\nnoise = 0.1\n[[models]]\nname = "m"\n'
+                 'steps = 100000000\nlr = 0.03\nmomentum = { kind = "heavy_ball", beta = 0.9 }\n')
+    assert main(["run", str(f), "--max-seconds", "10"]) == 2
+    assert "about 18.5 days" in capsys.readouterr().err
