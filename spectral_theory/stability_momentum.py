@@ -272,6 +272,9 @@ def _growth_words(g: float) -> str:
     if not math.isfinite(g):
         return ("its step coefficients overflow a float (the moments map has non-finite entries), "
                 "so the moments diverge")
+    if g < 1.0 + 1e-9:
+        return ("the moments do not decay (the spectral radius of the second-moment map equals 1 within "
+                f"{g - 1:.1e}: marginally stable, the recursion never forgets its start)")
     return f"the moments grow geometrically, by a factor up to {g:.6g} per step"
 
 
@@ -326,20 +329,26 @@ def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unst
         else:
             ranges.append((st, st + n - 1))
     final = None
+    per_step = momentum is not None and not momentum.constant
     if flags[-1]:
+        # the final constant phase; with per-step coefficients (every step its own run) the
+        # unbroken stretch of unstable steps that ends training
         k = len(runs) - 1
-        while k > 0 and flags[k - 1] and tuple(runs[k - 1][0]) == tuple(runs[-1][0]):
+        while k > 0 and flags[k - 1] and (per_step or tuple(runs[k - 1][0]) == tuple(runs[-1][0])):
             k -= 1
         final = (starts[k], float(runs[-1][1]))
+        g_final = max(cache[tuple(c)] for c, _lr, _n in runs[k:])
     check = StepCheck(name, limit, total, tuple(ranges), rates, float(max(rates)), log10_growth, final)
     first_lr = next(lr for (_c, lr, _n), f in zip(runs, flags, strict=True) if f)
     if on_unstable == "raise":
         raise check.error(ranges[0][0], first_lr, "on_unstable='raise' refuses any step above the stability limit")
     if final is not None and on_unstable != "ignore":
+        what = ("every step" if final[0] == 0 else f"steps {final[0]}-{total - 1}") if per_step else \
+            f"the final constant phase (steps {final[0]}-{total - 1})"
         raise check.error(final[0], final[1],
-                          f"the final constant phase (steps {final[0]}-{total - 1}) is above the limit of "
-                          f"momentum SGD: {_growth_words(cache[tuple(runs[-1][0])])}, to the end of "
-                          "training (on_unstable='ignore', CLI --allow-unstable, computes it anyway)")
+                          f"{what}, to the end of training, {'are' if per_step else 'is'} above the limit of "
+                          f"momentum SGD: {_growth_words(g_final)} (on_unstable='ignore', CLI "
+                          "--allow-unstable, computes it anyway)")
     if unstable_steps is not None:
         unstable_steps[name] = check.entry()
     if on_unstable == "warn":
