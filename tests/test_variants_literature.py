@@ -17,9 +17,11 @@ docs/variants.md.
 * Small batch: momentum with step eta behaves as plain SGD with eta / (1 - beta) (e.g. Paquette &
   Paquette 2021; Kidambi et al. 2018), with the measured gap; at large batch momentum reaches
   effective steps far beyond plain SGD's stability limit.
-* Accelerated (Nesterov, beta_t = t / (t + 3)) at large batch on a power law: the bias exponent
-  doubles, E ~ t^-min(2 (b - 1)/a, 3) against t^-(b-1)/a for SGD (Nesterov 1983's O(1/t^2)
-  acceleration on quadratics; Varre & Flammarion 2022 for accelerated SGD on least squares).
+* Nesterov momentum (beta_t = t / (t + 3)) at large batch on a power law: the bias exponent
+  doubles, E ~ t^-2(b-1)/a against t^-(b-1)/a for SGD (a measurement, in the spirit of Nesterov
+  1983's O(1/t^2) against O(1/t); not a quoted theorem). This is deterministic Nesterov, not
+  Jain et al.'s accelerated SGD, whose published rate is not reproduced here (docs/variants.md,
+  "What is and is not checked for accelerated").
 """
 
 from __future__ import annotations
@@ -205,10 +207,11 @@ def test_momentum_helps_at_large_batch_not_at_batch_one():
     assert 0.0 < momentum_beta_limit("heavy_ball", 0.3, lam, 1, 3.0) < 0.6
 
 
-def test_accelerated_rate_on_a_power_law():
+def test_nesterov_doubles_the_exponent_on_a_power_law():
     """Nesterov momentum with beta_t = t / (t + 3) at large batch (B = 10^6, sigma2 = 0) on
-    lambda_i = i^-2, theta_i^2 = i^-2: the excess risk decays as t^-1 (= t^-min(2(b-1)/a, 3)),
-    plain SGD as t^-1/2 (= t^-(b-1)/a). Measured slopes over t = 30..300 (d = 2000): -0.984
+    lambda_i = i^-2, theta_i^2 = i^-2: the excess risk decays as t^-1 (= t^-2(b-1)/a, the
+    doubled exponent), plain SGD as t^-1/2 (= t^-(b-1)/a). Deterministic Nesterov, not Jain et
+    al.'s accelerated SGD (module docstring). Measured slopes over t = 30..300 (d = 2000): -0.984
     (accelerated) and -0.501 (SGD)."""
     prob = st.Problem(st.PowerLawSpectrum(a=2.0, d=2000), st.PowerLawTarget(b=2.0))
     T = 300
