@@ -1,7 +1,8 @@
 """Fuzz the command line with random scenario files (issue 8, item 7).
 
 Each example writes one scenario file, TOML or JSON, built from a strategy that mixes valid
-sections (tiny problems: ``d <= 12``, ``steps <= 40``) with mutations: unknown keys, wrong
+sections (tiny problems: ``d <= 12``, ``steps <= 40``; models may carry ``average`` and
+``momentum`` tables of every kind, coefficients up to ``1e308``) with mutations: unknown keys, wrong
 types, deleted keys, extreme numbers (``1e308``, ``-0.0``, ``nan``, ``inf``, ``"inf"``,
 ``10**30``), huge ``d`` (which must be refused before anything is allocated), huge step
 counts, empty tables, values wrapped in lists or tables, truncated text, stray bytes and
@@ -20,7 +21,7 @@ longer is refused). The only allowed outcomes:
 No traceback, no exception out of ``main``, no example over :data:`TIME_LIMIT` seconds.
 
 Examples: ``5 x`` the hypothesis profile's ``max_examples`` (500 in CI, derandomized by the
-``ci`` profile of ``conftest.py``, about 15 s; 2000 with ``--hypothesis-profile long``), or
+``ci`` profile of ``conftest.py``, about 25 s; 2000 with ``--hypothesis-profile long``), or
 ``FUZZ_EXAMPLES=N``.
 """
 
