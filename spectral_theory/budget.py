@@ -19,7 +19,7 @@ from typing import Any
 
 __all__ = ["BudgetError", "Estimate", "available_memory", "default_budget", "parse_size", "format_size",
            "theory_estimate", "simulation_estimate", "stability_estimate", "transfer_estimate", "check_budget",
-           "exact_seconds", "CONTINUUM_NODES", "ECHO_LIMIT"]
+           "exact_seconds", "variant_step_factor", "CONTINUUM_NODES", "ECHO_LIMIT"]
 
 #: an upper bound on the quadrature nodes of the continuum method (about 150-270 per
 #: capacity break in practice): its arrays have this many entries whatever d is
@@ -300,8 +300,29 @@ def transfer_estimate(spec: Any, method: str = "auto", *, simulate: bool = False
     return est
 
 
+#: cost of one exact-engine step of an SGD variant over plain SGD's (docs/variants.md, "Cost";
+#: ``benchmarks/bench_variants.py`` at d = 10^5: tail average 4.8x, heavy-ball 5.3x, Nesterov
+#: 7.9x, accelerated SGD 18x, heavy-ball with a tail average 17x)
+VARIANT_STEP_FACTORS = {"average": 4.8, "heavy_ball": 5.3, "nesterov": 7.9, "accelerated": 18.0,
+                        "general": 18.0}
+#: what an average adds to a momentum model's step, in plain steps (17x - 5.3x, measured)
+AVERAGE_WITH_MOMENTUM = 12.0
+
+
+def variant_step_factor(model: Any) -> float:
+    """How many plain-SGD steps one exact-engine step of ``model`` costs (1 for plain SGD and for
+    momentum that reduces to it, :attr:`Momentum.is_plain`; :data:`VARIANT_STEP_FACTORS`)."""
+    mom = getattr(model, "momentum", None)
+    avg = getattr(model, "average", None) is not None
+    if mom is None or mom.is_plain:
+        return VARIANT_STEP_FACTORS["average"] if avg else 1.0
+    return VARIANT_STEP_FACTORS[mom.kind] + (AVERAGE_WITH_MOMENTUM if avg else 0.0)
+
+
 def exact_seconds(scenario: Any) -> float:
     """Rough wall time of the exact (step-by-step) solver: about 20 us per step plus 30 ns per
-    mode and model trained so far (measured on one core)."""
+    mode and model trained so far (measured on one core), times :func:`variant_step_factor` for
+    a model with averaging or momentum."""
     d = _cap(scenario.problem.d)
-    return sum(_cap(m.steps) * (2e-5 + 3e-8 * d * (g + 1)) for g, m in enumerate(scenario.models))
+    return sum(_cap(m.steps) * (2e-5 + 3e-8 * d * (g + 1)) * variant_step_factor(m)
+               for g, m in enumerate(scenario.models))

@@ -1079,8 +1079,10 @@ def _cmd_stability(args: argparse.Namespace) -> _Output:
                        f"{check.growth_text()}), then below: computed with a warning")
         else:
             status = EXIT_UNSTABLE
-            verdict = (f"UNSTABLE (the final constant phase, from step {check.final[0]}, is above the "
-                       "limit: an error unless --allow-unstable)")
+            per_step = getattr(m, "momentum", None) is not None and not m.momentum.constant
+            verdict = (f"UNSTABLE ({'every step from' if per_step else 'the final constant phase, from'} step "
+                       f"{check.final[0]} to the end{'' if per_step else ','} is above the limit: an error unless "
+                       "--allow-unstable)")
         limit = (f"largest stable constant step {check.limit:.6g} (batch-mean)" if check.limit < float("inf")
                  else "no stability limit (every speed is 0: the model never moves)")
         if getattr(m, "momentum", None) is not None and not m.momentum.is_plain:  # docs/theory.md §11

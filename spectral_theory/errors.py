@@ -56,11 +56,11 @@ class InstabilityError(ArithmeticError):
         self.limit = limit
         self.detail = detail
         self.detail_tau = tau  # continuous-time solvers: where (in tau = sum of steps) it failed
-        msg = (
-            f"models[{model!r}]: step size {lr:.6g} at step {step} is unstable; "
-            f"the largest stable constant step for this model is {limit:.6g} "
-            f"(batch-mean convention)"
-        )
+        where = (f"the largest stable constant step for this model is {limit:.6g} (batch-mean convention)"
+                 if limit == limit else  # nan: momentum coefficients that change from step to step
+                 "this model has no single stability limit on the step size (its momentum coefficients "
+                 "change from step to step; each step is tested with its own coefficients)")
+        msg = f"models[{model!r}]: step size {lr:.6g} at step {step} is unstable; {where}"
         if detail:
             msg += f" [{detail}]"
         super().__init__(msg)

@@ -372,7 +372,16 @@ def _ranges_text(ranges, limit: int = 6) -> str:
     return ", ".join(parts)
 
 
+def _limit_text(limit: float) -> str:
+    """The stability limit in words (``nan``: per-step momentum coefficients, no single limit)."""
+    if limit != limit:
+        return "(per-step momentum coefficients: each step's own growth factor is at least 1)"
+    return f"{limit:.6g} (batch-mean convention)"
+
+
 def _growth_text(log10_growth: float) -> str:
+    if not math.isfinite(log10_growth):
+        return "infinite (the step coefficients overflow a float)"
     return f"{10.0 ** log10_growth:.4g}" if log10_growth < 300 else f"10^{log10_growth:.1f}"
 
 
@@ -430,11 +439,11 @@ class StepCheck:
     def summary(self) -> str:
         """Which steps are above the limit, the limit and the peak growth factor, in words."""
         if not self.ranges:
-            return f"no step is above the stability limit {self.limit:.6g}"
+            return f"no step is above the stability limit {_limit_text(self.limit)}"
         n = self.count
         return (f"step{'s' if n > 1 else ''} {_ranges_text(self.ranges)} ({n} of {self.steps}; step "
                 f"sizes up to {self.max_step:.6g}) {'are' if n > 1 else 'is'} above the stability "
-                f"limit {self.limit:.6g} (batch-mean convention); peak growth factor "
+                f"limit {_limit_text(self.limit)}; peak growth factor "
                 f"{_growth_text(self.log10_growth)} (the product over those steps of the spectral "
                 "radius of the second-moment map)")
 

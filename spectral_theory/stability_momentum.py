@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SpecError
-from .stability import StepCheck, _user_stacklevel, check_on_unstable
+from .stability import NEAR_LIMIT, StepCheck, _user_stacklevel, check_on_unstable
 
 __all__ = ["momentum_blocks", "momentum_radius", "is_stable_momentum", "momentum_limit", "momentum_beta_limit",
            "guard_momentum", "DENSE_MODES"]
@@ -70,6 +70,11 @@ def _groups(speeds) -> tuple[np.ndarray, np.ndarray]:
 def momentum_blocks(coef, speeds, batch: int, kappa: float):
     """``(D, b, w, T, mult)`` for the distinct moving speeds: ``D`` (n, 3, 3), ``b`` (n, 3)
     (already times the multiplicities ``mult``), ``w`` (3,), the mean maps ``T`` (n, 2, 2)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _blocks(coef, speeds, batch, kappa)
+
+
+def _blocks(coef, speeds, batch: int, kappa: float):
     r, pe, pv, he, hv = (float(v) for v in coef)
     s, mult = _groups(speeds)
     xe, xv = he * s, hv * s
@@ -169,6 +174,8 @@ def momentum_radius(coef, speeds, batch: int, kappa: float) -> float:
     D, b, w, T, _ = momentum_blocks(coef, speeds, batch, kappa)
     if D.shape[0] == 0:
         return 0.0
+    if not _finite(D, b, w, T):
+        return math.inf  # coefficients that overflow a float: unstable, no eigenvalue computation
     rT = float(np.max(np.abs(np.linalg.eigvals(T))))
     hi = 1.0
     while not _cone_test(D, b, w, hi):
@@ -185,11 +192,20 @@ def momentum_radius(coef, speeds, batch: int, kappa: float) -> float:
     return max(hi, rT)
 
 
+def _finite(*arrays) -> bool:
+    """Every entry of every array finite (coefficients such as ``r = 1e300`` overflow the
+    moments map; such a map counts as unstable, ``rho = inf``)."""
+    return all(bool(np.all(np.isfinite(a))) for a in arrays)
+
+
 def _necessary(coef, speeds, batch: int, kappa: float) -> bool:
     """The exact stability test ``rho(A) < 1`` (:func:`_cone_test`); ``rho(T_i) < 1`` follows,
-    since ``A`` dominates ``Sym2(T_i)`` on the cone and ``rho(Sym2(T_i)) = rho(T_i)^2``."""
-    D, b, w, _T, _ = momentum_blocks(coef, speeds, batch, kappa)
-    return True if D.shape[0] == 0 else _cone_test(D, b, w)
+    since ``A`` dominates ``Sym2(T_i)`` on the cone and ``rho(Sym2(T_i)) = rho(T_i)^2``. A map
+    with a non-finite entry (coefficients that overflow a float) is unstable."""
+    D, b, w, T, _ = momentum_blocks(coef, speeds, batch, kappa)
+    if D.shape[0] == 0:
+        return True
+    return _finite(D, b, w, T) and _cone_test(D, b, w)
 
 
 def is_stable_momentum(coef, speeds, batch: int, kappa: float) -> bool:
@@ -251,6 +267,17 @@ def momentum_beta_limit(kind: str, eta: float, speeds, batch: int, kappa: float)
     return _bisect(ok, 0.0, hi, rel=1e-10)
 
 
+def _growth_words(g: float) -> str:
+    """The per-step growth factor ``g`` of an unstable run, in words."""
+    if not math.isfinite(g):
+        return ("its step coefficients overflow a float (the moments map has non-finite entries), "
+                "so the moments diverge")
+    if g < 1.0 + 1e-9:
+        return ("the moments do not decay (the spectral radius of the second-moment map equals 1 within "
+                f"{g - 1:.1e}: marginally stable, the recursion never forgets its start)")
+    return f"the moments grow geometrically, by a factor up to {g:.6g} per step"
+
+
 def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unstable: str,
                    warn_msgs: list[str] | None = None, unstable_steps: dict | None = None,
                    momentum: Any = None) -> StepCheck:
@@ -276,6 +303,17 @@ def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unst
         t += n
     total = t
     if not any(flags):
+        lrs = [lr for _c, lr, _n in runs]
+        if on_unstable != "ignore" and math.isfinite(limit) and lrs and max(lrs) >= NEAR_LIMIT * limit:
+            lr = max(lrs)
+            msg = (f"model {name!r}: step size {lr:.6g} is {100 * lr / limit:.4g}% of the stability limit "
+                   f"{limit:.6g} of its momentum SGD; the moments can grow many-fold before they decay "
+                   "(the spectral radius of the second-moment map is close to 1), and they decay slowly")
+            if warn_msgs is not None:
+                warn_msgs.append(msg)
+            import warnings
+
+            warnings.warn(msg, RuntimeWarning, stacklevel=_user_stacklevel())
         return StepCheck(name, limit, total, (), {}, 0.0, 0.0, None)
     ranges: list[tuple[int, int]] = []
     rates: dict[float, float] = {}
@@ -285,27 +323,32 @@ def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unst
             continue
         g = cache[tuple(coef)]
         rates[lr] = max(rates.get(lr, 0.0), g)
-        log10_growth += n * math.log10(g) if g > 0 else 0.0
+        log10_growth += (n * math.log10(g) if math.isfinite(g) else math.inf) if g > 0 else 0.0
         if ranges and ranges[-1][1] == st - 1:
             ranges[-1] = (ranges[-1][0], st + n - 1)
         else:
             ranges.append((st, st + n - 1))
     final = None
+    per_step = momentum is not None and not momentum.constant
     if flags[-1]:
+        # the final constant phase; with per-step coefficients (every step its own run) the
+        # unbroken stretch of unstable steps that ends training
         k = len(runs) - 1
-        while k > 0 and flags[k - 1] and tuple(runs[k - 1][0]) == tuple(runs[-1][0]):
+        while k > 0 and flags[k - 1] and (per_step or tuple(runs[k - 1][0]) == tuple(runs[-1][0])):
             k -= 1
         final = (starts[k], float(runs[-1][1]))
+        g_final = max(cache[tuple(c)] for c, _lr, _n in runs[k:])
     check = StepCheck(name, limit, total, tuple(ranges), rates, float(max(rates)), log10_growth, final)
     first_lr = next(lr for (_c, lr, _n), f in zip(runs, flags, strict=True) if f)
     if on_unstable == "raise":
         raise check.error(ranges[0][0], first_lr, "on_unstable='raise' refuses any step above the stability limit")
     if final is not None and on_unstable != "ignore":
+        what = ("every step" if final[0] == 0 else f"steps {final[0]}-{total - 1}") if per_step else \
+            f"the final constant phase (steps {final[0]}-{total - 1})"
         raise check.error(final[0], final[1],
-                          f"the final constant phase (steps {final[0]}-{total - 1}) is above the limit of "
-                          f"momentum SGD: the moments grow geometrically, by a factor up to "
-                          f"{cache[tuple(runs[-1][0])]:.6g} per step, to the end of training "
-                          "(on_unstable='ignore', CLI --allow-unstable, computes it anyway)")
+                          f"{what}, to the end of training, {'are' if per_step else 'is'} above the limit of "
+                          f"momentum SGD: {_growth_words(g_final)} (on_unstable='ignore', CLI "
+                          "--allow-unstable, computes it anyway)")
     if unstable_steps is not None:
         unstable_steps[name] = check.entry()
     if on_unstable == "warn":

@@ -537,7 +537,8 @@ def chains(draw):
         elif kind == "piecewise":
             k = draw(hst.integers(1, min(4, T)))
             lrs = draw(hst.lists(hst.floats(0.05, 1.0), min_size=k, max_size=k))
-            cuts = sorted(draw(hst.lists(hst.integers(1, T - 1), min_size=k - 1, max_size=k - 1, unique=True)))
+            cuts = sorted(draw(hst.lists(hst.integers(1, T - 1), min_size=k - 1, max_size=k - 1, unique=True))
+                          ) if k > 1 else []  # T = 1: integers(1, 0) is an invalid strategy
             p = {"lrs": lrs, "lengths": np.diff([0, *cuts, T]).tolist()}
         elif kind == "geometric":
             p = {"lr": 1.0, "factor": draw(hst.floats(0.8, 1.05))}

@@ -1,7 +1,8 @@
 """Fuzz the command line with random scenario files (issue 8, item 7).
 
 Each example writes one scenario file, TOML or JSON, built from a strategy that mixes valid
-sections (tiny problems: ``d <= 12``, ``steps <= 40``) with mutations: unknown keys, wrong
+sections (tiny problems: ``d <= 12``, ``steps <= 40``; models may carry ``average`` and
+``momentum`` tables of every kind, coefficients up to ``1e308``) with mutations: unknown keys, wrong
 types, deleted keys, extreme numbers (``1e308``, ``-0.0``, ``nan``, ``inf``, ``"inf"``,
 ``10**30``), huge ``d`` (which must be refused before anything is allocated), huge step
 counts, empty tables, values wrapped in lists or tables, truncated text, stray bytes and
@@ -20,7 +21,7 @@ longer is refused). The only allowed outcomes:
 No traceback, no exception out of ``main``, no example over :data:`TIME_LIMIT` seconds.
 
 Examples: ``5 x`` the hypothesis profile's ``max_examples`` (500 in CI, derandomized by the
-``ci`` profile of ``conftest.py``, about 15 s; 2000 with ``--hypothesis-profile long``), or
+``ci`` profile of ``conftest.py``, about 25 s; 2000 with ``--hypothesis-profile long``), or
 ``FUZZ_EXAMPLES=N``.
 """
 
@@ -101,6 +102,44 @@ def schedules(draw, steps: int) -> dict[str, Any]:
 
 
 @hs.composite
+def averages(draw, steps: int) -> dict[str, Any]:
+    """An ``average`` table (issue 13): every kind, valid values (mutations make them invalid)."""
+    kind = draw(hs.sampled_from(["uniform", "tail", "tail", "ema", "ema", "weights"]))
+    if kind == "uniform":
+        return {"kind": kind, "start": draw(hs.integers(0, steps))}
+    if kind == "tail":
+        return ({"kind": kind, "fraction": draw(hs.floats(0.01, 1.0))} if draw(hs.booleans())
+                else {"kind": kind, "last": draw(hs.integers(1, steps + 1))})
+    if kind == "ema":
+        return ({"kind": kind, "decay": draw(hs.floats(0.0, 0.99))} if draw(hs.booleans())
+                else {"kind": kind, "half_life": draw(hs.floats(0.5, 50.0))})
+    return {"kind": kind, "values": draw(hs.lists(hs.floats(0.0, 2.0), min_size=steps + 1, max_size=steps + 1))}
+
+
+#: momentum coefficients from tame to past the float range (issue 13: 1e300 coefficients raised
+#: numpy's LinAlgError in the stability test)
+MOMENTUM_COEF = hs.one_of(hs.floats(-2.0, 2.0), hs.sampled_from([0.0, 1.0, 1e10, 1e300, 1e308, -1e300]))
+
+
+@hs.composite
+def momenta(draw, steps: int) -> dict[str, Any]:
+    """A ``momentum`` table (issue 13): every kind, constant or per-step coefficients."""
+    kind = draw(hs.sampled_from(["heavy_ball", "nesterov", "accelerated", "general"]))
+
+    def coef(strategy):
+        if steps and draw(hs.integers(0, 4)) == 0:
+            return draw(hs.lists(strategy, min_size=steps, max_size=steps))
+        return draw(strategy)
+
+    if kind in ("heavy_ball", "nesterov"):
+        return {"kind": kind, "beta": coef(hs.floats(0.0, 0.99))}
+    if kind == "accelerated":
+        return {"kind": kind, "alpha": coef(hs.floats(0.01, 1.0)), "beta": coef(hs.floats(0.0, 1.0)),
+                "gamma": coef(hs.one_of(hs.floats(0.0, 5.0), hs.sampled_from([1e200, 1e308])))}
+    return {"kind": kind, **{k: coef(MOMENTUM_COEF) for k in ("r", "p_e", "p_v", "k_v")}}
+
+
+@hs.composite
 def models(draw, d: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i in range(draw(hs.sampled_from([1, 2, 2, 3]))):
@@ -115,6 +154,10 @@ def models(draw, d: int) -> list[dict[str, Any]]:
             m["batch"] = draw(hs.integers(1, 4))
         if draw(hs.booleans()):
             m["capacity"] = draw(hs.integers(1, d))
+        if draw(hs.integers(0, 3)) == 0:
+            m["average"] = draw(averages(steps))
+        if draw(hs.integers(0, 3)) == 0:
+            m["momentum"] = draw(momenta(steps))
         if out and draw(hs.booleans()):
             m["teacher"] = draw(hs.sampled_from([o["name"] for o in out]))
             if draw(hs.booleans()):
@@ -535,6 +578,26 @@ def test_an_error_leaves_out_numpy_floating_point_warnings(capsys, tmp_path):
         code = main(["run", str(p), "--allow-unstable", "--method", method])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "overflowed" in err and "encountered" not in err, err
+
+
+@pytest.mark.parametrize("momentum", [
+    '{ kind = "general", r = 1e300, p_e = 1.0, p_v = 1.0, k_v = 1e300 }',
+    '{ kind = "accelerated", alpha = 1e-300, beta = 1.0, gamma = 1e308 }',
+    '{ kind = "general", r = 1e200, p_e = 1e308, p_v = 1.0, k_v = 1.0 }',
+])
+@pytest.mark.parametrize("command", [["run"], ["stability"], ["kd"], ["run", "--allow-unstable"]])
+def test_momentum_coefficients_past_the_float_range(momentum, command, capsys):
+    """Momentum coefficients whose moments map overflows a float (issue 13 review): unstable, one
+    clear line (no numpy LinAlgError traceback, no 'factor 10^inf')."""
+    text = ('[problem]\nspectrum = { kind = "powerlaw", a = 1.5, d = 20 }\ntarget = { kind = "powerlaw", b = 2 }\n'
+            f'noise = 0.1\n[[models]]\nname = "t"\nsteps = 50\nlr = 1e10\nmomentum = {momentum}\n'
+            '[[models]]\nname = "s"\nsteps = 50\nlr = 0.1\nteacher = "t"\n')
+    code, line = check_cli(".toml", text.encode(), command, capsys)
+    if command[0] == "stability":
+        assert code == 1  # check_cli: 'UNSTABLE' in the report
+    else:
+        assert code == 2 and "models['t" in line and "overflow" in line, line
+        assert "10^inf" not in line and "nan" not in line, line
 
 
 @pytest.mark.parametrize("line, field", [("steps = 1e+308", "steps"), ("steps = 4611686018427387905", "steps"),

@@ -10,6 +10,7 @@ disagreements relative to max(|y|, 1e-4 * sources), first moments to max(|y|, 1e
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -150,7 +151,11 @@ def _plain_pair(**variant):
     {"momentum": {"kind": "general", "r": 1.0, "p_e": 1.0, "p_v": 0.4, "k_v": 0.7}},
 ])
 def test_plain_sgd_reduces_identically(variant):
-    """beta = 0 (and the other plain special cases) without averaging: identical values."""
+    """beta = 0 (and the other plain special cases) without averaging: identical values. This
+    checks the routing (``Momentum.is_plain`` sends such a model down plain SGD's path, so the
+    values are the same numbers, byte for byte); that the variant engine itself reduces to plain
+    SGD is :func:`test_variant_path_reduces_to_plain` (to round-off, 1e-12) and the symbolic
+    reduction is in tests/test_variants_symbolic.py."""
     plain, var = _plain_pair(**variant)
     a, b = st.predict(plain, method="exact"), st.predict(var, method="exact")
     for name in ("t", "s"):
@@ -320,7 +325,9 @@ def test_tune_lr_uses_the_momentum_limit():
     prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=40), st.PowerLawTarget(b=2.0), noise=0.2)
     student = st.Model("s", steps=200, schedule=0.01, momentum={"kind": "heavy_ball", "beta": 0.9})
     kd = st.Distillation(prob, teacher=st.Model("t", steps=300, schedule=0.3), student=student)
-    tun = st.tune_lr(kd, grid=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the grid ends at 0.999 of the limit: near-limit warning
+        tun = st.tune_lr(kd, grid=5)
     lim = momentum_limit(Momentum("heavy_ball", beta=0.9), prob.eigenvalues, 1, 3.0)
     assert math.isclose(tun.stability_limit, lim, rel_tol=1e-12) and lim < 0.2 * st.stability_limit(
         prob.eigenvalues, 1, 3.0)
@@ -328,3 +335,80 @@ def test_tune_lr_uses_the_momentum_limit():
     per_step = st.Model("s", steps=200, schedule=0.01, momentum={"kind": "heavy_ball", "beta": [0.5] * 200})
     with pytest.raises(SpecError, match="constant momentum"):
         st.tune_lr(st.Distillation(prob, teacher=st.Model("t", steps=300, schedule=0.3), student=per_step))
+
+
+def test_time_estimate_counts_the_variant_step_cost(tmp_path, capsys):
+    """Issue 13 review, finding 7: the exact engine's time estimate (``--max-seconds``, the CLI's
+    notes) charged a variant's step as a plain SGD step; at d = 10^5, T = 10^8 heavy-ball it said
+    3.5 days where the benchmark's per-step ratio (5.3x, docs/variants.md "Cost") gives 18.5."""
+    from spectral_theory.budget import VARIANT_STEP_FACTORS, exact_seconds
+    from spectral_theory.cli import main
+
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=10**5), st.PowerLawTarget(b=2.0), noise=0.1)
+
+    def secs(**kw):
+        return exact_seconds(st.Scenario(prob, (st.Model("m", steps=10**8, schedule=0.03, **kw),)))
+
+    plain = secs()
+    assert plain == pytest.approx(1e8 * (2e-5 + 3e-8 * 1e5), rel=1e-12)  # 3.5 days
+    hb = {"kind": "heavy_ball", "beta": 0.9}
+    assert secs(momentum=hb) == pytest.approx(VARIANT_STEP_FACTORS["heavy_ball"] * plain, rel=1e-12)
+    assert secs(momentum={"kind": "nesterov", "beta": 0.0}) == plain  # reduces to plain SGD's path
+    assert secs(average={"kind": "tail", "fraction": 0.5}) == pytest.approx(4.8 * plain, rel=1e-12)
+    assert secs(momentum={"kind": "accelerated", "alpha": 0.5, "beta": 0.1, "gamma": 0.05}) > 15 * plain
+    assert secs(momentum=hb, average={"kind": "tail", "fraction": 0.5}) == pytest.approx(17.3 * plain, rel=1e-12)
+    f = tmp_path / "hb.toml"
+    f.write_text('[problem]\nspectrum = { kind = "powerlaw", a = 1.5, d = 100000 }\n'
+                 'target = { kind = "powerlaw", b = 2.0 }\nnoise = 0.1\n[[models]]\nname = "m"\n'
+                 'steps = 100000000\nlr = 0.03\nmomentum = { kind = "heavy_ball", beta = 0.9 }\n')
+    assert main(["run", str(f), "--max-seconds", "10"]) == 2
+    assert "about 18.5 days" in capsys.readouterr().err
+
+
+def test_accelerated_gamma_follows_lr_convention_sum():
+    """Issue 13 review, finding 8: under ``lr_convention = 'sum'`` (gradients summed over the
+    batch) Jain et al.'s gamma multiplies the summed gradient as the step does, so a sum-convention
+    model (lr, gamma, B) is the batch-mean model (B lr, B gamma): equal values, and equal
+    stability limits."""
+    from spectral_theory.solvers.base import model_stability_limit
+
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=30), st.PowerLawTarget(b=2.0), noise=0.2)
+    B = 4
+    summed = st.Model("m", steps=200, schedule=0.02, batch=B, lr_convention="sum",
+                      momentum={"kind": "accelerated", "alpha": 0.5, "beta": 0.2, "gamma": 0.05})
+    mean = st.Model("m", steps=200, schedule=0.08, batch=B,
+                    momentum={"kind": "accelerated", "alpha": 0.5, "beta": 0.2, "gamma": 0.2})
+    out = st.Output(at=(0, 50, 200))
+    a = st.predict(st.Scenario(prob, (summed,), output=out), method="exact")
+    b = st.predict(st.Scenario(prob, (mean,), output=out), method="exact")
+    np.testing.assert_allclose(a["m"].excess_risk, b["m"].excess_risk, rtol=1e-13)
+    assert summed.describe()["momentum"]["gamma"] == 0.05  # echoed as written
+    la = model_stability_limit(st.Scenario(prob, (summed,)), 0)
+    lb = model_stability_limit(st.Scenario(prob, (mean,)), 0)
+    assert la == pytest.approx(lb, rel=1e-12)
+
+
+def test_momentum_instability_messages(tmp_path):
+    """Issue 13 review, finding 8: per-step momentum coefficients have no single limit (the error
+    said 'largest stable constant step ... is nan' and named a 'final constant phase (steps
+    39-39)'); a marginal map (spectral radius exactly 1) said 'grow ... by a factor up to 1'."""
+    from spectral_theory.errors import InstabilityError
+
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=50), st.PowerLawTarget(b=2.0), noise=0.1)
+    beta = [0.1] * 30 + [0.9 + 0.01 * k for k in range(10)]
+    m = st.Model("m", steps=40, schedule=0.5, momentum={"kind": "heavy_ball", "beta": beta})
+    with pytest.raises(InstabilityError) as err:
+        st.predict(st.Scenario(prob, (m,)), method="exact")
+    msg = str(err.value)
+    assert "nan" not in msg and "no single stability limit" in msg and "steps 30-39, to the end of training" in msg
+    assert "final constant phase" not in msg
+    warm = st.Model("m", steps=40, schedule=0.5, momentum={"kind": "heavy_ball", "beta": [0.95] * 2 + [0.1] * 38})
+    with pytest.warns(RuntimeWarning) as rec:
+        st.predict(st.Scenario(prob, (warm,)), method="exact")
+    text = " ".join(str(w.message) for w in rec)
+    assert "steps 0-1" in text and "nan" not in text
+    marginal = st.Model("m", steps=40, schedule=0.03,
+                        momentum={"kind": "general", "r": 0.0, "p_e": 0.0, "p_v": 1.0, "k_v": 1.0})
+    with pytest.raises(InstabilityError, match="do not decay") as err:
+        st.predict(st.Scenario(prob, (marginal,)), method="exact")
+    assert "factor up to 1 per step" not in str(err.value)

@@ -384,6 +384,11 @@ class Model:
                 obj.check_steps(self.steps)
             except SpecError as err:
                 raise SpecError(f"{f}.{err.field}", err.value, err.allowed) from None
+            if key == "momentum" and obj.kind == "accelerated":
+                import dataclasses
+
+                # gamma multiplies the (summed, under 'sum') gradient as the step size does
+                obj = dataclasses.replace(obj, gain_scale=float(self.batch) if self.lr_convention == "sum" else 1.0)
             object.__setattr__(self, key, obj)
 
     @property

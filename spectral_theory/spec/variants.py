@@ -232,7 +232,9 @@ class Momentum:
     * ``accelerated`` (``alpha``, ``beta``, ``gamma``; Jain et al. 2018, Algorithm 1, with
       their ``delta`` = the model's step ``eta_t``): ``y = alpha phi + (1 - alpha) v``,
       ``phi' = y - delta G(y)``, ``v' = beta y + (1 - beta) v - gamma G(y)``; i.e. ``r = alpha``,
-      ``p_e = alpha``, ``p_v = alpha beta``, ``k_v = gamma / eta_t``;
+      ``p_e = alpha``, ``p_v = alpha beta``, ``k_v = gamma / eta_t``. ``gamma`` is a step size
+      like ``delta``: a model with ``lr_convention = 'sum'`` (gradients summed over the batch)
+      scales it by the batch size, as it scales the schedule (``gain_scale``);
     * ``general`` (``r``, ``p_e``, ``p_v``, ``k_v``): the update above as written.
 
     Every coefficient is a number or a list of one number per step (step-dependent
@@ -248,6 +250,9 @@ class Momentum:
     p_e: Any = None
     p_v: Any = None
     k_v: Any = None
+    #: ``gamma``'s factor to the batch-mean convention, set by a model with
+    #: ``lr_convention = 'sum'`` (its batch size; not a file key, not in :meth:`describe`)
+    gain_scale: float = 1.0
 
     def __post_init__(self):
         f = "momentum"
@@ -319,7 +324,7 @@ class Momentum:
             return r, 1.0 + b, one, eta, eta * 0.0
         if k == "accelerated":
             a, b = self.alpha, self.beta
-            return a, a, a * b, eta, self.gamma + eta * 0.0
+            return a, a, a * b, eta, self.gamma * self.gain_scale + eta * 0.0
         return self.r, self.p_e, self.p_v, eta, self.k_v * eta
 
     def describe(self) -> dict[str, Any]:
