@@ -1,4 +1,4 @@
-"""Cost of the SGD variants (iterate averaging, momentum; docs/theory.md §11) at d = 10^5.
+"""Cost of the SGD variants (iterate averaging, momentum; docs/theory.md §10) at d = 10^5.
 
     python benchmarks/bench_variants.py            # about a minute
     python benchmarks/bench_variants.py --quick    # a smoke run

@@ -32,7 +32,7 @@ _PHASE_BYTES = 120
 #: chain state (calibrated: exact 24-52, renewal 40-88, ode 52-89 for 1-4 models)
 _WORK_VECTORS = 48
 _WORK_VECTORS_PER_MODEL = 16
-#: extra mode-dimension arrays of an averaged or momentum model (docs/theory.md §11): its
+#: extra mode-dimension arrays of an averaged or momentum model (docs/theory.md §10): its
 #: moments and temporaries (~40) or the 3x3 stability blocks and their solves (~60)
 _VARIANT_VECTORS = 64
 #: bytes per step of an every-step curve (renewal: ~300 measured; exact: 16)
@@ -231,7 +231,7 @@ def theory_estimate(scenario: Any, method: str = "auto", *, record_modes: bool =
     est.add(f"the chain state of {G} model(s) on {label}", 8.0 * n * (G * (G + 1) + G))
     est.add(f"working arrays on {label}", 8.0 * n * (_WORK_VECTORS + _WORK_VECTORS_PER_MODEL * G))
     variants = sum(1 for m in scenario.models if getattr(m, "is_variant", False))
-    if variants:  # docs/theory.md §11: two-state and averaged moments, momentum stability blocks
+    if variants:  # docs/theory.md §10: two-state and averaged moments, momentum stability blocks
         est.add(f"SGD variants' moments and stability blocks on {label}",
                 8.0 * n * (_VARIANT_VECTORS + 6 * G))
     reported = _reported(scenario, at)

@@ -1085,7 +1085,7 @@ def _cmd_stability(args: argparse.Namespace) -> _Output:
                        "--allow-unstable)")
         limit = (f"largest stable constant step {check.limit:.6g} (batch-mean)" if check.limit < float("inf")
                  else "no stability limit (every speed is 0: the model never moves)")
-        if getattr(m, "momentum", None) is not None and not m.momentum.is_plain:  # docs/theory.md §11
+        if getattr(m, "momentum", None) is not None and not m.momentum.is_plain:  # docs/theory.md §10
             limit = (f"{limit} with {m.momentum.kind} momentum" if m.momentum.constant else
                      "per-step momentum coefficients: each step's map tested exactly")
         lines.append(f"{m.name}: {limit}; largest step used {mx:.6g}: {verdict}\n")

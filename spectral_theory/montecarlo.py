@@ -435,7 +435,7 @@ def run_monte_carlo(
             progress = sys.stderr.isatty() and estimate > 2.0
         bar = Progress(estimate, bool(progress))
     risk = [np.empty((c.size, reps)) for c in ck]
-    # SGD variants (docs/theory.md §11): per-step coefficients, averaging weights, last-iterate risk
+    # SGD variants (docs/theory.md §10): per-step coefficients, averaging weights, last-iterate risk
     variant = [_variant_steps(m) if m.is_variant else None for m in models]
     last = [np.empty((c.size, reps)) if m.average is not None else None for m, c in zip(models, ck, strict=True)]
     dis = [np.empty((c.size, reps)) if m.teacher is not None else None for m, c in zip(models, ck, strict=True)]

@@ -87,7 +87,7 @@ class ModelResult:
     curve: np.ndarray | None = None  # excess risk at every step 0..T, if recorded
     stability_limit: float | None = None
     max_lr: float | None = None
-    #: averaged models (``docs/theory.md`` §11): the last iterate's curves at ``steps``
+    #: averaged models (``docs/theory.md`` §10): the last iterate's curves at ``steps``
     #: (``excess_risk``, and ``bias``/``variance`` (theory) or ``excess_risk_se`` and the bootstrap
     #: ``excess_risk_ci_low``/``excess_risk_ci_high`` (Monte Carlo))
     #: and its final per-mode ``second_moment``; the fields above are the deployed average's
@@ -231,7 +231,7 @@ class Result:
                 for k in keys:
                     row[k] = None if cols[k] is None else cols[k][j]
                 rows.append(row)
-        if any(m.last_iterate is not None for m in self.models.values()):  # averaged models (theory §11)
+        if any(m.last_iterate is not None for m in self.models.values()):  # averaged models (theory §10)
             k = 0
             for m in self.models.values():
                 li = None if m.last_iterate is None else np.asarray(m.last_iterate["excess_risk"]).ravel().tolist()

@@ -1,4 +1,4 @@
-"""Exact stability of momentum SGD with constant coefficients (``docs/theory.md`` §11).
+"""Exact stability of momentum SGD with constant coefficients (``docs/theory.md`` §10).
 
 For a model with momentum (:class:`~spectral_theory.spec.variants.Momentum`), the residual
 moments of a moving mode ``i`` -- ``E[e^2]``, ``E[e v]``, ``E[v^2]`` -- follow a linear map of

@@ -1,6 +1,6 @@
 """Independent dense reference for the SGD variants (iterate averaging, momentum).
 
-Written from the update rules (docs/theory.md §3 and §11), not from ``spectral_theory.solvers``,
+Written from the update rules (docs/theory.md §3 and §10), not from ``spectral_theory.solvers``,
 without the per-mode shortcut: it propagates the FULL raw second-moment matrix
 ``S = E[X X^T]`` and the mean ``E[X]`` of the stacked vector ``X`` of every error sequence of
 every model of a chain -- for model g its iterate error ``e_g``, its auxiliary error ``v_g`` and
@@ -25,7 +25,7 @@ coordinates, docs/theory.md §4, plus the B(B-1) distinct-sample pairs and the n
 so that ``E[X'] = (L - K R) E[X]`` and
 ``S' = L S L^T - L S R^T K^T - K R S L^T + K E[G G^T] K^T``.
 A model starts with ``e = v = a = -theta`` (phi = v = 0; theta deterministic).
-The step coefficients are computed here from the kinds' definitions (docs/theory.md §11).
+The step coefficients are computed here from the kinds' definitions (docs/theory.md §10).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SGD variants (iterate averaging, momentum): the exact engine against the independent dense
 reference (tests/reference_variants.py), the reduction to plain SGD, the scenario-file reader,
-the transfer layer and the solver registry (docs/theory.md §11).
+the transfer layer and the solver registry (docs/theory.md §10).
 
 Tolerance: relative 1e-10 with the floors of tests/test_engine_reference.py (a difference of
 O(R) numbers in float64 is known to ~1e-16 R whatever the code): second moments, risks and

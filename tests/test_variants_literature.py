@@ -1,4 +1,4 @@
-"""SGD variants against the literature and against closed forms (docs/theory.md §11).
+"""SGD variants against the literature and against closed forms (docs/theory.md §10).
 
 Each test names its source and the number it measures; the numbers are quoted in
 docs/variants.md.

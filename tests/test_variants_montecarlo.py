@@ -1,4 +1,4 @@
-"""SGD variants against Monte Carlo (docs/theory.md §9, §11): every averaging kind, heavy-ball,
+"""SGD variants against Monte Carlo (docs/theory.md §9, §10): every averaging kind, heavy-ball,
 Nesterov, accelerated SGD, a general two-state update and a step-dependent beta; kappa != 3,
 B > 1, and a chain whose teacher is averaged (the student learns from the average). Criterion:
 |theory - MC| <= 4 SE + 1e-12 at every reported step, for the deployed predictor's risk, the

@@ -1,4 +1,4 @@
-"""The variant kernels derived from the update rules by sympy (docs/theory.md §11): at finite
+"""The variant kernels derived from the update rules by sympy (docs/theory.md §10): at finite
 symbolic dimension the expectation of every tracked product after one step of the literal
 two-state update with averaging equals the numeric kernel expression, no product of errors of
 two different modes survives, and r = p_e = 1 reduces to plain SGD's mixed-label recursion

@@ -228,7 +228,7 @@ TRANSFER_LONG = (
     + _lineages("w2s_large", t_w2s_large, 3000, 43, "weak-to-strong at d=200 (denoising regime), uniform")
 )
 
-# SGD variants (docs/theory.md §11): averaging and momentum, kappa != 3, B > 1, an averaged teacher
+# SGD variants (docs/theory.md §10): averaging and momentum, kappa != 3, B > 1, an averaged teacher
 def v_tail_heavy_ball() -> st.Scenario:
     return st.Scenario(_pl(1.5, 2.0, 30, 0.3, R), (st.Model(
         "m", steps=300, schedule=0.05, batch=2, momentum={"kind": "heavy_ball", "beta": 0.8},

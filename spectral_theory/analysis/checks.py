@@ -124,7 +124,7 @@ def check_against_simulation(
         if tm.disagreement is not None:
             series.append(("disagreement", tm.disagreement, mm.disagreement, mm.disagreement_se,
                            mm.disagreement_ci_low, mm.disagreement_ci_high))
-        if tm.last_iterate is not None and mm.last_iterate is not None:  # averaged models (theory §11)
+        if tm.last_iterate is not None and mm.last_iterate is not None:  # averaged models (theory §10)
             li = mm.last_iterate
             series.append(("last_iterate", tm.last_iterate["excess_risk"], li["excess_risk"], li["excess_risk_se"],
                            li.get("excess_risk_ci_low"), li.get("excess_risk_ci_high")))

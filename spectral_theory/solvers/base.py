@@ -113,7 +113,7 @@ class Solver:
 
 def variant_reason(scenario: Scenario, method: str) -> str | None:
     """Why ``method`` declines a scenario with an averaged or momentum model (``docs/theory.md``
-    §11), or ``None`` when every model is plain SGD. The variants are solved by ``exact`` only.
+    §10), or ``None`` when every model is plain SGD. The variants are solved by ``exact`` only.
     The renewal solver of §6 implements plain SGD's scalar per-mode factor only; a constant-phase
     solve of a momentum mode would need the 3x3 resolvents ``(z - D_i)^-1`` and the coupling
     ``K(z) = sum_i w^T (z - D_i)^-1 b_i`` (built for the stability test,
@@ -133,7 +133,7 @@ def model_stability_limit(scenario: Scenario, index: int) -> float:
     """Largest stable constant step of model ``index`` (batch-mean convention)."""
     m = scenario.models[index]
     s = m.speed_profile(scenario.problem.eigenvalues)
-    if _has_momentum(m) and m.momentum.constant:  # docs/theory.md §11
+    if _has_momentum(m) and m.momentum.constant:  # docs/theory.md §10
         from ..stability_momentum import momentum_limit
 
         return momentum_limit(m.momentum, s, m.batch, scenario.problem.kappa)
@@ -161,7 +161,7 @@ def guard_chain(scenario: Scenario, on_unstable: str, diagnostics: dict[str, Any
 def guard_model(m: Any, lam: np.ndarray, kappa: float, on_unstable: str, warn_msgs: list[str] | None = None,
                 unstable: dict | None = None) -> StepCheck:
     """The stability policy for one model: :func:`~spectral_theory.stability.guard_steps`, or for a
-    model with momentum the exact test of its 3x3 maps (``docs/theory.md`` §11)."""
+    model with momentum the exact test of its 3x3 maps (``docs/theory.md`` §10)."""
     if _has_momentum(m):
         return _guard_momentum_model(m, lam, kappa, on_unstable, warn_msgs, unstable)
     return guard_steps(m.name, m.phases(), m.speed_profile(lam), m.batch, kappa, on_unstable=on_unstable,
@@ -175,7 +175,7 @@ def _has_momentum(m: Any) -> bool:
 
 def _guard_momentum_model(m: Any, lam: np.ndarray, kappa: float, on_unstable: str, warn_msgs: list[str],
                           unstable: dict) -> StepCheck:
-    """The stability policy for a model with momentum (``docs/theory.md`` §11): the exact
+    """The stability policy for a model with momentum (``docs/theory.md`` §10): the exact
     radius of its per-mode 3x3 maps with the rank-one noise coupling."""
     from ..spec.variants import variant_phases
     from ..stability_momentum import guard_momentum

@@ -75,7 +75,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     """Train model ``gi`` of the chain (models ``0..gi-1`` are in ``state``) and report its curves
     (``check``: what the stability policy found for it)."""
     model = scenario.models[gi]
-    if model.is_variant:  # averaging and/or momentum (docs/theory.md §11); plain SGD below, unchanged
+    if model.is_variant:  # averaging and/or momentum (docs/theory.md §10); plain SGD below, unchanged
         from .variants import train_variant
 
         return train_variant(state, scenario, gi, ckpt, record_modes=record_modes, every_step=every_step,

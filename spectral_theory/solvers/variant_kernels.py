@@ -1,4 +1,4 @@
-"""Exact per-mode moment steps of the SGD variants (``docs/theory.md`` §11).
+"""Exact per-mode moment steps of the SGD variants (``docs/theory.md`` §10).
 
 A model with momentum keeps two per-mode errors, ``e`` (its iterate minus ``theta``) and ``v``
 (the auxiliary sequence minus ``theta``); one step (``spectral_theory.spec.variants.Momentum``) is

@@ -1,4 +1,4 @@
-"""The exact step-by-step engine for averaged and momentum models (``docs/theory.md`` §11).
+"""The exact step-by-step engine for averaged and momentum models (``docs/theory.md`` §10).
 
 :func:`train_variant` trains one model of the chain whose spec has ``average`` and/or
 ``momentum`` (:mod:`spectral_theory.spec.variants`), with the per-mode steps of

@@ -371,7 +371,7 @@ class Model:
         self._check_features(f)
 
     def _check_variants(self, f: str) -> None:
-        """Averaging and momentum (``docs/theory.md`` §11): tables or objects, checked against
+        """Averaging and momentum (``docs/theory.md`` §10): tables or objects, checked against
         the steps; errors re-rooted under this model's field."""
         from .variants import parse_average, parse_momentum
 

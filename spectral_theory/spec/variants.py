@@ -1,4 +1,4 @@
-"""SGD variants of a model: iterate averaging and momentum (``docs/theory.md`` §11).
+"""SGD variants of a model: iterate averaging and momentum (``docs/theory.md`` §10).
 
 * :class:`Average` -- the predictor a model deploys is a weighted average of its iterates
   ``phi_0 .. phi_T``: uniform (Polyak-Ruppert) from a start step, the tail (the last fraction or

@@ -1,5 +1,5 @@
 """Derivation of the per-mode moment steps of the SGD variants from their update rules
-(``docs/theory.md`` §11), the same way :mod:`spectral_theory.symbolic.recursions` derives plain
+(``docs/theory.md`` §10), the same way :mod:`spectral_theory.symbolic.recursions` derives plain
 SGD's: expectations over a fresh batch at a finite symbolic dimension ``D``, latent coordinates
 with free third moment, error variables independent of the batch.
 
@@ -151,7 +151,7 @@ def generate_document() -> str:
     lines = document_header(
         "Moment steps of the SGD variants: averaging and momentum",
         "spectral_theory/symbolic/variants.py",
-        "Specification: `docs/theory.md` §11; reference: `docs/variants.md`. The numeric steps are "
+        "Specification: `docs/theory.md` §10; reference: `docs/variants.md`. The numeric steps are "
         "`spectral_theory/solvers/variant_kernels.py`, checked here symbol for symbol against the "
         "expectation of the literal update.")
     lines += [

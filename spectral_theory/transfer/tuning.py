@@ -139,7 +139,7 @@ def tune_lr(spec: Distillation | WeakToStrong | Chain, *, grid: int = 21, object
     student = getattr(spec, field_) or spec.base  # chain without child: the base recipe
     s = student.speed_profile(spec.problem.eigenvalues)
     mom = getattr(student, "momentum", None)
-    if mom is not None and not mom.is_plain:  # docs/theory.md §11: the momentum model's own limit
+    if mom is not None and not mom.is_plain:  # docs/theory.md §10: the momentum model's own limit
         if not mom.constant:
             raise SpecError(f"{field_}.momentum", mom.describe(),
                             "tune_lr needs constant momentum coefficients (a per-step list has no single "
