@@ -630,9 +630,9 @@ def _sweep_run(args: argparse.Namespace, fn: Callable, **extra: Any) -> Any:
     if over.get("batch_size", 1) < 1:
         raise SpecError("--batch-size", over["batch_size"], "must be an integer >= 1")
     if over.get("format") == "parquet":
-        from .sweeps.spec import _has_pyarrow
+        from .sweeps.spec import has_pyarrow
 
-        if not _has_pyarrow():
+        if not has_pyarrow():
             raise SpecError("--format", "parquet", "needs pyarrow (pip install \".[sweeps]\"); or use --format csv")
     sw = dataclasses.replace(sw, **over)
     if args.workers is not None and args.workers < 1:
@@ -1448,7 +1448,7 @@ def _cmd_gallery(args: argparse.Namespace) -> _Output:
     if not parent.is_dir():
         raise SpecError("--out", args.gallery_dir, f"lies under {str(parent)!r}, which is not a directory")
     from .figures import FORMATS
-    from .figures.gallery import _select
+    from .figures.gallery import select_entries
     from .figures.style import check_style, check_width
 
     formats = [f.strip().lower().lstrip(".") for f in (args.formats or "png").split(",")]
@@ -1457,7 +1457,7 @@ def _cmd_gallery(args: argparse.Namespace) -> _Output:
     try:
         check_style(args.style or "default")
         check_width(args.width)
-        _select(args.only, args.simulate)
+        select_entries(args.only, args.simulate)
     except SpecError as err:
         raise SpecError(f"--{err.field}", err.value, err.allowed) from None
     if args.reps is not None and args.reps < 2:

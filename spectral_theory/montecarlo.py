@@ -32,7 +32,7 @@ import numpy as np
 from .errors import SpecError
 from .result import ModelResult, ModeProfile, Result
 from .spec import Features, Scenario
-from .stability import DEFAULT_ON_UNSTABLE, _user_stacklevel
+from .stability import DEFAULT_ON_UNSTABLE, user_stacklevel
 
 __all__ = ["run_monte_carlo", "sample_latent", "estimate_simulation_seconds", "mean_interval",
            "skewness_check", "bootstrap_means", "Replicates", "Progress", "HeavyTailWarning",
@@ -268,7 +268,7 @@ def _deterministic(x: np.ndarray) -> np.ndarray:
     return np.all(x == x[..., :1], axis=-1)
 
 
-def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, standard error (sd with ``R - 1`` over sqrt R) and the deterministic rows, along
     the last axis; computed on rows scaled by their largest magnitude (no spurious overflow);
     a deterministic row's mean is its value and its SE exactly 0."""
@@ -309,7 +309,7 @@ def mean_interval(
     R = x2.shape[-1]
     if R < 2:
         raise SpecError("reps", R, "must be at least 2 for an interval")
-    mean, se, det = _mean_se(x2)
+    mean, se, det = mean_se(x2)
     lo, hi = mean.copy(), mean.copy()
     live = np.flatnonzero(~det)
     if live.size:
@@ -585,7 +585,7 @@ def run_monte_carlo(
                 rows.append(arr)
                 off += arr.shape[0]
     allx = np.concatenate(rows, axis=0)
-    mean, se, _ = _mean_se(allx)
+    mean, se, _ = mean_se(allx)
     lo, hi = mean_interval(allx, seed=int(seed)) if off else (mean, mean)
     lo = np.maximum(lo, 0.0)  # a risk or a disagreement is >= 0, and so is its mean
     g1, needed = skewness_check(allx) if off else (mean, mean)
@@ -625,7 +625,7 @@ def run_monte_carlo(
                     f"not have been sampled; read the bootstrap intervals ({ci_name}_ci_low/high), or use "
                     "more replicates")
         if final_sq is not None:
-            sm, sse, _ = _mean_se(final_sq[gi].T)
+            sm, sse, _ = mean_se(final_sq[gi].T)
         else:
             sm = f_mean[gi].copy()
             with np.errstate(over="ignore", invalid="ignore"):
@@ -655,9 +655,9 @@ def run_monte_carlo(
         bar.close()
     warn_msgs.extend(heavy_msgs)
     for msg in heavy_msgs:
-        warnings.warn(msg, HeavyTailWarning, stacklevel=_user_stacklevel())
+        warnings.warn(msg, HeavyTailWarning, stacklevel=user_stacklevel())
     names = [m.name for m in models]
-    pmean, _, _ = _mean_se(pair_dis)
+    pmean, _, _ = mean_se(pair_dis)
     if not np.all(np.isfinite(pmean)):
         raise overflow(G - 1, models[-1].steps, "the simulated pairwise disagreement overflowed")
     disagreement = {names[g]: {names[h]: float(pmean[g, h]) for h in range(G)} for g in range(G)}

@@ -459,7 +459,25 @@ class StepCheck:
         return InstabilityError(self.model, int(step), float(lr), self.limit, detail=detail)
 
 
-def _user_stacklevel() -> int:
+def report_transient(name: str, check: StepCheck, on_unstable: str, unstable_steps: dict | None,
+                     warn_msgs: list | None) -> StepCheck:
+    """Record a schedule's transient excursion above the limit in ``unstable_steps`` and, under
+    ``on_unstable="warn"``, warn once (plain and momentum SGD alike; ``docs/theory.md`` §5)."""
+    if unstable_steps is not None:
+        unstable_steps[name] = check.entry()
+    if on_unstable == "warn":
+        msg = (f"model {name!r}: {check.summary()}. The schedule returns below the limit, so it "
+               "is computed (the risk grows over those steps); on_unstable='ignore' (CLI "
+               "--allow-unstable) silences this warning, 'raise' (--strict-stability) refuses it")
+        if warn_msgs is not None:
+            warn_msgs.append(msg)
+        import warnings
+
+        warnings.warn(msg, RuntimeWarning, stacklevel=user_stacklevel())
+    return check
+
+
+def user_stacklevel() -> int:
     """``stacklevel`` for a warning issued by the caller of this function that points at the
     first frame outside this package (the user's call)."""
     import os
@@ -492,7 +510,7 @@ def _warn_near_limit(name: str, lrs: np.ndarray, limit: float, speeds: np.ndarra
         warn_msgs.append(msg)
     import warnings
 
-    warnings.warn(msg, RuntimeWarning, stacklevel=_user_stacklevel())
+    warnings.warn(msg, RuntimeWarning, stacklevel=user_stacklevel())
 
 
 def guard_steps(name: str, phases, speeds: np.ndarray, batch: int, kappa: float, *, on_unstable: str,
@@ -564,15 +582,4 @@ def guard_steps(name: str, phases, speeds: np.ndarray, batch: int, kappa: float,
                           f"limit: the risk grows geometrically, by a factor up to "
                           f"{rates[final[1]]:.6g} per step, to the end of training "
                           "(on_unstable='ignore', CLI --allow-unstable, computes it anyway)")
-    if unstable_steps is not None:
-        unstable_steps[name] = check.entry()
-    if on_unstable == "warn":
-        msg = (f"model {name!r}: {check.summary()}. The schedule returns below the limit, so it "
-               "is computed (the risk grows over those steps); on_unstable='ignore' (CLI "
-               "--allow-unstable) silences this warning, 'raise' (--strict-stability) refuses it")
-        if warn_msgs is not None:
-            warn_msgs.append(msg)
-        import warnings
-
-        warnings.warn(msg, RuntimeWarning, stacklevel=_user_stacklevel())
-    return check
+    return report_transient(name, check, on_unstable, unstable_steps, warn_msgs)

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SpecError
-from .stability import NEAR_LIMIT, StepCheck, _user_stacklevel, check_on_unstable
+from .stability import NEAR_LIMIT, StepCheck, check_on_unstable, report_transient, user_stacklevel
 
 __all__ = ["momentum_blocks", "momentum_radius", "is_stable_momentum", "momentum_limit", "momentum_beta_limit",
            "guard_momentum", "DENSE_MODES"]
@@ -313,7 +313,7 @@ def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unst
                 warn_msgs.append(msg)
             import warnings
 
-            warnings.warn(msg, RuntimeWarning, stacklevel=_user_stacklevel())
+            warnings.warn(msg, RuntimeWarning, stacklevel=user_stacklevel())
         return StepCheck(name, limit, total, (), {}, 0.0, 0.0, None)
     ranges: list[tuple[int, int]] = []
     rates: dict[float, float] = {}
@@ -349,15 +349,4 @@ def guard_momentum(name: str, runs, speeds, batch: int, kappa: float, *, on_unst
                           f"{what}, to the end of training, {'are' if per_step else 'is'} above the limit of "
                           f"momentum SGD: {_growth_words(g_final)} (on_unstable='ignore', CLI "
                           "--allow-unstable, computes it anyway)")
-    if unstable_steps is not None:
-        unstable_steps[name] = check.entry()
-    if on_unstable == "warn":
-        msg = (f"model {name!r}: {check.summary()}. The schedule returns below the limit, so it "
-               "is computed (the risk grows over those steps); on_unstable='ignore' (CLI "
-               "--allow-unstable) silences this warning, 'raise' (--strict-stability) refuses it")
-        if warn_msgs is not None:
-            warn_msgs.append(msg)
-        import warnings
-
-        warnings.warn(msg, RuntimeWarning, stacklevel=_user_stacklevel())
-    return check
+    return report_transient(name, check, on_unstable, unstable_steps, warn_msgs)

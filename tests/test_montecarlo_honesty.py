@@ -60,12 +60,12 @@ def issue_hard_lineage():
 
     from spectral_theory.spec import read_scenario_file
     from spectral_theory.transfer import transfer_from_dict
-    from spectral_theory.transfer.report import _with_final
+    from spectral_theory.transfer.report import with_final
 
     spec = transfer_from_dict(read_scenario_file(EXAMPLES / "transfer.toml"), kind="kd", overrides={},
                               name="transfer")
     hard = spec.lineages()["hard"]
-    return hard, _with_final(hard)
+    return hard, with_final(hard)
 
 
 # ---------------------------------------------------------------------------- exact zeros
@@ -431,7 +431,7 @@ def test_no_non_finite_number_reaches_a_monte_carlo_result():
 
 def test_huge_but_finite_replicates_give_finite_statistics():
     x = np.array([[1e307, 1.7e308, 5e307, 1e306], [1e-300, 0.0, 2e-300, 5e-301]])
-    mean, se, det = montecarlo._mean_se(x)
+    mean, se, det = montecarlo.mean_se(x)
     assert np.all(np.isfinite(mean)) and np.all(np.isfinite(se)) and not det.any()
     assert mean[0] == pytest.approx(np.mean(x[0] / 1e300) * 1e300, rel=1e-12)
 

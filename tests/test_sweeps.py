@@ -580,7 +580,7 @@ def test_validation_table_is_the_same_for_any_executor(tmp_path, cluster):
     x = np.concatenate(reps, axis=1)
     row = serial.table[(serial.table["point"] == 3) & (serial.table["model"] == "kd_student")
                        & (serial.table["quantity"] == "excess_risk")]
-    # (montecarlo._mean_se scales each row by its largest value first: equal to round-off)
+    # (montecarlo.mean_se scales each row by its largest value first: equal to round-off)
     np.testing.assert_allclose(row["mc"].to_numpy(), x.mean(axis=1), rtol=1e-13, atol=0)
     # (and a step where every replicate agrees, step 0, has a standard error of exactly 0)
     se = np.where(np.all(x == x[:, :1], axis=1), 0.0, x.std(axis=1, ddof=1) / math.sqrt(60))
@@ -662,7 +662,7 @@ def test_validate_sweep_cli_fails_on_a_tight_criterion(tmp_path, capsys):
 def test_csv_without_pyarrow_and_nothing_left_by_a_failed_start(tmp_path, monkeypatch, capsys):
     import spectral_theory.sweeps.spec as spec_mod
 
-    monkeypatch.setattr(spec_mod, "_has_pyarrow", lambda: False)
+    monkeypatch.setattr(spec_mod, "has_pyarrow", lambda: False)
     res = sweep(base=kd_base(), design={"kind": "grid", "fields": {"student.lr": [0.1]}}, kind="kd",
                 out=tmp_path / "c", progress=False)
     assert res.sweep.format == "csv" and (tmp_path / "c" / "results.csv").is_file()

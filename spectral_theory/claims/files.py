@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from ..spec.files import _check_keys, read_scenario_file
+from ..spec.files import check_keys, read_scenario_file
 from .claim import KINDS, Claim, Quantity
 from .domain import Domain, Param
 from .search import STRATEGIES
@@ -65,7 +65,7 @@ class ClaimFile:
 
 
 def _search(field: str, t: Any) -> dict[str, Any]:
-    _check_keys(field, t, SEARCH_KEYS)
+    check_keys(field, t, SEARCH_KEYS)
     out: dict[str, Any] = {}
     if "budget" in t:
         b = t["budget"]
@@ -93,7 +93,7 @@ def _search(field: str, t: Any) -> dict[str, Any]:
 def _param(field: str, name: str, t: Any) -> Param:
     if isinstance(t, list):
         t = {"values": t}
-    _check_keys(field, t, PARAM_KEYS)
+    check_keys(field, t, PARAM_KEYS)
     try:
         return Param(t.get("lo"), t.get("hi"), log=t.get("log", False), integer=t.get("integer", False),
                      values=t.get("values"), path=t.get("path"), name=name)
@@ -114,7 +114,7 @@ def _options(field: str, t: Any) -> dict[str, Any]:
 def _quantity(field: str, t: Any) -> Any:
     if isinstance(t, (str, int, float)) and not isinstance(t, bool):
         return t  # an expression, parsed by the claim
-    _check_keys(field, t, QUANTITY_KEYS, {"quantity"})
+    check_keys(field, t, QUANTITY_KEYS, {"quantity"})
     if not isinstance(t["quantity"], str):
         raise SpecError(f"{field}.quantity", t["quantity"], "must be the name of a quantity")
     s = t.get("set", {})
@@ -148,7 +148,7 @@ def _claim(i: int, t: Any, scenario: dict | None, base_dir: Path) -> tuple[Claim
     kind = t.get("kind")
     if kind not in KINDS:
         raise SpecError(f"{field}.kind", kind, f"must be one of {list(KINDS)}")
-    _check_keys(field, t, CLAIM_KEYS[kind], {"name", "kind"})
+    check_keys(field, t, CLAIM_KEYS[kind], {"name", "kind"})
     name = t["name"]
     if not isinstance(name, str) or not name:
         raise SpecError(f"{field}.name", name, "must be a non-empty string")
@@ -208,7 +208,7 @@ def _check_types(field: str, kw: dict[str, Any]) -> None:
 
 def read_claims(data: Any, *, base_dir: str | Path = ".") -> ClaimFile:
     """Claims from a claim file's parsed contents (module docstring)."""
-    _check_keys("claims file", data, FILE_KEYS, {"claims"})
+    check_keys("claims file", data, FILE_KEYS, {"claims"})
     base = Path(base_dir)
     scenario = _scenario("scenario", data["scenario"], base) if "scenario" in data else None
     search = _search("search", data.get("search", {}))

@@ -158,7 +158,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def read_data(path: str | Path) -> FigureData:
     """Read a figure's JSON record and the CSV it names (beside it), strictly."""
-    from ..spec.files import _check_keys
+    from ..spec.files import check_keys
 
     path = Path(path)
     if path.suffix.lower() != ".json" or not path.is_file():
@@ -172,7 +172,7 @@ def read_data(path: str | Path) -> FigureData:
     if not isinstance(rec, dict) or rec.get("format") != FORMAT:
         raise SpecError("figure data", str(path), f"is not a figure's data record (its \"format\" is not {FORMAT!r}): "
                                                   "replot reads the NAME.json written beside a figure")
-    _check_keys("figure data", rec, RECORD_KEYS, RECORD_KEYS)
+    check_keys("figure data", rec, RECORD_KEYS, RECORD_KEYS)
     if rec["format_version"] != FORMAT_VERSION:
         raise SpecError("figure data.format_version", rec["format_version"], f"must be {FORMAT_VERSION}")
     from .kinds import KINDS
@@ -186,7 +186,7 @@ def read_data(path: str | Path) -> FigureData:
             raise SpecError(f"figure data.{key}", rec[key], f"must be a {typ.__name__}")
     types: dict[str, str] = {}
     for i, c in enumerate(rec["columns"]):
-        _check_keys(f"figure data.columns[{i}]", c, {"name", "type"}, {"name", "type"})
+        check_keys(f"figure data.columns[{i}]", c, {"name", "type"}, {"name", "type"})
         if not isinstance(c["name"], str) or c["type"] not in _TYPES:
             raise SpecError(f"figure data.columns[{i}]", c, f"must name a column and a type in {list(_TYPES)}")
         types[c["name"]] = c["type"]

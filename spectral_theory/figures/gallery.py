@@ -427,7 +427,7 @@ GALLERY: tuple[GalleryEntry, ...] = (
 NAMES = tuple(e.name for e in GALLERY)
 
 
-def _select(only: Any, simulate: bool) -> list[GalleryEntry]:
+def select_entries(only: Any, simulate: bool) -> list[GalleryEntry]:
     if only is None:
         return [e for e in GALLERY if simulate or not e.simulate]
     names = [n.strip() for n in only.split(",")] if isinstance(only, str) else list(only)
@@ -446,11 +446,11 @@ def gallery_data(*, simulate: bool = False, reps: int = MC_REPS, seed: int = 0, 
     """The data of every gallery figure (``only``: some of :data:`NAMES`; ``simulate``: with the
     Monte Carlo figures), each with its caption; one progress bar over the figures."""
     from ..montecarlo import Progress
-    from .kinds import _progress_on
+    from .kinds import progress_on
 
-    entries = _select(only, simulate)
+    entries = select_entries(only, simulate)
     o = {"style": style, "width": width, "reps": reps, "seed": seed, "progress": False}
-    bar = Progress(sum(e.weight for e in entries), _progress_on(progress, True), label="gallery")
+    bar = Progress(sum(e.weight for e in entries), progress_on(progress, True), label="gallery")
     out = []
     _CACHE.clear()
     try:

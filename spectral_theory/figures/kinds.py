@@ -583,7 +583,7 @@ def map_data(source: Any, x: tuple[str, Sequence] | None = None, y: tuple[str, S
         if not ok:  # transfer_map's own error names the malformed axis
             transfer_map(source, x, y, metric=metric, method=method)
         xs = list(x[1])
-        bar = Progress(len(xs), _progress_on(progress, len(xs) * len(y[1]) > 8), label="map")
+        bar = Progress(len(xs), progress_on(progress, len(xs) * len(y[1]) > 8), label="map")
         cache = PrefixCache()
         rows, ran = [], set()
         try:
@@ -621,7 +621,7 @@ def map_data(source: Any, x: tuple[str, Sequence] | None = None, y: tuple[str, S
                       _options({"annotate": bool(annotate)}, style, width))
 
 
-def _progress_on(progress: bool | None, long: bool) -> bool:
+def progress_on(progress: bool | None, long: bool) -> bool:
     if progress is None:
         import sys
 
@@ -950,7 +950,7 @@ def stability_data(source: Any, *, models: Any = None, fractions: Sequence[float
     prob = source.problem
     cols: dict[str, list] = {k: [] for k in ("model", "fraction", "lr", "final_risk", "bias", "variance")}
     limits, used, best, ran = {}, {}, {}, set()
-    bar = Progress(len(names) * len(fr), _progress_on(progress, len(names) * len(fr) * source.problem.d > 2e5),
+    bar = Progress(len(names) * len(fr), progress_on(progress, len(names) * len(fr) * source.problem.d > 2e5),
                    label="stability")
     cache = PrefixCache()
     final = [m.steps for m in source.models]

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..result import ModelResult, ModeProfile, Result
-from ..solvers.base import PrefixCache, Solver, _nonneg
+from ..solvers.base import PrefixCache, Solver, nonnegative
 from ..spec import ArraySpectrum, ArrayTarget, Features, Model, Output, Problem, Scenario
 from ..spec.sketch import eigensystem
 
@@ -288,9 +288,9 @@ class SketchedSolver(Solver):
         if approx_msg is not None:
             import warnings
 
-            from ..stability import _user_stacklevel
+            from ..stability import user_stacklevel
 
-            warnings.warn(approx_msg, SketchApproximationWarning, stacklevel=_user_stacklevel())
+            warnings.warn(approx_msg, SketchApproximationWarning, stacklevel=user_stacklevel())
         theta = np.sqrt(np.asarray(prob.theta2, dtype=float))
         # the off-diagonal factors depend on the model only (not on the source): once per model
         # (O(r^2) per constant phase, so O(r^2 T) for a step-varying schedule)
@@ -320,14 +320,14 @@ class SketchedSolver(Solver):
                 mu = np.where(theta > 0, (bias["mean"] - theta) / np.where(theta > 0, theta, 1.0), np.nan)
             results[m.name] = ModelResult(
                 name=m.name, steps=np.asarray(at[m.name], dtype=np.int64),
-                excess_risk=_nonneg(tot("risk")), bias=_nonneg(bias["risk"]),
-                variance=_nonneg(var["risk"] if var is not None else zero),
+                excess_risk=nonnegative(tot("risk")), bias=nonnegative(bias["risk"]),
+                variance=nonnegative(var["risk"] if var is not None else zero),
                 teacher=m.teacher,
-                disagreement=None if bias["dis"] is None else _nonneg(tot("dis")),
-                modes=ModeProfile(second_moment=_nonneg(e2_b + e2_v), bias=_nonneg(e2_b),
-                                  variance=_nonneg(e2_v), first_moment=mu,
+                disagreement=None if bias["dis"] is None else nonnegative(tot("dis")),
+                modes=ModeProfile(second_moment=nonnegative(e2_b + e2_v), bias=nonnegative(e2_b),
+                                  variance=nonnegative(e2_v), first_moment=mu,
                                   theta2=np.asarray(prob.theta2)),
-                curve=None if bias["curve"] is None else _nonneg(tot("curve")),
+                curve=None if bias["curve"] is None else nonnegative(tot("curve")),
                 stability_limit=bias["limit"], max_lr=bias["max_lr"],
             )
             diagnostics["inner_methods"][m.name] = bias["inner"]
@@ -346,7 +346,7 @@ class SketchedSolver(Solver):
         dis = {a: {b: 0.0 for b in names} for a in names}
         for g in range(G):
             for h in range(g):
-                v = _nonneg(sum(r["pair"][(g, h)] for r in runs))
+                v = nonnegative(sum(r["pair"][(g, h)] for r in runs))
                 dis[names[g]][names[h]] = dis[names[h]][names[g]] = v
         diagnostics["seconds"] = time.perf_counter() - t0
         return Result(method=self.name, models=results, scenario=scenario, disagreement=dis,

@@ -242,7 +242,7 @@ class ChainState:
         return g
 
 
-def _nonneg(x):
+def nonnegative(x):
     """Reported second moments and disagreements are >= 0 exactly; where the exact value is 0
     the recursion can return -1e-16-sized round-off, which is clipped (the state is not)."""
     return np.maximum(x, 0.0) if isinstance(x, np.ndarray) else max(float(x), 0.0)
@@ -318,7 +318,7 @@ def pairwise_disagreement(state: ChainState, names: list[str],
                           weights: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """Final ``E||phi_g - phi_h||^2`` for every pair (``weights``: mode multiplicities)."""
     def total(v: np.ndarray) -> float:
-        return _nonneg(float(v.sum() if weights is None else v @ weights))
+        return nonnegative(float(v.sum() if weights is None else v @ weights))
 
     return {names[g]: {names[h]: total(state.disagreement_modes(g, h)) for h in range(len(names))}
             for g in range(len(names))}
@@ -329,7 +329,7 @@ def model_result(model: Any, ckpt: np.ndarray, risk: np.ndarray, state: ChainSta
                  curve: np.ndarray | None, limit: float, max_lr: float) -> ModelResult:
     """The :class:`ModelResult` of model ``g`` from its checkpoint risks ``risk`` (shape
     ``(len(ckpt), 2)``: bias and variance rows) and its final per-mode state."""
-    risk = _nonneg(risk)
+    risk = nonnegative(risk)
     Mgg = state.M[(g, g)]
     return ModelResult(
         name=model.name,
@@ -338,11 +338,11 @@ def model_result(model: Any, ckpt: np.ndarray, risk: np.ndarray, state: ChainSta
         bias=risk[:, 0].copy(),
         variance=risk[:, 1].copy(),
         teacher=model.teacher,
-        disagreement=None if disagreement is None else _nonneg(disagreement),
-        modes=ModeProfile(second_moment=_nonneg(Mgg.sum(axis=0)), bias=_nonneg(Mgg[0]),
-                          variance=_nonneg(Mgg[1]), first_moment=state.mu[g].copy(),
+        disagreement=None if disagreement is None else nonnegative(disagreement),
+        modes=ModeProfile(second_moment=nonnegative(Mgg.sum(axis=0)), bias=nonnegative(Mgg[0]),
+                          variance=nonnegative(Mgg[1]), first_moment=state.mu[g].copy(),
                           theta2=state.theta2),
-        mode_curves=None if mode_curves is None else _nonneg(mode_curves),
+        mode_curves=None if mode_curves is None else nonnegative(mode_curves),
         curve=curve,
         stability_limit=limit,
         max_lr=max_lr,

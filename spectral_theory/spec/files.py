@@ -61,7 +61,7 @@ TRANSFER_KEYS = frozenset({"kind", "alpha", "generations", *_ROLE_KIND})
 MAX_GENERATIONS = 1000
 
 
-def _check_keys(field: str, table: Any, allowed: Any, required: Any = ()) -> dict:
+def check_keys(field: str, table: Any, allowed: Any, required: Any = ()) -> dict:
     if not isinstance(table, dict):
         raise SpecError(field, table, "must be a table (TOML) / object (JSON)")
     for k in table:
@@ -95,7 +95,7 @@ def _kind(field: str, t: Any, kinds: Any) -> str:
 def _spectrum(t: Any) -> Any:
     field = "problem.spectrum"
     kind = _kind(field, t, SPECTRUM_KEYS)
-    _check_keys(field, t, SPECTRUM_KEYS[kind], SPECTRUM_KEYS[kind] - {"kind", "scale"})
+    check_keys(field, t, SPECTRUM_KEYS[kind], SPECTRUM_KEYS[kind] - {"kind", "scale"})
     if kind == "powerlaw":
         return _call(field, PowerLawSpectrum, {k: v for k, v in t.items() if k != "kind"})
     if kind == "exponential":
@@ -106,7 +106,7 @@ def _spectrum(t: Any) -> Any:
 def _target(t: Any) -> Any:
     field = "problem.target"
     kind = _kind(field, t, TARGET_KEYS)
-    _check_keys(field, t, TARGET_KEYS[kind], TARGET_KEYS[kind] - {"kind", "scale"})
+    check_keys(field, t, TARGET_KEYS[kind], TARGET_KEYS[kind] - {"kind", "scale"})
     if kind == "powerlaw":
         return _call(field, PowerLawTarget, {k: v for k, v in t.items() if k != "kind"})
     return _call(field, ArrayTarget, {"values": t["values"]})
@@ -133,7 +133,7 @@ def parse_schedule(field: str, t: Any) -> Schedule:
 
 def _model(i: int, t: Any) -> Model:
     field = f"models[{i}]"
-    _check_keys(field, t, MODEL_KEYS, {"name", "steps"})
+    check_keys(field, t, MODEL_KEYS, {"name", "steps"})
     if "lr" in t and "schedule" in t:
         raise SpecError(f"{field}.lr", t["lr"], "give either lr (constant step) or schedule, not both")
     if "schedule" in t:
@@ -152,7 +152,7 @@ def _model(i: int, t: Any) -> Model:
 
 def _features(field: str, t: Any) -> RandomFeatures:
     """A model's random features ``{p = ..., kind = "gaussian" | "orthogonal", seed = ...}``."""
-    _check_keys(field, t, FEATURES_KEYS, {"p"})
+    check_keys(field, t, FEATURES_KEYS, {"p"})
     return _call(field, RandomFeatures, dict(t))
 
 
@@ -163,7 +163,7 @@ def parse_transfer(t: Any, model_names: Any, *, field: str = "transfer") -> dict
     several comparisons, each command reading its own); ``alpha`` a number in ``[0, 1]``;
     ``generations`` an integer in ``[1, MAX_GENERATIONS]``, only for a chain. Returns the
     section with its values converted."""
-    _check_keys(field, t, TRANSFER_KEYS)
+    check_keys(field, t, TRANSFER_KEYS)
     names = list(model_names)
     out: dict[str, Any] = {}
     kind = t.get("kind")
@@ -196,8 +196,8 @@ def parse_transfer(t: Any, model_names: Any, *, field: str = "transfer") -> dict
 def read_sections(data: Any, *, name: str = "scenario") -> tuple[Scenario, dict[str, Any]]:
     """The scenario and the checked ``[transfer]`` section (``{}`` if absent) of a scenario
     file's parsed contents: every section read strictly (module docstring)."""
-    _check_keys("scenario", data, SCENARIO_KEYS, {"problem", "models"})
-    p = _check_keys("problem", data["problem"], PROBLEM_KEYS, {"spectrum", "target"})
+    check_keys("scenario", data, SCENARIO_KEYS, {"problem", "models"})
+    p = check_keys("problem", data["problem"], PROBLEM_KEYS, {"spectrum", "target"})
     if "kurtosis" in p and "features" in p:
         raise SpecError("problem.kurtosis", p["kurtosis"],
                         "give either features (a named law) or kurtosis, not both")
@@ -208,7 +208,7 @@ def read_sections(data: Any, *, name: str = "scenario") -> tuple[Scenario, dict[
     if not isinstance(models_t, list) or not models_t:
         raise SpecError("models", models_t, "must be a non-empty list of [[models]] tables")
     models = tuple(_model(i, t) for i, t in enumerate(models_t))
-    o = _check_keys("output", data.get("output", {}), OUTPUT_KEYS)
+    o = check_keys("output", data.get("output", {}), OUTPUT_KEYS)
     if "at" in o and "points" in o:
         raise SpecError("output.points", o["points"], "give either at (explicit steps) or points, not both")
     at = o.get("at")

@@ -130,13 +130,13 @@ def _model_rows(row: dict, curves: list, name: str, m: Any, summary: dict, recor
 def _scenario_point(scn: Any, cfg: dict, cache: PrefixCache, row: dict, curves: list) -> None:
     from ..api import predict, resolve_at, resolve_solver
     from ..transfer.oracle import exhaustive, from_curve, search
-    from ..transfer.report import _with_final, spectral_horizon
+    from ..transfer.report import spectral_horizon, with_final
 
     record = set(cfg["record"])
     solver, _ = resolve_solver(scn, cfg["method"], {})
     every = "oracle" in record and exhaustive(solver, scn)
     use = cache if solver.uses_cache else None
-    at = _with_final(scn)
+    at = with_final(scn)
     res = predict(scn, at=at, cache=use, method=solver, every_step=every, on_unstable=cfg["on_unstable"])
     row["method"] = res.method
     at_map = resolve_at(scn, at)

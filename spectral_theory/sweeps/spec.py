@@ -323,7 +323,7 @@ def build_spec(payload: Any, kind: str) -> Any:
 
 
 # ---------------------------------------------------------------------------- the reader
-def _check_keys(field: str, table: Any, allowed: Any) -> dict:
+def check_keys(field: str, table: Any, allowed: Any) -> dict:
     if not isinstance(table, dict):
         raise SpecError(field, table, "must be a table")
     for k in table:
@@ -362,7 +362,7 @@ def _record(kind: str, record: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(record))
 
 
-def _steps(field: str, at: Any) -> tuple[int, ...] | None:
+def steps_field(field: str, at: Any) -> tuple[int, ...] | None:
     if at is None:
         return None
     if not isinstance(at, list) or not at or any(isinstance(t, bool) or not isinstance(t, int) or t < 0
@@ -372,9 +372,9 @@ def _steps(field: str, at: Any) -> tuple[int, ...] | None:
 
 
 def _validate_settings(t: Any) -> dict[str, Any]:
-    t = _check_keys("validate", t, VALIDATE_KEYS)
+    t = check_keys("validate", t, VALIDATE_KEYS)
     out = {"reps": t.get("reps", 1000), "block": t.get("block", 100), "seed": t.get("seed", 0),
-           "z_max": t.get("z_max", 4.0), "at": _steps("validate.at", t.get("at"))}
+           "z_max": t.get("z_max", 4.0), "at": steps_field("validate.at", t.get("at"))}
     check_validate_settings(out)
     return out
 
@@ -398,8 +398,8 @@ def check_validate_settings(v: dict[str, Any], prefix: str = "validate.") -> Non
 def sweep_from_dict(data: dict[str, Any], *, root: Path | None = None, name: str = "sweep") -> Sweep:
     """A :class:`Sweep` from a sweep file's parsed contents (``root``: the directory relative
     paths are read from)."""
-    _check_keys("sweep file", data, SWEEP_FILE_KEYS)
-    s = _check_keys("sweep", data.get("sweep", {}), SWEEP_KEYS)
+    check_keys("sweep file", data, SWEEP_FILE_KEYS)
+    s = check_keys("sweep", data.get("sweep", {}), SWEEP_KEYS)
     root = Path(".") if root is None else Path(root)
     if ("base" in s) == ("base" in data):
         raise SpecError("sweep.base", s.get("base"), "give either sweep.base (the path of a scenario file) or "
@@ -452,13 +452,13 @@ def make_sweep(base: Any, blocks: tuple[Block, ...], *, kind: Any = None, record
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SpecError(f"{prefix}batch_size", batch_size, "must be an integer >= 1 (points per task)")
     if format is None:
-        format = "parquet" if _has_pyarrow() else "csv"
+        format = "parquet" if has_pyarrow() else "csv"
     if format not in FORMATS:
         raise SpecError(f"{prefix}format", format, f"must be one of {list(FORMATS)}")
-    if format == "parquet" and not _has_pyarrow():
+    if format == "parquet" and not has_pyarrow():
         raise SpecError(f"{prefix}format", format, "needs pyarrow (pip install \".[sweeps]\"); or use format = 'csv'")
     sw = Sweep(base=base, kind=kind, blocks=tuple(blocks), record=_record(kind, record),
-               at=_steps(f"{prefix}at", at), method=method, on_unstable=on_unstable, batch_size=batch_size,
+               at=steps_field(f"{prefix}at", at), method=method, on_unstable=on_unstable, batch_size=batch_size,
                out=None if out is None else Path(out), format=format, name=name,
                validate=dict(validate) if validate else {"reps": 1000, "block": 100, "seed": 0, "z_max": 4.0,
                                                          "at": None})
@@ -487,7 +487,7 @@ def make_sweep(base: Any, blocks: tuple[Block, ...], *, kind: Any = None, record
     return sw
 
 
-def _has_pyarrow() -> bool:
+def has_pyarrow() -> bool:
     try:
         import pyarrow  # noqa: F401
     except ImportError:

@@ -199,7 +199,7 @@ def validate_sweep(spec: Any = None, *, reps: int | None = None, block: int | No
     ``block`` replicates)."""
     from .. import __version__
     from ..analysis.checks import sign_test
-    from ..montecarlo import Progress, _mean_se, skewness_check
+    from ..montecarlo import Progress, mean_se, skewness_check
     from .run import check_max_memory, resolve_sweep
 
     check_max_memory(max_memory)
@@ -210,9 +210,9 @@ def validate_sweep(spec: Any = None, *, reps: int | None = None, block: int | No
             settings[k] = v
     check_validate_settings(settings, prefix="")
     if at is not None:
-        from .spec import _steps
+        from .spec import steps_field
 
-        settings["at"] = _steps("at", list(at) if not isinstance(at, list) else at)
+        settings["at"] = steps_field("at", list(at) if not isinstance(at, list) else at)
     steps = settings.get("at") or sw.at
     n_blocks = settings["reps"] // settings["block"]
     cfg = {"kind": sw.kind, "at": None if steps is None else list(steps), "method": sw.method,
@@ -280,7 +280,7 @@ def validate_sweep(spec: Any = None, *, reps: int | None = None, block: int | No
                             continue
                         x = np.concatenate([np.asarray(b["lineages"][lname][mname][qty], dtype=float)
                                             for b in blocks], axis=1)
-                        mean, se, _ = _mean_se(x)
+                        mean, se, _ = mean_se(x)
                         _, needed = skewness_check(x)
                         for j, step in enumerate(tq["steps"]):
                             tv, mv, sv = tq[qty][j], float(mean[j]), float(se[j])

@@ -403,7 +403,7 @@ class HardRecursion:
     checks: tuple[str, ...]
 
 
-def _to_step_variable(expr: sp.Expr, setting: Setting, i: int = 1) -> sp.Expr:
+def to_step_variable(expr: sp.Expr, setting: Setting, i: int = 1) -> sp.Expr:
     """Substitute ``eta = x / s_i``; check that no speed and no eta survive."""
     out = sp.expand(expr.subs(eta, x / setting.s(i)))
     speeds = {setting.s(j) for j in setting.modes}
@@ -424,7 +424,7 @@ def _divide_by_theta(expr: sp.Expr, setting: Setting, i: int = 1) -> sp.Expr:
 
 
 @functools.cache
-def _one_step(st: Setting, labels: str, i: int):
+def one_step(st: Setting, labels: str, i: int):
     """One SGD step of mode ``i`` of model g on ``labels`` ("mixed" or "hard"):
     ``({G: k -> g^(k)}, e_g,i', E[g^2] (same sample), E[g g'] (distinct samples))``,
     where ``g^(k) = z_{k,i} r_k`` is one sample's gradient component and
@@ -460,13 +460,13 @@ def derive_student_recursion(D: int = 3) -> StudentRecursion:
     require(not (residual.free_symbols & {st.theta(j) for j in st.modes}), "theta survives")
     checks.append("theta cancels from the residual: r = z.(e_g - c e_p) - alpha eps")
 
-    grads, e_new, same, distinct = _one_step(st, "mixed", i)
+    grads, e_new, same, distinct = one_step(st, "mixed", i)
     batch_second = sp.expand((B * same + B * (B - 1) * distinct) / B**2)
 
-    raw_second = _to_step_variable(batch_expectation(e_new**2, grads, st), st)
-    raw_cross = _to_step_variable(batch_expectation(e_new * st.e("h", i), grads, st), st)
-    raw_cross_parent = _to_step_variable(batch_expectation(e_new * st.e("p", i), grads, st), st)
-    raw_mean = _to_step_variable(batch_expectation(e_new, grads, st), st)
+    raw_second = to_step_variable(batch_expectation(e_new**2, grads, st), st)
+    raw_cross = to_step_variable(batch_expectation(e_new * st.e("h", i), grads, st), st)
+    raw_cross_parent = to_step_variable(batch_expectation(e_new * st.e("p", i), grads, st), st)
+    raw_mean = to_step_variable(batch_expectation(e_new, grads, st), st)
     checks.append(f"the mode-{i} update depends on eta and the speeds only through x = eta s_{i}")
     checks.append("no product of errors from two different modes survives the expectation")
 
@@ -562,9 +562,9 @@ def derive_hard_recursion(D: int = 3) -> HardRecursion:
     require(sp.expand(residual - expected) == 0, "hard residual is not z.e - eps")
     checks.append("theta cancels from the residual: r = z.e - eps")
 
-    grads, e_new, same, distinct = _one_step(st, "hard", i)
-    raw_second = _to_step_variable(batch_expectation(e_new**2, grads, st), st)
-    raw_mean = _to_step_variable(batch_expectation(e_new, grads, st), st)
+    grads, e_new, same, distinct = one_step(st, "hard", i)
+    raw_second = to_step_variable(batch_expectation(e_new**2, grads, st), st)
+    raw_mean = to_step_variable(batch_expectation(e_new, grads, st), st)
     require(m3 not in raw_second.free_symbols | raw_mean.free_symbols, "m3 survives")
     checks.append("m3 = E z^3 drops out")
     checks.append("no product of errors from two different modes survives the expectation")
@@ -648,7 +648,7 @@ def spec_student_recursion(D: int = 3) -> dict[str, sp.Expr]:
     th = st.theta(1)
     mean = (st.mu("g", 1) - xx * (st.mu("g", 1) - cc * st.mu("p", 1))) * th
     return {
-        name: _to_step_variable(e, st)
+        name: to_step_variable(e, st)
         for name, e in (("second", second), ("cross", cross), ("mean", mean))
     }
 
@@ -661,7 +661,7 @@ def spec_hard_recursion(D: int = 3) -> dict[str, sp.Expr]:
     total = sp.Add(*(st.M("g", "g", j) for j in st.modes))
     second = (1 - xx) ** 2 * M1 + xx**2 / B * ((kappa - 2) * M1 + total + sigma2)
     mean = (1 - xx) * st.mu("g", 1) * st.theta(1)
-    return {"second": _to_step_variable(second, st), "mean": _to_step_variable(mean, st)}
+    return {"second": to_step_variable(second, st), "mean": to_step_variable(mean, st)}
 
 
 def check_against_spec(D: int) -> None:

@@ -115,11 +115,11 @@ def check_variant_kernels(D: int = 3) -> list[str]:
         checks.append(f"E[{k}'] equals the kernel at D = {D}")
     # plain SGD: r = p_e = 1 (v never enters), no averaging (rho = 1): the hard/mixed recursions
     from .recursions import Setting as PlainSetting
-    from .recursions import _one_step, _to_step_variable
+    from .recursions import one_step, to_step_variable
 
     st = PlainSetting(D, models=("g", "p", "h"))
-    grads, e_new, _, _ = _one_step(st, "mixed", 1)
-    plain = _to_step_variable(batch_expectation(e_new**2, grads, st), st)
+    grads, e_new, _, _ = one_step(st, "mixed", 1)
+    plain = to_step_variable(batch_expectation(e_new**2, grads, st), st)
     x = sp.Symbol("x")
     mine = derived["gg"].subs({r: 1, p_e: 1, h_e: x / Setting(D, models=MODELS).s(1)})
     require(sp.expand(mine - plain) == 0, "the variant step does not reduce to plain SGD's")

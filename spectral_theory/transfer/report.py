@@ -233,7 +233,7 @@ def evaluate(
     cache = cache if cache is not None else PrefixCache()
     bar = _progress_bar(spec, reps, progress) if simulate else None
     for k, (lname, scn) in enumerate(spec.lineages().items()):
-        at = _with_final(scn)
+        at = with_final(scn)
         if simulate:
             try:
                 results[lname] = run_simulation(scn, at=at, reps=reps, seed=seed + k, progress=bar,
@@ -272,7 +272,7 @@ def _progress_bar(spec: Any, reps: int, progress: bool | None):
     from ..montecarlo import Progress, announce, estimate_simulation_seconds
 
     lineages = spec.lineages()
-    total = sum(estimate_simulation_seconds(scn, reps, at=_with_final(scn)) for scn in lineages.values()) \
+    total = sum(estimate_simulation_seconds(scn, reps, at=with_final(scn)) for scn in lineages.values()) \
         if isinstance(reps, (int, np.integer)) and not isinstance(reps, bool) and reps >= 2 else 0.0
     if progress is not False:
         d = spec.problem.d
@@ -284,7 +284,7 @@ def _progress_bar(spec: Any, reps: int, progress: bool | None):
     return Progress(total, bool(progress), label=f"simulate {spec.kind}")
 
 
-def _with_final(scn: Scenario) -> list[int] | None:
+def with_final(scn: Scenario) -> list[int] | None:
     """Reported steps of the scenario plus every model's last step (as one list)."""
     out = scn.output
     steps: set[int] = set()
