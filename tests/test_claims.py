@@ -8,6 +8,7 @@ import json
 import math
 from fractions import Fraction
 
+import flint  # the certified extra, installed with the test extra
 import numpy as np
 import pytest
 
@@ -17,8 +18,6 @@ from spectral_theory.claims.certify import ArbContext, run_recursion
 from spectral_theory.claims.claim import Context, evaluate_point
 from spectral_theory.claims.scenarios import scenario_file_dict, set_path
 from spectral_theory.errors import SpecError
-
-flint = pytest.importorskip("flint")
 
 ONE = {"problem": {"spectrum": {"kind": "powerlaw", "a": 1.5, "d": 20},
                    "target": {"kind": "powerlaw", "b": 2.0}, "noise": 0.1},

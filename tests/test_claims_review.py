@@ -6,12 +6,11 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import flint  # the certified extra, installed with the test extra
 import pytest
 
 from spectral_theory import claims as C
 from spectral_theory.cli import main
-
-flint = pytest.importorskip("flint")
 
 ONE = {"problem": {"spectrum": {"kind": "powerlaw", "a": 1.5, "d": 20},
                    "target": {"kind": "powerlaw", "b": 2.0}, "noise": 0.1},

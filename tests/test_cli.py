@@ -794,8 +794,6 @@ def test_every_step_and_record_modes_reach_json_csv_and_npz(capsys, tmp_path):
 def test_simulate_announces_a_long_simulation(capsys, tmp_path, monkeypatch):
     from spectral_theory import montecarlo
 
-    if not hasattr(montecarlo, "estimate_simulation_seconds"):
-        pytest.skip("no cost estimate")
     monkeypatch.setattr(montecarlo, "estimate_simulation_seconds", lambda *a, **k: 1234.0, raising=False)
     monkeypatch.setattr(montecarlo, "_estimate", lambda *a, **k: 1234.0, raising=False)
     good = _write(tmp_path, BASE + "lr = 0.1\n")

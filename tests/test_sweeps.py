@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd  # the sweeps extra, installed with the test extra
+import pyarrow  # noqa: F401
 import pytest
-
-pd = pytest.importorskip("pandas")
-pytest.importorskip("pyarrow")
 
 import spectral_theory as st  # noqa: E402
 from spectral_theory.cli import main  # noqa: E402
@@ -487,8 +486,9 @@ def test_a_task_that_always_kills_its_worker_stops_the_sweep_resumably(tmp_path,
 def cluster():
     """A dask LocalCluster of 2 worker processes (1 thread each) on the loopback interface,
     without a dashboard."""
-    distributed = pytest.importorskip("distributed")
     import logging
+
+    import distributed
 
     lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None, silence_logs=logging.ERROR)
