@@ -590,3 +590,15 @@ def test_width_frontier_is_the_minimum_over_widths():
     assert r["loss"][j] >= min(risks) * 0.9
     assert np.all(np.diff(r["p"]) >= -1e-9)  # p* non-decreasing in C
     assert r["predicted"] == {"k": 0.4, "N": 0.6, "loss": -0.4}
+
+
+@pytest.mark.parametrize("variant", [{"momentum": {"kind": "heavy_ball", "beta": 0.5}},
+                                     {"average": {"kind": "tail", "fraction": 0.5}}])
+def test_sgd_variants_and_sketched_models_are_not_combined(variant):
+    """The sketched solver and simulator train plain SGD only: a scenario with an averaged or
+    momentum model and a sketched one is refused, naming the variant's field, not solved wrongly."""
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=20), st.PowerLawTarget(b=2.0))
+    key = next(iter(variant))
+    with pytest.raises(st.SpecError, match=rf"models\['t'\]\.{key}: .*models\['s'\]\.features"):
+        st.Scenario(prob, (st.Model("t", steps=10, schedule=0.1, **variant),
+                           st.Model("s", steps=10, schedule=0.1, teacher="t", features=st.RandomFeatures(5))))

@@ -18,6 +18,7 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -147,24 +148,15 @@ def data_texts(data: FigureData, image: str | Path) -> dict[str, str]:
     return {str(csv_path): data.to_csv(), str(json_path): json.dumps(rec, indent=2, allow_nan=False) + "\n"}
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise SpecError(f"figure data key {k!r}", v, "appears twice in one JSON object; give each key once")
-        out[k] = v
-    return out
-
-
 def read_data(path: str | Path) -> FigureData:
     """Read a figure's JSON record and the CSV it names (beside it), strictly."""
-    from ..spec.files import check_keys
+    from ..spec.files import check_keys, no_duplicate_keys
 
     path = Path(path)
     if path.suffix.lower() != ".json" or not path.is_file():
         raise SpecError("figure data", str(path), "must be an existing .json file written with a figure")
     try:
-        rec = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=_no_duplicates)
+        rec = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=partial(no_duplicate_keys, what="figure data key"))
     except UnicodeDecodeError as err:
         raise SpecError("figure data", str(path), f"must be UTF-8 text (byte {err.start} is not)") from None
     except json.JSONDecodeError as err:

@@ -234,11 +234,13 @@ def load_scenario(path: str | Path) -> Scenario:
     return scenario_from_dict(read_scenario_file(path), name=Path(path).stem)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicate_keys(pairs: list[tuple[str, Any]], *, what: str = "key") -> dict[str, Any]:
+    """A ``json.loads`` ``object_pairs_hook``: the object as a dict, a :class:`SpecError` naming
+    ``what`` and the key when a key appears twice (``json`` would keep the last silently)."""
     out: dict[str, Any] = {}
     for k, v in pairs:
         if k in out:
-            raise SpecError(f"key {k!r}", v, "appears twice in one JSON object; give each key once")
+            raise SpecError(f"{what} {k!r}", v, "appears twice in one JSON object; give each key once")
         out[k] = v
     return out
 
@@ -259,7 +261,7 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
         raise SpecError("scenario file", str(path),
                         f"must be UTF-8 text (byte {err.start} is not valid UTF-8)") from None
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates) if suffix == ".json" else tomllib.loads(text)
+        data = json.loads(text, object_pairs_hook=no_duplicate_keys) if suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         raise SpecError("scenario file", str(path), f"must be valid {suffix[1:].upper()}: {err}") from None
     except RecursionError:

@@ -580,8 +580,8 @@ class Scenario:
         sketched = [m for m in models if m.features is not None]
         variant = [m for m in models if m.is_variant]
         if sketched and variant:  # the sketched solver and simulator train plain SGD only
-            raise SpecError(f"{variant[0].field_name}.{'average' if variant[0].average is not None else 'momentum'}",
-                            variant[0].describe().get("average") or variant[0].describe().get("momentum"),
+            key = "average" if variant[0].average is not None else "momentum"
+            raise SpecError(f"{variant[0].field_name}.{key}", getattr(variant[0], key).describe(),
                             f"SGD variants and random-feature models ({sketched[0].field_name}.features) cannot "
                             "be combined in one scenario: sketched models are trained by plain SGD only")
         object.__setattr__(self, "models", models)
