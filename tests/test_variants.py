@@ -263,17 +263,21 @@ def test_cli_refuses_bad_variant_in_one_line(tmp_path, capsys):
 # ----------------------------------------------------------------------------- registry
 
 
-def test_other_methods_decline_and_auto_picks_exact():
+def test_continuous_methods_decline_and_auto_picks_an_exact_method():
     prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=2000), st.PowerLawTarget(b=2.0), noise=0.1)
     m = st.Model("m", steps=20000, schedule=0.3, momentum={"kind": "heavy_ball", "beta": 0.5})
     scn = st.Scenario(prob, (m,), output=st.Output(at=(0, 100)))
-    for method in ("renewal", "ode", "continuum"):
-        with pytest.raises(SpecError, match="only 'exact' integrates the SGD variants"):
+    for method in ("ode", "continuum"):
+        with pytest.raises(SpecError, match="'exact' integrates every SGD variant step by step, 'renewal'"):
             st.predict(scn, method=method)
     from spectral_theory.solvers import choose
 
-    solver, why = choose(scn)
-    assert solver.name == "exact" and "renewal declined" in why and "momentum" in why
+    solver, why = choose(scn)  # the constant-phase fast path (tests/test_variant_renewal.py)
+    assert solver.name == "renewal"
+    student = st.Model("s", steps=20000, schedule=0.3, teacher="m", alpha=0.5,
+                       momentum={"kind": "nesterov", "beta": 0.5})
+    solver, why = choose(st.Scenario(prob, (m, student), output=st.Output(at=(0, 100))))
+    assert solver.name == "exact" and "renewal declined" in why and "trained on the labels" in why
 
 
 # ----------------------------------------------------------------------------- transfer

@@ -112,20 +112,19 @@ class Solver:
 
 
 def variant_reason(scenario: Scenario, method: str) -> str | None:
-    """Why ``method`` declines a scenario with an averaged or momentum model (``docs/theory.md``
-    §10), or ``None`` when every model is plain SGD. The variants are solved by ``exact`` only.
-    The renewal solver of §6 implements plain SGD's scalar per-mode factor only; a constant-phase
-    solve of a momentum mode would need the 3x3 resolvents ``(z - D_i)^-1`` and the coupling
-    ``K(z) = sum_i w^T (z - D_i)^-1 b_i`` (built for the stability test,
-    :mod:`spectral_theory.stability_momentum`), and of an average the extra cross moments: not
-    built, so a variant's cost grows with T. The continuous-time methods are not extended."""
+    """Why the continuous-time ``method`` (``ode``, ``continuum``) declines a scenario with an
+    averaged or momentum model (``docs/theory.md`` §10), or ``None`` when every model is plain
+    SGD. The variants are integrated by ``exact`` (every variant, step by step) and by
+    ``renewal`` (constant coefficients, models trained on the data: the constant-phase fast path
+    of :mod:`spectral_theory.solvers.variant_renewal`); the continuous-time limits of the
+    variants are not derived."""
     for m in scenario.models:
         if getattr(m, "is_variant", False):
             what = " and ".join(w for w, v in (("iterate averaging", m.average), ("momentum", m.momentum))
                                 if v is not None)
-            return (f"model {m.name!r} uses {what}, which method {method!r} does not model (only "
-                    "'exact' integrates the SGD variants, step by step; no constant-phase fast path "
-                    "for them is built, docs/variants.md)")
+            return (f"model {m.name!r} uses {what}, which method {method!r} does not model ('exact' "
+                    "integrates every SGD variant step by step, 'renewal' those with constant "
+                    "coefficients trained on the data at a cost independent of T; docs/variants.md)")
     return None
 
 

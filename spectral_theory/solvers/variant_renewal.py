@@ -1,0 +1,634 @@
+"""Constant-phase fast path for averaged and momentum models trained on the data
+(``docs/solvers/renewal.md``, "SGD variants"; ``docs/theory.md`` §10).
+
+A model with momentum and/or iterate averaging and constant coefficients over a constant phase
+is a linear time-invariant system per mode, coupled across modes only through the gradient-noise
+term, like plain SGD (``docs/theory.md`` §6). In the coordinates ``y = (e, d)``, ``d = e - v``
+(iterate error and its gap to the auxiliary sequence; ``d = 0`` at the start), one step is
+``y' = P_i y - g_i xi`` with ``P_i = I - Dp_i``,
+
+    Dp = [[x_e, -(p_e - 1) - x_e (1 - r)], [x_e - x_v, 1 - (p_e - p_v) - (x_e - x_v)(1 - r)]],
+
+``g_i = (x_e, x_e - x_v)`` and ``xi`` the zero-mean gradient noise, whose variance is
+``(1/B)((kappa - 2) U_i + sum_j U_j + noise)`` with ``U_i = E[pi_i^2] = c^T Sigma_i``,
+``pi = e - (1 - r) d`` the residual at the gradient point. The second moments
+``Sigma_i = (E[e^2], E[e d], E[d^2])`` obey ``Sigma' = (I - D2_i) Sigma + b_i (sum_j U_j + noise)``,
+``b_i = (g_1^2, g_1 g_2, g_2^2)/B``; ``D2`` is formed from ``Dp`` without subtracting from 1, so
+slow modes keep their digits. An average ``a' = keep a + rho e'`` (EMA: ``keep = decay``,
+``rho = 1 - decay``; uniform and tail: the running sum ``S' = S + e'``, ``keep = rho = 1``,
+divided by the window length when reported) adds ``E[a^2]`` and ``E[a y]``, which never feed
+back. The scalar ``u(t) = sum_i U_i(t)`` then has the z-transform
+``U(z) = [F(z) + K(z) noise z/(z - 1)] / (1 - K(z))`` with ``K(z) = sum_i c^T (z - I + D2_i)^-1 b_i``
+and ``F(z) = sum_i c^T (z - I + D2_i)^-1 z Sigma_i(0)``, inverted on the tabulated hyperbolic
+contours of :mod:`spectral_theory.solvers.renewal`; the 3x3 and 2x2 resolvents are applied per
+node by their adjugates.
+
+Momentum gives complex per-mode poles ``zeta`` (under-damped modes). A pole outside the wedge
+``|arg zeta| <= WEDGE (-log |zeta|)`` may lie outside a contour; its residue decays like
+``|zeta|^t``, so the first ``n_direct`` steps of a phase are stepped directly, with
+``|zeta|^n_direct <= e^-DECAY_E`` for every such pole, and the contour serves only later times.
+An a-posteriori check compares the contour with the directly stepped value at ``n_direct``
+(``diagnostics["consistency"]``); a phase that fails it, or needs more than :data:`MAX_DIRECT`
+direct steps, and models with a transient excursion above the stability limit or asking for
+every step, are handed to the exact step engine (``diagnostics["variant_fallbacks"]``).
+Declined by :func:`fast_reason` (then ``auto`` picks ``exact``): students trained on a teacher's
+labels, per-step momentum coefficients and per-step averaging weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..result import ModelResult
+from ..spec import Scenario
+from ..spec.variants import variant_phases
+from ..stability import StepCheck
+from .base import ChainState, model_result
+
+__all__ = ["fast_reason", "train_variant_fast", "WEDGE", "DECAY_E", "MAX_DIRECT", "CHECK_TOL"]
+
+#: A pole ``zeta`` is within reach of every contour when ``|arg zeta| <= WEDGE (-log|zeta|)``
+#: (the contours' asymptotic half-opening is ``tan(alpha) ~ 1.2``: a margin of more than 2).
+WEDGE = 0.5
+#: Poles outside the wedge: direct steps until their residues decay below ``e^-DECAY_E``.
+DECAY_E = 40.0
+#: Most direct steps per phase before the model is handed to the exact engine.
+MAX_DIRECT = 200_000
+#: A-posteriori check (contour vs direct steps at ``n_direct``): relative tolerance.
+CHECK_TOL = 1e-8
+#: Times ``t <= T_FIRST`` of a phase are always stepped directly.
+T_FIRST = 16
+_NODE_CHUNK = 16
+
+
+class _Fallback(Exception):
+    """The fast path cannot serve this model; the exact engine will."""
+
+
+def fast_reason(scenario: Scenario, model) -> str | None:
+    """``None`` if the constant-phase fast path serves ``model`` (an averaged and/or momentum
+    model of ``scenario``), else the reason why not."""
+    from .renewal import _phases
+
+    name = model.name
+    if model.teacher is not None:
+        return (f"model {name!r} is trained on the labels of {model.teacher!r} with iterate averaging or "
+                "momentum; the constant-phase fast path covers variant models trained on the data only "
+                "(the exact engine integrates variant students)")
+    mom = model.momentum
+    if mom is not None and not mom.constant:
+        return (f"model {name!r} has per-step momentum coefficients; the constant-phase fast path needs "
+                "constant ones")
+    avg = model.average
+    if avg is not None and avg.kind == "weights":
+        return (f"model {name!r} averages with per-step weights (kind 'weights'); the constant-phase fast "
+                "path covers the kinds 'uniform', 'tail' and 'ema'")
+    ph = _phases(model)
+    if isinstance(ph, str):
+        return ph
+    return None
+
+
+# ----------------------------------------------------------------------------
+# per-mode blocks of one constant phase
+
+
+class _Block:
+    """The per-mode matrices of one constant phase (see the module docstring)."""
+
+    def __init__(self, coefs, s: np.ndarray, batch: int, kappa: float, keep: float, rho: float):
+        inv_b = 1.0 / batch
+        r, p_e, p_v, h_e, h_v = coefs
+        x_e = h_e * s
+        x_v = h_v * s
+        rb = 1.0 - r
+        dp = np.empty((2, 2, s.size))
+        dp[0, 0] = x_e
+        dp[0, 1] = -(p_e - 1.0) - x_e * rb
+        dp[1, 0] = x_e - x_v
+        dp[1, 1] = (1.0 - (p_e - p_v)) - (x_e - x_v) * rb
+        p = -dp  # off-diagonal entries of P; its diagonal is 1 - dp
+        p00 = 1.0 - dp[0, 0]
+        p11 = 1.0 - dp[1, 1]
+        g1, g2 = x_e, x_e - x_v
+        ghat = np.stack([g1 * g1, g1 * g2, g2 * g2])
+        self.c = np.array([1.0, -2.0 * rb, rb * rb])
+        d2 = np.empty((3, 3, s.size))
+        d2[0, 0] = dp[0, 0] * (2.0 - dp[0, 0])
+        d2[0, 1] = -2.0 * p00 * p[0, 1]
+        d2[0, 2] = -p[0, 1] * p[0, 1]
+        d2[1, 0] = -p00 * p[1, 0]
+        d2[1, 1] = dp[0, 0] + dp[1, 1] - dp[0, 0] * dp[1, 1] - dp[0, 1] * dp[1, 0]
+        d2[1, 2] = -p[0, 1] * p11
+        d2[2, 0] = -p[1, 0] * p[1, 0]
+        d2[2, 1] = -2.0 * p[1, 0] * p11
+        d2[2, 2] = dp[1, 1] * (2.0 - dp[1, 1])
+        self_noise = inv_b * (kappa - 2.0)
+        d2 -= self_noise * ghat[:, None, :] * self.c[None, :, None]
+        self.dp, self.d2 = dp, d2
+        self.b = inv_b * ghat
+        self.keep, self.rho = keep, rho
+        self.coefs, self.speeds, self.batch, self.kappa = coefs, s, batch, kappa
+
+    # -- direct steps -------------------------------------------------------------------
+    def step(self, sig: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """``Sigma`` (rows, 3, d) one step on."""
+        u = np.einsum("k,jkd->j", self.c, sig)
+        new = sig - np.einsum("kld,jld->jkd", self.d2, sig)
+        new += self.b[None] * (u + noise)[:, None, None]
+        return new
+
+    def pstep(self, y: np.ndarray) -> np.ndarray:
+        """``P y`` for ``y`` (..., 2, d)."""
+        return y - np.einsum("kld,...ld->...kd", self.dp, y)
+
+    def avg_step(self, A: np.ndarray, Ay: np.ndarray, sig_new: np.ndarray):
+        """``E[a'^2]``, ``E[a' y']`` from ``E[a^2]``, ``E[a y]`` and the new ``Sigma``."""
+        k, w = self.keep, self.rho
+        py = self.pstep(Ay)
+        return (k * k * A + 2.0 * k * w * py[..., 0, :] + w * w * sig_new[..., 0, :],
+                k * py + w * sig_new[..., :2, :])
+
+    # -- resolvents at contour nodes -------------------------------------------------------
+    def inv3(self, E: np.ndarray) -> list:
+        """Entries of ``(E I + D2)^-1`` at nodes ``E`` (m,): a 3x3 nested list of (m, d) arrays."""
+        m = [[self.d2[j, k][None, :] + (E[:, None] if j == k else 0.0) for k in range(3)] for j in range(3)]
+        inv = [[m[1][1] * m[2][2] - m[1][2] * m[2][1], m[0][2] * m[2][1] - m[0][1] * m[2][2],
+                m[0][1] * m[1][2] - m[0][2] * m[1][1]],
+               [m[1][2] * m[2][0] - m[1][0] * m[2][2], m[0][0] * m[2][2] - m[0][2] * m[2][0],
+                m[0][2] * m[1][0] - m[0][0] * m[1][2]],
+               [m[1][0] * m[2][1] - m[1][1] * m[2][0], m[0][1] * m[2][0] - m[0][0] * m[2][1],
+                m[0][0] * m[1][1] - m[0][1] * m[1][0]]]
+        det = m[0][0] * inv[0][0] + m[0][1] * inv[1][0] + m[0][2] * inv[2][0]
+        rdet = 1.0 / det
+        return [[v * rdet for v in row] for row in inv]
+
+    def inv2(self, E: np.ndarray, keep: float) -> list:
+        """Entries of ``(z I - keep P)^-1 = ((E + 1 - keep) I + keep Dp)^-1`` at nodes ``E``."""
+        sh = E[:, None] + (1.0 - keep)
+        m00 = sh + keep * self.dp[0, 0][None]
+        m11 = sh + keep * self.dp[1, 1][None]
+        m01 = keep * self.dp[0, 1][None]
+        m10 = keep * self.dp[1, 0][None]
+        rdet = 1.0 / (m00 * m11 - m01 * m10)
+        return [[m11 * rdet, -m01 * rdet], [-m10 * rdet, m00 * rdet]]
+
+
+def _apply3(inv, v):
+    """``inv @ v`` per mode; ``v``: 3 arrays broadcasting against (m, d)."""
+    return [inv[j][0] * v[0] + inv[j][1] * v[1] + inv[j][2] * v[2] for j in range(3)]
+
+
+def _apply2(inv, v):
+    return [inv[j][0] * v[0] + inv[j][1] * v[1] for j in range(2)]
+
+
+# ----------------------------------------------------------------------------
+# one constant phase
+
+
+class _PhaseState:
+    """The model's per-mode state in ``(e, d)`` coordinates (two source rows)."""
+
+    def __init__(self, sig, A, Ay, mu, mua, X, Xa):
+        self.sig, self.A, self.Ay = sig, A, Ay  # (2,3,d), (2,d) | None, (2,2,d) | None
+        self.mu, self.mua = mu, mua  # (2,d) [(e, d) first moments], (d,) | None
+        self.X, self.Xa = X, Xa  # {h: (2,2,d)}, {h: (2,d)} | None
+
+    def copy(self):
+        def c(v):
+            return None if v is None else v.copy()
+        return _PhaseState(self.sig.copy(), c(self.A), c(self.Ay), self.mu.copy(), c(self.mua),
+                           {h: v.copy() for h, v in self.X.items()},
+                           None if self.Xa is None else {h: v.copy() for h, v in self.Xa.items()})
+
+
+def _poles(blk: _Block, averaged: bool) -> np.ndarray:
+    """Every per-mode pole of the second moments' transforms: the eigenvalues of ``I - D2_i``
+    and, for an average, of ``keep P_i`` and ``keep^2`` (with the coupled poles, module
+    docstring; the first moments are not inverted on the contour)."""
+    zs = [np.linalg.eigvals(np.moveaxis(np.eye(3)[:, :, None] - blk.d2, -1, 0)).ravel()]
+    if averaged:
+        tr = 2.0 - blk.dp[0, 0] - blk.dp[1, 1]
+        det = (1.0 - blk.dp[0, 0]) * (1.0 - blk.dp[1, 1]) - blk.dp[0, 1] * blk.dp[1, 0]
+        disc = np.sqrt((tr * tr - 4.0 * det).astype(complex))
+        zs.append(blk.keep * np.concatenate([(tr + disc) / 2.0, (tr - disc) / 2.0]))
+        zs.append(np.array([blk.keep * blk.keep + 0j]))
+    z = np.concatenate(zs)
+    return z[np.abs(z) > 1e-300]
+
+
+def _ndirect(z: np.ndarray, sigma: float) -> float:
+    """Direct steps after which the poles outside the wedge about ``sigma`` (the contour's shift)
+    have residues below ``e^-DECAY_E`` of ``e^(sigma t)``; ``inf`` if some never do."""
+    mag = np.abs(z)
+    with np.errstate(divide="ignore"):
+        rate = sigma - np.log(mag)
+    positive = (np.abs(z.imag) <= 1e-14 * mag) & (z.real > 0)
+    out = ~positive & ~(np.abs(np.angle(z)) <= WEDGE * rate)
+    if np.any(positive & (rate < -1e-12)):
+        return math.inf  # a real pole beyond the shift
+    if not out.any():
+        return float(T_FIRST)
+    r = float(rate[out].min())
+    return DECAY_E / r if r > 0 else math.inf
+
+
+def _delta_power(dm: np.ndarray, n: int) -> np.ndarray:
+    """``I - M^n`` per mode from ``dm = I - M`` (``(m, m, d)``), by binary powers in that form:
+    ``I - M^(a+b) = Da + Db - Da Db``. Slow modes (``M^n`` near ``I``) keep their relative digits
+    (the products are small), decayed ones are accurate to ~1e-16 absolute."""
+    out = None
+    base = dm
+    while n:
+        if n & 1:
+            out = base.copy() if out is None else out + base - np.einsum("ijd,jkd->ikd", out, base)
+        n >>= 1
+        if n:
+            base = 2.0 * base - np.einsum("ijd,jkd->ikd", base, base)
+    return out if out is not None else np.zeros_like(dm)
+
+
+def _free_end(blk: _Block, st: _PhaseState, n: int, averaged: bool) -> tuple:
+    """First moments and cross moments with frozen models after ``n`` steps: ``y' = P y`` and,
+    averaged, ``a' = keep a + rho (P y)_0``, by :func:`_delta_power` of the 2x2 (3x3) map."""
+    d = blk.b.shape[1]
+    m = 3 if averaged else 2
+    dm = np.zeros((m, m, d))
+    dm[:2, :2] = blk.dp
+    if averaged:
+        dm[2, 0] = -blk.rho * (1.0 - blk.dp[0, 0])
+        dm[2, 1] = blk.rho * blk.dp[0, 1]
+        dm[2, 2] = 1.0 - blk.keep
+    Dn = _delta_power(dm, n)
+
+    def apply(y, a):
+        v = [y[..., 0, :], y[..., 1, :]] + ([a] if averaged else [])
+        new = [v[i] - sum(Dn[i, k] * v[k] for k in range(m)) for i in range(m)]
+        return np.stack(new[:2], axis=-2), (new[2] if averaged else None)
+
+    mu, mua = apply(st.mu, st.mua)
+    X, Xa = {}, ({} if averaged else None)
+    for h in st.X:
+        X[h], xa = apply(st.X[h], st.Xa[h] if averaged else None)
+        if averaged:
+            Xa[h] = xa
+    return mu, mua, X, Xa
+
+
+def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: np.ndarray,
+               noise: np.ndarray, averaged: bool, counters):
+    """Advance ``st`` over ``n`` steps of the phase. ``times``: sorted distinct local times in
+    ``[1, n]`` to report; ``flags``: those at which the whole per-mode state is wanted.
+
+    Returns ``(end, ee, A, states)``: the state at ``n``, the per-row sums ``sum_i E[e_i^2]``
+    and (averaged) ``sum_i E[a_i^2]`` at ``times`` (2, k), and the per-mode states at the
+    flagged times (a dict by local time)."""
+    from ..stability_momentum import second_moment_radius
+    from .renewal import CONTOURS_POLES, _plan_windows
+
+    k = times.size
+    ee = np.empty((2, k))
+    As = np.empty((2, k)) if averaged else None
+    states: dict[int, _PhaseState] = {}
+    z = _poles(blk, averaged)
+    if np.any(np.abs(z) > 1.0 + 1e-12):
+        raise _Fallback("a pole outside the unit circle")
+    need = _ndirect(z, 0.0)
+    if need > MAX_DIRECT:
+        raise _Fallback(f"oscillating modes decay over more than {MAX_DIRECT} steps")
+    n_dir = max(T_FIRST, int(math.ceil(need)))
+    # a source row without a steady state (no noise; an average that forgets) decays over the
+    # phase: invert it on a contour shifted onto its slowest pole, so that the quadrature error
+    # decays with it (relative accuracy in the exponential regime)
+    shifts = [0.0, 0.0]
+    forgets = not (averaged and blk.keep == 1.0)
+    rows = [j for j in (0, 1) if noise[j] == 0.0 and forgets and bool(np.any(st.sig[j]))]
+    if rows and n > n_dir and float(np.abs(z).max()) ** n < math.exp(-1.0):
+        r_top = max(second_moment_radius(blk.coefs, blk.speeds, blk.batch, blk.kappa),
+                    float(np.abs(z[(np.abs(z.imag) <= 1e-14 * np.abs(z)) & (z.real > 0)]).max(initial=0.0))
+                    if averaged else 0.0)
+        if 0.0 < r_top < 1.0:
+            sigma = math.log(r_top) + 1e-9 * abs(math.log(r_top))
+            need_s = _ndirect(z, sigma)
+            if need_s <= MAX_DIRECT:
+                n_dir = max(n_dir, int(math.ceil(need_s)))
+                for j in rows:
+                    shifts[j] = sigma
+    n_dir = min(n, n_dir)
+    cur = st.copy()
+    j = 0
+    for t in range(1, n_dir + 1):
+        sig_new = blk.step(cur.sig, noise)
+        if averaged:
+            cur.A, cur.Ay = blk.avg_step(cur.A, cur.Ay, sig_new)
+        cur.sig = sig_new
+        while j < k and times[j] == t:
+            ee[:, j] = cur.sig[:, 0].sum(axis=1)
+            if averaged:
+                As[:, j] = cur.A.sum(axis=1)
+            if flags[j]:
+                states[t] = cur.copy()
+            j += 1
+    counters.direct_steps += n_dir
+    counters.direct_mode_steps += n_dir * blk.b.shape[1]
+    mu, mua, X, Xa = _free_end(blk, st, n, averaged)
+    if n_dir == n:
+        counters.phases_direct += 1
+        cur.mu, cur.mua, cur.X, cur.Xa = mu, mua, X, Xa
+        return cur, ee, As, states
+    counters.phases_contour += 1
+    # contour times: the check at n_dir, the reported times above it, the phase end
+    ct = np.unique(np.concatenate([[float(n_dir)], times[times > n_dir].astype(float), [float(n)]]))
+    pos = np.searchsorted(times, ct)
+    pos_c = np.minimum(pos, max(k - 1, 0))
+    hit = (pos < k) & (times[pos_c] == ct) if k else np.zeros(ct.size, dtype=bool)
+    want = np.flatnonzero((ct == n) | (hit & (ct != n_dir) & flags[pos_c] if k else ct == n))
+    size = np.abs(st.sig[:, 0]).sum(axis=1) + np.abs(cur.sig[:, 0]).sum(axis=1)
+    groups = sorted(set(shifts))
+    per_mode = {int(i): _PhaseState(np.zeros_like(st.sig), None if not averaged else np.zeros_like(st.A),
+                                    None if not averaged else np.zeros_like(st.Ay), mu, mua, X, Xa)
+                for i in want}
+    for spec, t0, idx in _plan_windows(ct, t_floor=float(n_dir), specs=CONTOURS_POLES):
+        counters.windows += 1
+        s_hat, w_hat = spec._nodes
+        tw = ct[idx]
+        for sh in groups:
+            rws = [j for j in (0, 1) if shifts[j] == sh]
+            sn = s_hat / t0 + sh
+            w = w_hat / t0
+            E = np.expm1(sn)
+            Gz, L = _forward(blk, st, E, 1.0 + E, noise, averaged, rws, counters)
+            ex = np.exp(np.multiply.outer(tw, sn))  # (nt, m)
+            vals = {key: ((v * w[None]) @ ex.T).imag for key, v in L.items()}  # (rows, nt)
+            for col, t in enumerate(tw):
+                ci = int(idx[col])
+                if t == n_dir:  # the a-posteriori check against the direct steps
+                    ref = cur.sig[rws, 0].sum(axis=1)
+                    gap = np.abs(vals["ee"][:, col] - ref) / np.maximum(np.abs(ref), 1e-10 * size[rws] + 1e-300)
+                    if averaged:
+                        refa = cur.A[rws].sum(axis=1)
+                        gap = np.maximum(gap, np.abs(vals["A"][:, col] - refa)
+                                         / np.maximum(np.abs(refa), 1e-10 * size[rws] + 1e-300))
+                    g = float(gap.max())
+                    counters.consistency = max(counters.consistency, g)
+                    if not g <= CHECK_TOL:
+                        raise _Fallback(f"contour and direct steps differ by {g:.2e} at step {n_dir}")
+                    continue
+                if hit[ci]:
+                    jj = int(pos[ci])
+                    ee[rws, jj] = vals["ee"][:, col]
+                    if averaged:
+                        As[rws, jj] = vals["A"][:, col]
+                if ci in per_mode:
+                    _reverse(blk, st, per_mode[ci], sn, E, 1.0 + E, w, Gz, float(t), averaged, rws, counters)
+    for ci, stt in per_mode.items():
+        states[int(ct[ci])] = stt
+    end = per_mode[int(np.flatnonzero(ct == n)[0])]
+    return end, ee, As, states
+
+
+def _forward(blk: _Block, st: _PhaseState, E: np.ndarray, z: np.ndarray, noise: np.ndarray, averaged: bool,
+             rows: list[int], counters):
+    """For the source ``rows``, at the nodes: ``Gz`` (the z-transform of the noise driving
+    ``noise + sum_i U_i``) and the z-transforms of the mode sums ``L["ee"]`` (``sum_i E[e_i^2]``)
+    and, averaged, ``L["A"]`` (``sum_i E[a_i^2]``), each ``(len(rows), nodes)``."""
+    m = E.size
+    nr = len(rows)
+    Gz = np.empty((nr, m), complex)
+    Lee = np.empty((nr, m), complex)
+    LA = np.empty((nr, m), complex) if averaged else None
+    c = blk.c
+    for lo in range(0, m, _NODE_CHUNK):
+        sl = slice(lo, lo + _NODE_CHUNK)
+        Ec, zc = E[sl], z[sl]
+        counters.nodes += Ec.size * nr
+        counters.node_modes += Ec.size * nr * blk.b.shape[1]
+        inv = blk.inv3(Ec)
+        cinv = [c[0] * inv[0][k] + c[1] * inv[1][k] + c[2] * inv[2][k] for k in range(3)]
+        K = sum(cinv[k] @ blk.b[k] for k in range(3))
+        Lb = sum(inv[0][k] @ blk.b[k] for k in range(3))
+        for r, j in enumerate(rows):
+            F = sum(cinv[k] @ st.sig[j, k] for k in range(3)) * zc
+            L0 = sum(inv[0][k] @ st.sig[j, k] for k in range(3)) * zc
+            drive = noise[j] * zc / Ec
+            g = drive + (F + K * drive) / (1.0 - K)
+            Gz[r, sl] = g
+            Lee[r, sl] = L0 + Lb * g
+            if averaged:
+                A_c, A_b = _avg_node(blk, st, j, inv, Ec, zc)
+                LA[r, sl] = A_c.sum(axis=1) + A_b.sum(axis=1) * g
+    L = {"ee": Lee}
+    if averaged:
+        L["A"] = LA
+    return Gz, L
+
+
+def _avg_node(blk: _Block, st: _PhaseState, j: int, inv, Ec, zc, *, per_mode=False):
+    """``E[a^2]`` and ``E[a y]`` of source row ``j`` at the nodes, as ``c + b Gz`` parts:
+    ``(A_c, A_b)`` (with ``per_mode`` also ``(Ay_c, Ay_b)``), each (nodes, d)."""
+    keep, rho = blk.keep, blk.rho
+    zz = zc[:, None]
+    Y0 = [sum(inv[i][k] * st.sig[j, k] for k in range(3)) * zz for i in (0, 1)]
+    Yb = [sum(inv[i][k] * blk.b[k] for k in range(3)) for i in (0, 1)]
+    n2 = blk.inv2(Ec, keep)
+    rhs_c = [zz * (st.Ay[j, i] + rho * (Y0[i] - st.sig[j, i])) for i in (0, 1)]
+    rhs_b = [rho * zz * Yb[i] for i in (0, 1)]
+    Ay_c = _apply2(n2, rhs_c)
+    Ay_b = _apply2(n2, rhs_b)
+    den = 1.0 / (Ec[:, None] + (1.0 - keep * keep))
+
+    def p0(ay):  # (P Ay)_0
+        return ay[0] - (blk.dp[0, 0] * ay[0] + blk.dp[0, 1] * ay[1])
+
+    A_c = (zz * st.A[j] + 2.0 * keep * rho * p0(Ay_c) + rho * rho * zz * (Y0[0] - st.sig[j, 0])) * den
+    A_b = (2.0 * keep * rho * p0(Ay_b) + rho * rho * zz * Yb[0]) * den
+    if per_mode:
+        return A_c, A_b, Ay_c, Ay_b
+    return A_c, A_b
+
+
+def _reverse(blk: _Block, st: _PhaseState, out: _PhaseState, sn, E, z, w, Gz, t: float, averaged: bool,
+             rows: list[int], counters) -> None:
+    """Add the per-mode second moments of the source ``rows`` at local time ``t`` (this node
+    set's share of the inverse transform) into ``out``."""
+    d = blk.b.shape[1]
+    coef = w * np.exp(sn * t)
+    m = E.size
+    for lo in range(0, m, _NODE_CHUNK):
+        sl = slice(lo, lo + _NODE_CHUNK)
+        Ec, zc, cc = E[sl], z[sl], coef[sl]
+        counters.nodes += Ec.size * len(rows)
+        counters.node_modes += Ec.size * len(rows) * d
+        zz = zc[:, None]
+        inv = blk.inv3(Ec)
+        Yb = [inv[k][0] * blk.b[0] + inv[k][1] * blk.b[1] + inv[k][2] * blk.b[2] for k in range(3)]
+        for r, j in enumerate(rows):
+            g = Gz[r, sl][:, None]
+            Y = _apply3(inv, [st.sig[j, k] * zz for k in range(3)])
+            for k in range(3):
+                out.sig[j, k] += (cc @ (Y[k] + Yb[k] * g)).imag
+            if averaged:
+                A_c, A_b, Ay_c, Ay_b = _avg_node(blk, st, j, inv, Ec, zc, per_mode=True)
+                out.A[j] += (cc @ (A_c + A_b * g)).imag
+                for k in range(2):
+                    out.Ay[j, k] += (cc @ (Ay_c[k] + Ay_b[k] * g)).imag
+
+
+# ----------------------------------------------------------------------------
+# model level
+
+
+def train_variant_fast(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarray, *, record_modes: bool,
+                       every_step: bool, check: StepCheck, counters) -> ModelResult:
+    """Train model ``gi`` (averaged and/or momentum, accepted by :func:`fast_reason`) phase by
+    phase; the exact engine serves it when the fast path cannot (module docstring)."""
+    from .variants import train_variant
+
+    why = None
+    if every_step:
+        why = "every step asked"
+    elif check.unstable:
+        why = "a step above the stability limit"
+    else:
+        g = state.add_model(expect=gi)
+        try:
+            return _train(state, scenario, g, ckpt, record_modes=record_modes, check=check, counters=counters)
+        except _Fallback as e:
+            why = str(e)
+            # undo add_model: the exact engine starts from the same initialisation
+            for h in range(g + 1):
+                state.M.pop((h, g), None)
+            state.mu.pop()
+    counters.variant_fallbacks.append(f"{scenario.models[gi].name}: {why}")
+    return train_variant(state, scenario, gi, ckpt, record_modes=record_modes, every_step=every_step,
+                         check=check, limit=check.limit)
+
+
+def _segments(model):
+    """``(coefs, lr, n, mode)`` per constant run; ``mode``: None, ``"start"`` (the running sum
+    of a uniform or tail average starts at this run's first step), ``"avg"``."""
+    avg = model.average
+    runs = list(variant_phases(model))
+    if avg is None:
+        return [(cf, lr, n, None) for cf, lr, n in runs], None
+    if avg.kind == "ema":
+        return [(cf, lr, n, "avg") for cf, lr, n in runs], 0
+    s0 = avg.first_weighted(model.steps)
+    out = []
+    t = 0
+    for cf, lr, n in runs:
+        if t + n <= s0:
+            out.append((cf, lr, n, None))
+        elif t >= s0:
+            out.append((cf, lr, n, "avg"))
+        else:
+            out.append((cf, lr, s0 - t, None))
+            out.append((cf, lr, t + n - s0, "avg"))
+        t += n
+    return out, s0
+
+
+def _train(state: ChainState, scenario: Scenario, g: int, ckpt: np.ndarray, *, record_modes: bool,
+           check: StepCheck, counters) -> ModelResult:
+    model = scenario.models[g]
+    prob = scenario.problem
+    s = model.speed_profile(prob.eigenvalues)
+    d = s.size
+    kappa = prob.kappa
+    alpha = float(model.alpha)
+    noise = np.array([0.0, alpha * alpha * prob.noise])
+    avg = model.average
+    ema = avg is not None and avg.kind == "ema"
+    keep, rho = (avg.ema_decay, 1.0 - avg.ema_decay) if ema else (1.0, 1.0)
+    segs, s0 = _segments(model)
+    others = list(range(g))
+
+    zero = np.zeros((2, d))
+    sig = np.zeros((2, 3, d))
+    sig[:, 0] = state.M[(g, g)]
+    mu = np.stack([state.mu[g], np.zeros(d)])
+    X = {h: np.stack([state.M[(h, g)], zero], axis=1) for h in others}  # (2 rows, 2, d)
+    st = _PhaseState(sig, None, None, mu, None, X, None)
+
+    def start_average(st: _PhaseState) -> None:
+        st.A = st.sig[:, 0].copy()
+        st.Ay = st.sig[:, :2].copy()
+        st.mua = st.mu[0].copy()
+        st.Xa = {h: st.X[h][:, 0].copy() for h in others}
+
+    times = np.unique(ckpt)
+    k = times.size
+    flags = np.zeros(k, dtype=bool) if not record_modes else np.ones(k, dtype=bool)
+    dep = np.empty((k, 2))
+    last = np.empty((k, 2)) if avg is not None else None
+    modes = np.empty((k, d)) if record_modes else None
+
+    def deployed(t: int, ee: np.ndarray, A: np.ndarray | None, avg_on: bool) -> np.ndarray:
+        if not avg_on:
+            return ee
+        if ema:
+            return A
+        return A / float(t - s0 + 1) ** 2
+
+    def record(j: int, t: int, ee, A, avg_on: bool, stt: _PhaseState | None) -> None:
+        dep[j] = deployed(t, ee, A, avg_on)
+        if last is not None:
+            last[j] = ee
+        if modes is not None and stt is not None:
+            modes[j] = deployed(t, stt.sig[:, 0], stt.A, avg_on).sum(axis=0)
+
+    if ema:
+        start_average(st)
+    if k and times[0] == 0:
+        if s0 == 0:
+            start_average(st) if st.A is None else None
+        record(0, 0, st.sig[:, 0].sum(axis=1), None if st.A is None else st.A.sum(axis=1),
+               st.A is not None, st)
+    tg = 0
+    max_lr = 0.0
+    for cf, lr, n, mode in segs:
+        max_lr = max(max_lr, lr)
+        if mode == "avg" and st.A is None:  # the running sum starts with the iterate at s0
+            start_average(st)
+            jj = np.flatnonzero(times == tg)
+            if jj.size:  # a reported step at s0: the average of one iterate
+                record(int(jj[0]), tg, st.sig[:, 0].sum(axis=1), st.A.sum(axis=1), True, st)
+        avg_on = st.A is not None
+        blk = _Block(cf, s, model.batch, kappa, keep if avg_on else 1.0, rho if avg_on else 1.0)
+        sel = np.flatnonzero((times > tg) & (times <= tg + n))
+        with np.errstate(over="ignore", invalid="ignore"):
+            end, ee, As, states = _run_phase(blk, st, n, times[sel] - tg, flags[sel], noise, avg_on, counters)
+        for col, j in enumerate(sel):
+            t = int(times[j])
+            record(int(j), t, ee[:, col], As[:, col] if avg_on else None, avg_on, states.get(t - tg))
+        if not (np.all(np.isfinite(end.sig)) and np.all(np.isfinite(ee))):
+            raise check.error(tg + n, lr, "the moments overflowed to a non-finite value")
+        st = end
+        tg += n
+
+    # the chain state holds the deployed predictor
+    avg_on = st.A is not None
+    if avg_on:
+        scale = 1.0 if ema else 1.0 / float(model.steps - s0 + 1)
+        state.M[(g, g)] = st.A * (scale * scale)
+        state.mu[g] = st.mua * scale
+        for h in others:
+            state.M[(h, g)] = st.Xa[h] * scale
+    else:
+        state.M[(g, g)] = st.sig[:, 0].copy()
+        state.mu[g] = st.mu[0].copy()
+        for h in others:
+            state.M[(h, g)] = st.X[h][:, 0].copy()
+    pos = np.searchsorted(times, ckpt)
+    res = model_result(model, ckpt, dep[pos], state, g, disagreement=None,
+                       mode_curves=modes[pos] if modes is not None else None, curve=None,
+                       limit=check.limit, max_lr=max_lr)
+    if last is not None:
+        lastp = np.maximum(last[pos], 0.0)
+        res.last_iterate = {"excess_risk": lastp.sum(axis=1), "bias": lastp[:, 0].copy(),
+                            "variance": lastp[:, 1].copy(),
+                            "second_moment": np.maximum(st.sig[:, 0].sum(axis=0), 0.0)}
+    return res

@@ -1,0 +1,239 @@
+"""The constant-phase fast path for averaged and momentum models
+(``spectral_theory.solvers.variant_renewal``, run by the renewal solver) against the exact engine.
+
+The comparison is ``tests/test_renewal.py``'s: every reported field, the per-mode arrays, the
+first moments and the whole final chain state at relative 1e-8 with the same floors; for an
+averaged model also the last iterate's curves. The exact engine itself is checked against the
+independent dense reference in ``tests/test_variants.py``. Cost is not timed: the work counter
+``node_modes`` and the direct steps are asserted to be the same for 10^4 and 10^9 steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+from test_renewal import FLOOR, RTOL, checkpoints, compare, problem
+
+import spectral_theory as st
+from spectral_theory.errors import SpecError
+from spectral_theory.solvers import choose, variant_renewal
+from spectral_theory.spec import StepDecay
+
+MOMENTA = {
+    "heavy_ball": {"kind": "heavy_ball", "beta": 0.9},
+    "heavy_ball_small": {"kind": "heavy_ball", "beta": 0.3},
+    "nesterov": {"kind": "nesterov", "beta": 0.8},
+    "accelerated": {"kind": "accelerated", "alpha": 0.6, "beta": 0.9, "gamma": 0.5},
+    "general": {"kind": "general", "r": 1.2, "p_e": 1.5, "p_v": 0.9, "k_v": 0.3},
+}
+AVERAGES = {
+    "ema": {"kind": "ema", "decay": 0.99},
+    "ema_long": {"kind": "ema", "half_life": 20000.0},
+    "tail": {"kind": "tail", "fraction": 0.5},
+    "tail_last": {"kind": "tail", "last": 777},
+    "uniform": {"kind": "uniform", "start": 1},
+    "uniform0": {"kind": "uniform", "start": 0},
+    "uniform_late": {"kind": "uniform", "start": 4321},
+}
+
+
+def _lr(momentum):
+    if not momentum:
+        return 0.4
+    if momentum["kind"] in ("accelerated", "general"):
+        return 0.15
+    return 0.4 * (1.0 - momentum["beta"])
+
+
+def _last_iterates(fa, ex, sc):
+    scale = float(np.sum(sc.problem.theta2)) + sc.problem.noise
+    for name, me in ex.models.items():
+        mf = fa.models[name]
+        assert (mf.last_iterate is None) == (me.last_iterate is None)
+        if me.last_iterate is not None:
+            for k in ("excess_risk", "bias", "variance"):
+                b = me.last_iterate[k]
+                tol = RTOL * np.maximum(np.abs(b), FLOOR * scale)
+                assert np.all(np.abs(mf.last_iterate[k] - b) <= tol), f"{name}.last_iterate.{k}"
+
+
+def _solve(sc, at=None, record_modes=True):
+    fa, ex = compare(sc, at=at, record_modes=record_modes)
+    _last_iterates(fa, ex, sc)
+    assert "variant_fallbacks" not in fa.diagnostics, fa.diagnostics.get("variant_fallbacks")
+    return fa, ex
+
+
+@pytest.mark.parametrize("mom", sorted(MOMENTA))
+def test_momentum_matches_the_engine(mom):
+    T = 20000
+    m = st.Model("m", steps=T, schedule=_lr(MOMENTA[mom]), momentum=MOMENTA[mom])
+    sc = st.Scenario(problem(noise=0.3), (m,))
+    fa, _ = _solve(sc, at=checkpoints(T))
+    assert fa.diagnostics["phases_contour"] >= 1
+
+
+@pytest.mark.parametrize("avg", sorted(AVERAGES))
+def test_averages_match_the_engine(avg):
+    T = 20000
+    m = st.Model("m", steps=T, schedule=0.4, average=AVERAGES[avg])
+    sc = st.Scenario(problem(noise=0.3), (m,))
+    fa, _ = _solve(sc, at=checkpoints(T, extra=(4320, 4321, 4322, 10000, 10001, 19223, 19224)))
+    assert fa.diagnostics["phases_contour"] >= 1
+
+
+@pytest.mark.parametrize("features", ["gaussian", "rademacher", "uniform"])
+@pytest.mark.parametrize("batch", [1, 8])
+def test_momentum_and_averaging_with_batches_kurtoses_and_phases(features, batch):
+    T = 30000
+    sched = StepDecay(0.3 * batch ** 0.5 / 4, 0.5, 7000)
+    m = st.Model("m", steps=T, schedule=sched, batch=batch, momentum={"kind": "heavy_ball", "beta": 0.7},
+                 average={"kind": "tail", "fraction": 0.4})
+    e = st.Model("e", steps=T, schedule=sched, batch=batch, momentum={"kind": "nesterov", "beta": 0.6},
+                 average={"kind": "ema", "half_life": 300.0})
+    sc = st.Scenario(problem(noise=0.2, features=features), (m, e))
+    _solve(sc, at=checkpoints(T, extra=(7000, 7001, 18000, 18001)))
+
+
+def test_chain_with_a_variant_teacher_and_plain_models_around_it():
+    """A plain model before (cross moments), an averaged momentum teacher, a distilled student
+    and a second-generation student: the deployed average feeds the students."""
+    T = 12000
+    first = st.Model("first", steps=5000, schedule=0.5)
+    teacher = st.Model("t", steps=T, schedule=0.15, momentum={"kind": "heavy_ball", "beta": 0.6},
+                       average={"kind": "tail", "fraction": 0.5})
+    student = st.Model("s", steps=8000, schedule=0.5, teacher="t", alpha=0.3, capacity=60)
+    grand = st.Model("g", steps=8000, schedule=0.4, teacher="s", alpha=0.0, capacity=40)
+    sc = st.Scenario(problem(d=300, noise=0.5), (first, teacher, student, grand))
+    fa, _ = _solve(sc)
+    assert fa.models["s"].disagreement is not None
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=hst.integers(0, 2**31 - 1))
+def test_random_variant_models_match_the_engine(seed):
+    rng = np.random.default_rng(seed)
+    d = int(rng.integers(20, 300))
+    T = int(rng.integers(40, 20000))
+    mom = MOMENTA[sorted(MOMENTA)[int(rng.integers(len(MOMENTA)))]] if rng.random() < 0.8 else None
+    avg = AVERAGES[sorted(AVERAGES)[int(rng.integers(len(AVERAGES)))]] if rng.random() < 0.6 else None
+    if avg is not None and avg["kind"] == "uniform" and avg["start"] > T:
+        avg = {"kind": "uniform", "start": int(rng.integers(0, T + 1))}
+    if avg is not None and avg["kind"] == "tail" and "last" in avg and avg["last"] > T + 1:
+        avg = {"kind": "tail", "last": int(rng.integers(1, T + 2))}
+    batch = int(rng.choice([1, 2, 16]))
+    lr = _lr(mom) * float(rng.uniform(0.3, 1.0))
+    m = st.Model("m", steps=T, schedule=lr, batch=batch, momentum=mom, average=avg)
+    feats = str(rng.choice(["gaussian", "rademacher", "uniform"]))
+    prob = st.Problem(st.PowerLawSpectrum(a=float(rng.uniform(1.1, 2.0)), d=d),
+                      st.PowerLawTarget(b=float(rng.uniform(1.0, 3.0))), noise=float(rng.uniform(0, 1)),
+                      features=feats)
+    if not m.is_variant:
+        return
+    at = np.unique(np.concatenate([[0, 1, T], rng.integers(0, T + 1, size=12)]))
+    _solve(st.Scenario(prob, (m,)), at=at)
+
+
+def test_work_does_not_grow_with_the_number_of_steps():
+    # checkpoints at fixed fractions of T, far above the direct steps: the same contour windows
+    # for every T (capacity 400 of
+    # 500 modes: the frozen modes keep the bias from decaying exponentially, so no source row is
+    # moved onto the shifted contour, whose use depends on T)
+    prob = problem(d=500)
+    work = []
+    for T in (10**7, 10**8, 10**10):
+        at = [0, 1, 5, T // 1000, T // 100, T // 10, T // 3, T // 2, T]
+        sc = st.Scenario(prob, (
+            st.Model("m", steps=T, schedule=0.05, capacity=400, momentum={"kind": "heavy_ball", "beta": 0.9},
+                     average={"kind": "ema", "decay": 0.999}),
+            st.Model("n", steps=T, schedule=0.1, capacity=450, momentum={"kind": "nesterov", "beta": 0.5},
+                     average={"kind": "tail", "fraction": 0.5})))
+        r = st.predict(sc, at=at, method="renewal")
+        assert "variant_fallbacks" not in r.diagnostics
+        work.append((r.diagnostics["node_modes"], r.diagnostics["contour_nodes"], r.diagnostics["direct_steps"],
+                     r.diagnostics["windows"]))
+    assert work[0] == work[1] == work[2]
+
+
+def test_declines_and_auto_choices():
+    prob = problem(d=400)
+    t = st.Model("t", steps=2000, schedule=0.3)
+    cases = {
+        "trained on the labels": st.Model("s", steps=2000, schedule=0.3, teacher="t", alpha=0.5,
+                                          momentum={"kind": "heavy_ball", "beta": 0.5}),
+        "per-step momentum": st.Model("s", steps=2000, schedule=0.3,
+                                      momentum={"kind": "heavy_ball", "beta": [0.5] * 2000}),
+        "per-step weights": st.Model("s", steps=2000, schedule=0.3,
+                                     average={"kind": "weights", "values": [1.0] * 2001}),
+    }
+    words = {"trained on the labels": "trained on the labels", "per-step momentum": "per-step momentum",
+             "per-step weights": "per-step weights"}
+    for key, m in cases.items():
+        with pytest.raises(SpecError, match=words[key]):
+            st.predict(st.Scenario(prob, (t, m)), method="renewal")
+    long = st.Scenario(prob, (st.Model("t", steps=10**6, schedule=0.3),
+                              st.Model("s", steps=10**6, schedule=0.3, teacher="t", alpha=0.5,
+                                       momentum={"kind": "heavy_ball", "beta": 0.5})))
+    solver, why = choose(long)
+    assert solver.name == "exact" and "renewal declined" in why and "trained on the labels" in why
+    ok = st.Scenario(prob, (st.Model("m", steps=10**6, schedule=0.3, momentum={"kind": "nesterov", "beta": 0.5},
+                                     average={"kind": "tail", "fraction": 0.5}),))
+    assert choose(ok)[0].name == "renewal"
+
+
+def test_every_step_and_transient_excursions_go_to_the_engine():
+    prob = problem(d=100)
+    m = st.Model("m", steps=3000, schedule=0.3, momentum={"kind": "heavy_ball", "beta": 0.5},
+                 average={"kind": "ema", "decay": 0.9})
+    sc = st.Scenario(prob, (m,))
+    fa, ex = compare(sc, every_step=True)
+    assert any("every step" in w for w in fa.diagnostics["variant_fallbacks"])
+    limit = st.predict(sc, method="exact").models["m"].stability_limit
+    hot = st.Model("m", steps=3000, schedule=st.Piecewise((1.2 * limit, 0.3), (5, 2995)),
+                   momentum={"kind": "heavy_ball", "beta": 0.5})
+    with pytest.warns(RuntimeWarning, match="above the stability limit"):
+        fa, ex = compare(st.Scenario(prob, (hot,)))
+    assert any("stability limit" in w for w in fa.diagnostics["variant_fallbacks"])
+
+
+def _extended_reference(model, prob, at):
+    """Bias and variance of a momentum model trained on the data at the steps ``at``, from the
+    exact engine's per-mode kernels (``variant_kernels``, iterate and auxiliary coordinates)
+    evaluated in extended precision (``np.longdouble``: 64-bit mantissa, 3 more digits than
+    float64, whose cancellations in these coordinates cost ~1e-14 per step at beta = 0.99)."""
+    from spectral_theory.solvers import variant_kernels as vk
+
+    ld = np.longdouble
+    r, pe, pv, he, hv = (ld(v) for v in model.momentum.coefficients(float(model.schedule.lr)))
+    s = model.speed_profile(prob.eigenvalues).astype(ld)
+    Mee = np.stack([prob.theta2.astype(ld), np.zeros(s.size, dtype=ld)])
+    Mev, Mvv = Mee.copy(), Mee.copy()
+    noise = np.array([[ld(0)], [ld(prob.noise)]])
+    out = {}
+    for t in range(1, max(at) + 1):
+        U, e_pi, v_pi = vk.point_moment(Mee, Mev, Mvv, 0, 0, 0, r, 0.0)
+        Mee, Mev, Mvv = vk.momentum_step(Mee, Mev, Mvv, U, e_pi, v_pi, U.sum(axis=1, keepdims=True), pe, pv,
+                                         he * s, hv * s, ld(1) / ld(model.batch), ld(prob.kappa), noise)
+        if t in at:
+            out[t] = Mee.sum(axis=1)
+    return np.array([out[t] for t in at], dtype=float)
+
+
+def test_slow_oscillations_are_stepped_directly_before_the_contour():
+    """beta = 0.99: the under-damped modes' poles (|zeta| ~ 0.99, outside the contours' wedge)
+    decay over ~4000 steps, which are stepped directly; the check at the switch passes. The
+    reference is the engine's recursion in extended precision (see above)."""
+    assert np.finfo(np.longdouble).eps < 1e-18, "needs an 80-bit long double"
+    T = 8000
+    m = st.Model("m", steps=T, schedule=0.004, momentum={"kind": "heavy_ball", "beta": 0.99})
+    prob = problem(d=60, noise=0.3)
+    at = [0, 1, 17, 500, 3000, 3979, 3981, 4500, 6000, T]
+    r = st.predict(st.Scenario(prob, (m,)), at=at, method="renewal")
+    assert "variant_fallbacks" not in r.diagnostics
+    assert r.diagnostics["direct_steps"] >= variant_renewal.DECAY_E / -np.log(0.99) - 1
+    assert r.diagnostics["consistency"] <= variant_renewal.CHECK_TOL
+    ref = _extended_reference(m, prob, at[1:])
+    got = np.stack([r["m"].bias, r["m"].variance], axis=1)[1:]
+    assert np.all(np.abs(got - ref) <= 1e-9 * np.abs(ref)), np.max(np.abs(got - ref) / np.abs(ref))
