@@ -135,14 +135,21 @@ class _Block:
     # -- direct steps -------------------------------------------------------------------
     def step(self, sig: np.ndarray, noise: np.ndarray) -> np.ndarray:
         """``Sigma`` (rows, 3, d) one step on."""
-        u = np.einsum("k,jkd->j", self.c, sig)
-        new = sig - np.einsum("kld,jld->jkd", self.d2, sig)
-        new += self.b[None] * (u + noise)[:, None, None]
+        c, d2, b = self.c, self.d2, self.b
+        u = c[0] * sig[:, 0].sum(axis=1) + c[1] * sig[:, 1].sum(axis=1) + c[2] * sig[:, 2].sum(axis=1)
+        g = (u + noise)[:, None]
+        new = np.empty_like(sig)
+        for k in range(3):
+            new[:, k] = sig[:, k] - d2[k, 0] * sig[:, 0] - d2[k, 1] * sig[:, 1] - d2[k, 2] * sig[:, 2] + b[k] * g
         return new
 
     def pstep(self, y: np.ndarray) -> np.ndarray:
         """``P y`` for ``y`` (..., 2, d)."""
-        return y - np.einsum("kld,...ld->...kd", self.dp, y)
+        dp = self.dp
+        out = np.empty_like(y)
+        for k in range(2):
+            out[..., k, :] = y[..., k, :] - dp[k, 0] * y[..., 0, :] - dp[k, 1] * y[..., 1, :]
+        return out
 
     def avg_step(self, A: np.ndarray, Ay: np.ndarray, sig_new: np.ndarray):
         """``E[a'^2]``, ``E[a' y']`` from ``E[a^2]``, ``E[a y]`` and the new ``Sigma``."""
@@ -151,38 +158,127 @@ class _Block:
         return (k * k * A + 2.0 * k * w * py[..., 0, :] + w * w * sig_new[..., 0, :],
                 k * py + w * sig_new[..., :2, :])
 
-    # -- resolvents at contour nodes -------------------------------------------------------
-    def inv3(self, E: np.ndarray) -> list:
-        """Entries of ``(E I + D2)^-1`` at nodes ``E`` (m,): a 3x3 nested list of (m, d) arrays."""
-        m = [[self.d2[j, k][None, :] + (E[:, None] if j == k else 0.0) for k in range(3)] for j in range(3)]
-        inv = [[m[1][1] * m[2][2] - m[1][2] * m[2][1], m[0][2] * m[2][1] - m[0][1] * m[2][2],
-                m[0][1] * m[1][2] - m[0][2] * m[1][1]],
-               [m[1][2] * m[2][0] - m[1][0] * m[2][2], m[0][0] * m[2][2] - m[0][2] * m[2][0],
-                m[0][2] * m[1][0] - m[0][0] * m[1][2]],
-               [m[1][0] * m[2][1] - m[1][1] * m[2][0], m[0][1] * m[2][0] - m[0][0] * m[2][1],
-                m[0][0] * m[1][1] - m[0][1] * m[1][0]]]
-        det = m[0][0] * inv[0][0] + m[0][1] * inv[1][0] + m[0][2] * inv[2][0]
-        rdet = 1.0 / det
-        return [[v * rdet for v in row] for row in inv]
 
-    def inv2(self, E: np.ndarray, keep: float) -> list:
-        """Entries of ``(z I - keep P)^-1 = ((E + 1 - keep) I + keep Dp)^-1`` at nodes ``E``."""
-        sh = E[:, None] + (1.0 - keep)
-        m00 = sh + keep * self.dp[0, 0][None]
-        m11 = sh + keep * self.dp[1, 1][None]
-        m01 = keep * self.dp[0, 1][None]
-        m10 = keep * self.dp[1, 0][None]
-        rdet = 1.0 / (m00 * m11 - m01 * m10)
-        return [[m11 * rdet, -m01 * rdet], [-m10 * rdet, m00 * rdet]]
+# ----------------------------------------------------------------------------
+# the transforms as rational functions of E = z - 1 with per-mode real coefficients
 
 
-def _apply3(inv, v):
-    """``inv @ v`` per mode; ``v``: 3 arrays broadcasting against (m, d)."""
-    return [inv[j][0] * v[0] + inv[j][1] * v[1] + inv[j][2] * v[2] for j in range(3)]
+def _adj3(B: np.ndarray) -> np.ndarray:
+    """Adjugate of every 3x3 block of ``B`` (3, 3, d)."""
+    a = B
+    out = np.empty_like(B)
+    out[0, 0] = a[1, 1] * a[2, 2] - a[1, 2] * a[2, 1]
+    out[0, 1] = a[0, 2] * a[2, 1] - a[0, 1] * a[2, 2]
+    out[0, 2] = a[0, 1] * a[1, 2] - a[0, 2] * a[1, 1]
+    out[1, 0] = a[1, 2] * a[2, 0] - a[1, 0] * a[2, 2]
+    out[1, 1] = a[0, 0] * a[2, 2] - a[0, 2] * a[2, 0]
+    out[1, 2] = a[0, 2] * a[1, 0] - a[0, 0] * a[1, 2]
+    out[2, 0] = a[1, 0] * a[2, 1] - a[1, 1] * a[2, 0]
+    out[2, 1] = a[0, 1] * a[2, 0] - a[0, 0] * a[2, 1]
+    out[2, 2] = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+    return out
 
 
-def _apply2(inv, v):
-    return [inv[j][0] * v[0] + inv[j][1] * v[1] for j in range(2)]
+class _Rational:
+    """The z-transforms of one phase as sums over modes of ``N_i(E) / Q_i(E)``, ``E = z - 1``.
+
+    With ``B = D2_i``: ``(E I + B)^-1 = adj(E I + B) / P3(E)``, ``adj(E I + B) = E^2 I +
+    E (tr B I - B) + adj B``, ``P3(E) = E^3 + tr B E^2 + c2(B) E + det B``; for an average also
+    ``(E + eps) I + keep Dp`` (``eps = 1 - keep``; determinant ``P2``) and ``E + 1 - keep^2``
+    (``P1``). Numerators are real polynomials (coefficient index first, then mode); the sums over
+    modes at a chunk of nodes are matrix products with the reciprocals of the denominators, and
+    the per-mode inverse transforms matrix products over the nodes."""
+
+    def __init__(self, blk: _Block, st: _PhaseState, averaged: bool):
+        B = blk.d2
+        d = B.shape[2]
+        self.averaged = averaged
+        trB = B[0, 0] + B[1, 1] + B[2, 2]
+        adjB = _adj3(B)
+        c2 = adjB[0, 0] + adjB[1, 1] + adjB[2, 2]
+        detB = B[0, 0] * adjB[0, 0] + B[0, 1] * adjB[1, 0] + B[0, 2] * adjB[2, 0]
+        self.p3 = (detB, c2, trB)  # P3 = E^3 + trB E^2 + c2 E + detB
+
+        def adj3(v):  # adj(E I + B) v: (3 degrees, 3, d)
+            out = np.empty((3, 3, d))
+            out[0] = np.einsum("ijd,jd->id", adjB, v)
+            out[1] = trB * v - np.einsum("ijd,jd->id", B, v)
+            out[2] = v
+            return out
+
+        c = blk.c
+        self.W = adj3(blk.b)  # (E I + B)^-1 b = W / P3
+        self.Y = [adj3(st.sig[j]) for j in (0, 1)]  # (E I + B)^-1 Sigma0_j = Y_j / P3
+        self.cW = np.einsum("k,pkd->pd", c, self.W)
+        self.cY = [np.einsum("k,pkd->pd", c, y) for y in self.Y]
+        if not averaged:
+            return
+        k, rho = blk.keep, blk.rho
+        eps = 1.0 - k
+        dp = blk.dp
+        trp = dp[0, 0] + dp[1, 1]
+        detp = dp[0, 0] * dp[1, 1] - dp[0, 1] * dp[1, 0]
+        self.p2 = (eps * eps + k * eps * trp + k * k * detp, 2.0 * eps + k * trp)  # P2 = E^2 + a1 E + a0
+        self.p1 = 1.0 - k * k  # P1 = E + p1
+        C2 = np.empty((2, 2, d))  # adj((E + eps) I + k Dp) = E I + C2
+        C2[0, 0] = eps + k * dp[1, 1]
+        C2[1, 1] = eps + k * dp[0, 0]
+        C2[0, 1] = -k * dp[0, 1]
+        C2[1, 0] = -k * dp[1, 0]
+        pv = np.stack([1.0 - dp[0, 0], -dp[0, 1]])  # (P y)_0 = pv . y
+
+        def adj2(u):  # adj2(E) u for a polynomial 2-vector u (m+1, 2, d): (m+2, 2, d)
+            out = np.zeros((u.shape[0] + 1, 2, d))
+            out[:-1] += np.einsum("ijd,pjd->pid", C2, u)
+            out[1:] += u
+            return out
+
+        def pdot(u):
+            return np.einsum("id,pid->pd", pv, u)
+
+        self.keep, self.rho = k, rho
+        # Sigma(z) - Sigma0 = (V_j + W Gz) / P3 with V_j = adj(E I + B) (I - B) Sigma0_j
+        V = [adj3(st.sig[j] - np.einsum("ijd,jd->id", B, st.sig[j])) for j in (0, 1)]
+        self.V = V
+        # E[a y](z) = [z adj2 Ay0 / P2 + rho z adj2 (V + W Gz)_01 / (P3 P2)]
+        self.aAy0 = [adj2(st.Ay[j][None]) for j in (0, 1)]
+        self.aV = [adj2(v[:, :2]) for v in V]
+        self.aW = adj2(self.W[:, :2])
+        # E[a^2](z) = z {A0/P1 + 2 k rho pv.aAy0/(P2 P1) + 2 k rho^2 pv.aV/(P3 P2 P1) + rho^2 V_0/(P3 P1)}
+        #           + z Gz {2 k rho^2 pv.aW/(P3 P2 P1) + rho^2 W_0/(P3 P1)}
+        self.A0 = [st.A[j][None] for j in (0, 1)]
+        self.pAy0 = [pdot(u) for u in self.aAy0]
+        self.pV = [pdot(u) for u in self.aV]
+        self.pW = pdot(self.aW)
+
+    def recips(self, E: np.ndarray) -> dict:
+        """``1/P3`` and, averaged, ``1/P2`` and ``1/(P3 P2)`` at the nodes (m, d); ``1/P1`` (the
+        same for every mode) is the node factor ``r1`` (m,)."""
+        e = E[:, None]
+        d0, c2, tr = self.p3
+        r = {"3": 1.0 / (((e + tr) * e + c2) * e + d0)}
+        if self.averaged:
+            a0, a1 = self.p2
+            r["2"] = 1.0 / ((e + a1) * e + a0)
+            r["32"] = r["3"] * r["2"]
+            r["1"] = 1.0 / (E + self.p1)
+        return r
+
+    def terms(self, j: int) -> list:
+        """``E[a^2]``'s z-transform of source row ``j`` as ``[(class, poly, factor)]``: the sum of
+        ``poly / (P_class P1)`` times ``z`` (factor ``"z"``) or ``z Gz`` (``"zG"``); class ``""``:
+        no per-mode denominator besides ``P1``."""
+        k, rho = self.keep, self.rho
+        return [("", self.A0[j], "z"), ("2", 2 * k * rho * self.pAy0[j], "z"),
+                ("32", 2 * k * rho * rho * self.pV[j], "z"), ("3", rho * rho * self.V[j][:, 0], "z"),
+                ("32", 2 * k * rho * rho * self.pW, "zG"), ("3", rho * rho * self.W[:, 0], "zG")]
+
+
+def _mode_sum(r: np.ndarray | None, poly: np.ndarray, Ep: np.ndarray) -> np.ndarray:
+    """``sum_i poly_i(E) r_i`` at the nodes: ``sum_p E^p (r @ poly[p])`` (``r = None``: 1)."""
+    if r is None:
+        return Ep[:, :poly.shape[0]] @ poly.sum(axis=1)
+    return np.einsum("mp,mp->m", r @ poly.T, Ep[:, :poly.shape[0]])
 
 
 # ----------------------------------------------------------------------------
@@ -348,6 +444,7 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
     want = np.flatnonzero((ct == n) | (hit & (ct != n_dir) & flags[pos_c] if k else ct == n))
     size = np.abs(st.sig[:, 0]).sum(axis=1) + np.abs(cur.sig[:, 0]).sum(axis=1)
     groups = sorted(set(shifts))
+    rat = _Rational(blk, st, averaged)
     per_mode = {int(i): _PhaseState(np.zeros_like(st.sig), None if not averaged else np.zeros_like(st.A),
                                     None if not averaged else np.zeros_like(st.Ay), mu, mua, X, Xa)
                 for i in want}
@@ -360,7 +457,7 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
             sn = s_hat / t0 + sh
             w = w_hat / t0
             E = np.expm1(sn)
-            Gz, L = _forward(blk, st, E, 1.0 + E, noise, averaged, rws, counters)
+            Gz, L = _forward(rat, blk, E, 1.0 + E, noise, rws, counters)
             ex = np.exp(np.multiply.outer(tw, sn))  # (nt, m)
             vals = {key: ((v * w[None]) @ ex.T).imag for key, v in L.items()}  # (rows, nt)
             for col, t in enumerate(tw):
@@ -383,75 +480,67 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
                     if averaged:
                         As[rws, jj] = vals["A"][:, col]
                 if ci in per_mode:
-                    _reverse(blk, st, per_mode[ci], sn, E, 1.0 + E, w, Gz, float(t), averaged, rws, counters)
+                    _reverse(rat, blk, per_mode[ci], sn, E, 1.0 + E, w, Gz, float(t), rws, counters)
     for ci, stt in per_mode.items():
         states[int(ct[ci])] = stt
     end = per_mode[int(np.flatnonzero(ct == n)[0])]
     return end, ee, As, states
 
 
-def _forward(blk: _Block, st: _PhaseState, E: np.ndarray, z: np.ndarray, noise: np.ndarray, averaged: bool,
-             rows: list[int], counters):
+def _powers(E: np.ndarray, n: int = 4) -> np.ndarray:
+    out = np.empty((E.size, n), complex)
+    out[:, 0] = 1.0
+    for p in range(1, n):
+        out[:, p] = out[:, p - 1] * E
+    return out
+
+
+def _forward(rat: _Rational, blk: _Block, E: np.ndarray, z: np.ndarray, noise: np.ndarray, rows: list[int],
+             counters):
     """For the source ``rows``, at the nodes: ``Gz`` (the z-transform of the noise driving
     ``noise + sum_i U_i``) and the z-transforms of the mode sums ``L["ee"]`` (``sum_i E[e_i^2]``)
     and, averaged, ``L["A"]`` (``sum_i E[a_i^2]``), each ``(len(rows), nodes)``."""
     m = E.size
     nr = len(rows)
     Gz = np.empty((nr, m), complex)
-    Lee = np.empty((nr, m), complex)
-    LA = np.empty((nr, m), complex) if averaged else None
-    c = blk.c
+    L = {"ee": np.empty((nr, m), complex)}
+    if rat.averaged:
+        L["A"] = np.empty((nr, m), complex)
     for lo in range(0, m, _NODE_CHUNK):
         sl = slice(lo, lo + _NODE_CHUNK)
         Ec, zc = E[sl], z[sl]
         counters.nodes += Ec.size * nr
         counters.node_modes += Ec.size * nr * blk.b.shape[1]
-        inv = blk.inv3(Ec)
-        cinv = [c[0] * inv[0][k] + c[1] * inv[1][k] + c[2] * inv[2][k] for k in range(3)]
-        K = sum(cinv[k] @ blk.b[k] for k in range(3))
-        Lb = sum(inv[0][k] @ blk.b[k] for k in range(3))
-        for r, j in enumerate(rows):
-            F = sum(cinv[k] @ st.sig[j, k] for k in range(3)) * zc
-            L0 = sum(inv[0][k] @ st.sig[j, k] for k in range(3)) * zc
+        r = rat.recips(Ec)
+        Ep = _powers(Ec)
+        K = _mode_sum(r["3"], rat.cW, Ep)
+        Lb = _mode_sum(r["3"], rat.W[:, 0], Ep)
+        for i, j in enumerate(rows):
+            F = zc * _mode_sum(r["3"], rat.cY[j], Ep)
             drive = noise[j] * zc / Ec
             g = drive + (F + K * drive) / (1.0 - K)
-            Gz[r, sl] = g
-            Lee[r, sl] = L0 + Lb * g
-            if averaged:
-                A_c, A_b = _avg_node(blk, st, j, inv, Ec, zc)
-                LA[r, sl] = A_c.sum(axis=1) + A_b.sum(axis=1) * g
-    L = {"ee": Lee}
-    if averaged:
-        L["A"] = LA
+            Gz[i, sl] = g
+            L["ee"][i, sl] = zc * _mode_sum(r["3"], rat.Y[j][:, 0], Ep) + Lb * g
+            if rat.averaged:
+                acc = 0.0
+                for cls, poly, fac in rat.terms(j):
+                    v = _mode_sum(r.get(cls), poly, Ep)
+                    acc = acc + (v * g if fac == "zG" else v)
+                L["A"][i, sl] = acc * zc * r["1"]
     return Gz, L
 
 
-def _avg_node(blk: _Block, st: _PhaseState, j: int, inv, Ec, zc, *, per_mode=False):
-    """``E[a^2]`` and ``E[a y]`` of source row ``j`` at the nodes, as ``c + b Gz`` parts:
-    ``(A_c, A_b)`` (with ``per_mode`` also ``(Ay_c, Ay_b)``), each (nodes, d)."""
-    keep, rho = blk.keep, blk.rho
-    zz = zc[:, None]
-    Y0 = [sum(inv[i][k] * st.sig[j, k] for k in range(3)) * zz for i in (0, 1)]
-    Yb = [sum(inv[i][k] * blk.b[k] for k in range(3)) for i in (0, 1)]
-    n2 = blk.inv2(Ec, keep)
-    rhs_c = [zz * (st.Ay[j, i] + rho * (Y0[i] - st.sig[j, i])) for i in (0, 1)]
-    rhs_b = [rho * zz * Yb[i] for i in (0, 1)]
-    Ay_c = _apply2(n2, rhs_c)
-    Ay_b = _apply2(n2, rhs_b)
-    den = 1.0 / (Ec[:, None] + (1.0 - keep * keep))
-
-    def p0(ay):  # (P Ay)_0
-        return ay[0] - (blk.dp[0, 0] * ay[0] + blk.dp[0, 1] * ay[1])
-
-    A_c = (zz * st.A[j] + 2.0 * keep * rho * p0(Ay_c) + rho * rho * zz * (Y0[0] - st.sig[j, 0])) * den
-    A_b = (2.0 * keep * rho * p0(Ay_b) + rho * rho * zz * Yb[0]) * den
-    if per_mode:
-        return A_c, A_b, Ay_c, Ay_b
-    return A_c, A_b
+def _inv_modes(r: np.ndarray | None, poly: np.ndarray, weights: np.ndarray, Ep: np.ndarray) -> np.ndarray:
+    """Per mode ``Im sum_k weights_k poly(E_k) r_k`` = ``sum_p poly[p] Im((weights E^p) @ r)``
+    (``r = None``: 1)."""
+    we = weights[:, None] * Ep[:, :poly.shape[0]]
+    if r is None:
+        return we.sum(axis=0).imag @ poly
+    return np.einsum("pd,pd->d", poly, (we.T @ r).imag)
 
 
-def _reverse(blk: _Block, st: _PhaseState, out: _PhaseState, sn, E, z, w, Gz, t: float, averaged: bool,
-             rows: list[int], counters) -> None:
+def _reverse(rat: _Rational, blk: _Block, out: _PhaseState, sn, E, z, w, Gz, t: float, rows: list[int],
+             counters) -> None:
     """Add the per-mode second moments of the source ``rows`` at local time ``t`` (this node
     set's share of the inverse transform) into ``out``."""
     d = blk.b.shape[1]
@@ -462,19 +551,22 @@ def _reverse(blk: _Block, st: _PhaseState, out: _PhaseState, sn, E, z, w, Gz, t:
         Ec, zc, cc = E[sl], z[sl], coef[sl]
         counters.nodes += Ec.size * len(rows)
         counters.node_modes += Ec.size * len(rows) * d
-        zz = zc[:, None]
-        inv = blk.inv3(Ec)
-        Yb = [inv[k][0] * blk.b[0] + inv[k][1] * blk.b[1] + inv[k][2] * blk.b[2] for k in range(3)]
-        for r, j in enumerate(rows):
-            g = Gz[r, sl][:, None]
-            Y = _apply3(inv, [st.sig[j, k] * zz for k in range(3)])
+        r = rat.recips(Ec)
+        Ep = _powers(Ec)
+        for i, j in enumerate(rows):
+            wz = cc * zc
+            wg = cc * Gz[i, sl]
+            wzg = wz * Gz[i, sl]
             for k in range(3):
-                out.sig[j, k] += (cc @ (Y[k] + Yb[k] * g)).imag
-            if averaged:
-                A_c, A_b, Ay_c, Ay_b = _avg_node(blk, st, j, inv, Ec, zc, per_mode=True)
-                out.A[j] += (cc @ (A_c + A_b * g)).imag
+                out.sig[j, k] += _inv_modes(r["3"], rat.Y[j][:, k], wz, Ep) + _inv_modes(r["3"], rat.W[:, k], wg, Ep)
+            if rat.averaged:
+                for cls, poly, fac in rat.terms(j):
+                    out.A[j] += _inv_modes(r.get(cls), poly, (wzg if fac == "zG" else wz) * r["1"], Ep)
+                rho = rat.rho
                 for k in range(2):
-                    out.Ay[j, k] += (cc @ (Ay_c[k] + Ay_b[k] * g)).imag
+                    out.Ay[j, k] += (_inv_modes(r["2"], rat.aAy0[j][:, k], wz, Ep)
+                                     + rho * _inv_modes(r["32"], rat.aV[j][:, k], wz, Ep)
+                                     + rho * _inv_modes(r["32"], rat.aW[:, k], wzg, Ep))
 
 
 # ----------------------------------------------------------------------------
