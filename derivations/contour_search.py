@@ -1,7 +1,9 @@
-"""How the contour table ``spectral_theory.solvers.renewal.CONTOURS`` was found, and a check of it.
+"""How the contour tables ``CONTOURS`` and ``CONTOURS_POLES`` of
+``spectral_theory.solvers.renewal`` were found, and a check of them.
 
-    python derivations/contour_search.py --check                 # re-measure every tabulated contour
-    python derivations/contour_search.py --lam 100 --n 44        # search parameters for one window
+    python derivations/contour_search.py --check                       # re-measure every tabulated contour
+    python derivations/contour_search.py --lam 100 --n 44              # search parameters for one window
+    python derivations/contour_search.py --lam 10 --n 40 --order 4     # the same for CONTOURS_POLES
 
 Each tabulated contour is a hyperbola ``s(u) = mu (1 + sin(i u - alpha))`` with
 ``n`` trapezoid nodes ``u_k = (k + 1/2) h``, ``h = hn / n``, ``mu = mun n``,
@@ -9,6 +11,10 @@ serving the times ``t in [1, lam]`` (scaled by ``1/t0`` for a window
 ``[t0, lam t0]``). Its design criterion is :func:`spectral_theory.solvers.renewal.contour_error`:
 the largest weighted error ``|Q_t[1/(s + rho)] - e^(-rho t)| (1 + rho t)`` over
 log-spaced ``t`` in the window and decay rates ``rho in {0} U [1e-6, 1e5]``.
+
+``CONTOURS_POLES`` (the SGD variants' fast path) uses the same criterion for poles of order
+up to 4 (``contour_error(spec, order=4)``: ``1/(s + rho)^k`` against ``t^(k-1) e^(-rho t)/(k-1)!``,
+weighted by ``(1 + rho t)^k`` over ``t^(k-1)/(k-1)!``).
 
 The search minimises that criterion over ``(alpha, hn, log mun)`` by Nelder-Mead
 from three starting points, and adds 4 nodes until the target is met. The

@@ -338,6 +338,17 @@ def test_contour_table():
         assert np.abs(s.imag).max() / spec.t_min <= renewal.IM_MAX + 1e-12
 
 
+def test_pole_contour_table():
+    """The contours of the variant fast path: error on poles up to order 4 as tabulated."""
+    for spec in renewal.CONTOURS_POLES:
+        assert renewal.contour_error(spec, n_t=12, n_rho=120, order=4) <= spec.log10_err + 0.05
+        assert spec.log10_err <= -11.7
+        assert spec.t_min <= renewal.T_DIRECT
+    # the plain table is not good enough for them (why the second table exists)
+    wide = renewal.CONTOURS[-1]
+    assert renewal.contour_error(wide, n_t=12, n_rho=120, order=2) > -7
+
+
 def test_supports_reasons():
     ok = st.Scenario(problem(d=20), (st.Model("m", steps=10**9, schedule=0.2),))
     assert renewal.supports(ok) is None

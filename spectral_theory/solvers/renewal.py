@@ -146,7 +146,7 @@ def contour_error(spec: ContourSpec, *, n_t: int = 24, n_rho: int = 260, order: 
 #: its design grid. More nodes per decade than :data:`CONTOURS`, whose error on a double pole
 #: reaches 1e-6 and on a triple pole 1 (window ratio 10^4).
 CONTOURS_POLES: tuple[ContourSpec, ...] = (
-    ContourSpec(1.0, 16, 1.1168394327756892, 1.127097678446443, 3.6691962577662522, -11.68),
+    ContourSpec(1.0, 16, 1.1168394327756892, 1.127097678446443, 3.6692096874569113, -12.00),
     ContourSpec(3.0, 32, 0.8049642104371841, 3.1693245254247286, 0.14198097811381866, -13.13),
     ContourSpec(10.0, 40, 0.811089450937595, 3.856249934918183, 0.04790529131392325, -12.30),
     ContourSpec(100.0, 72, 0.7936677764080122, 6.216551035169056, 0.003039349491856673, -11.73),
