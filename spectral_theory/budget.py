@@ -33,8 +33,11 @@ _PHASE_BYTES = 120
 _WORK_VECTORS = 48
 _WORK_VECTORS_PER_MODEL = 16
 #: extra mode-dimension arrays of an averaged or momentum model (docs/theory.md §10): its
-#: moments and temporaries (~40) or the 3x3 stability blocks and their solves (~60)
-_VARIANT_VECTORS = 64
+#: moments and temporaries (~40) or the 3x3 stability blocks and their solves (~60) for the
+#: exact engine; for the renewal fast path the per-mode polynomials of the transforms (~100),
+#: the phase's start and end states, the eigenvalue and power arrays (measured peaks 110-260
+#: with the chain state and working arrays, tests/test_variant_renewal.py)
+_VARIANT_VECTORS = 200
 #: bytes per step of an every-step curve (renewal: ~300 measured; exact: 16)
 _EVERY_STEP_BYTES = 512
 #: mode-dimension arrays per reported step recorded with ``record_modes`` (renewal ~6)

@@ -247,3 +247,45 @@ def test_long_horizon_against_the_engine():
         m = st.Model("m", steps=10**6, schedule=0.05, **kw)
         _solve(st.Scenario(problem(d=100, noise=0.2), (m,)), at=[0, 10, 1000, 100000, 700000, 700001, 900000, 10**6],
                record_modes=False)
+
+
+@pytest.mark.parametrize("method", ["renewal", "exact"])
+def test_memory_estimate_bounds_the_measured_peak(method):
+    """The budget's estimate (without its fixed 32 MiB; 4 MiB of slack) bounds what a variant
+    teacher and a plain student allocate (numpy arrays, counted by tracemalloc), as
+    tests/test_cli.py checks for plain SGD."""
+    import tracemalloc
+
+    from spectral_theory.budget import _FIXED_BYTES, theory_estimate
+
+    prob = st.Problem(st.PowerLawSpectrum(a=1.5, d=20000), st.PowerLawTarget(b=2.0), noise=0.1)
+    for kw in (dict(momentum={"kind": "heavy_ball", "beta": 0.9}, average={"kind": "tail", "fraction": 0.5}),
+               dict(average={"kind": "ema", "decay": 0.99}), dict(momentum={"kind": "nesterov", "beta": 0.5})):
+        for record_modes in (False, True):
+            sc = st.Scenario(prob, (st.Model("t", steps=800, schedule=0.03, **kw),
+                                    st.Model("s", steps=300, schedule=0.2, teacher="t", alpha=0.3)),
+                             output=st.Output(points=20))
+            est = theory_estimate(sc, method, record_modes=record_modes)
+            tracemalloc.start()
+            try:
+                st.predict(sc, method=method, record_modes=record_modes)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert peak <= est.total - _FIXED_BYTES + 4 * 2**20, (kw, record_modes, peak, est.parts)
+
+
+@pytest.mark.parametrize("knob, value, words", [("CHECK_TOL", -1.0, "contour and direct steps differ"),
+                                                  ("MAX_DIRECT", 10, "oscillating modes decay over more than")])
+def test_a_phase_the_fast_path_cannot_serve_goes_to_the_engine(monkeypatch, knob, value, words):
+    """A failed a-posteriori check, or too many direct steps, hands the model (after the chain
+    state was extended for it) to the step engine: the chain state is restored first, so the
+    results are the engine's, students included."""
+    monkeypatch.setattr(variant_renewal, knob, value)
+    T = 3000
+    t = st.Model("t", steps=T, schedule=0.03, momentum={"kind": "heavy_ball", "beta": 0.9},
+                 average={"kind": "ema", "decay": 0.99})
+    s = st.Model("s", steps=2000, schedule=0.3, teacher="t", alpha=0.4, capacity=60)
+    fa, _ = compare(st.Scenario(problem(noise=0.3), (st.Model("first", steps=500, schedule=0.3), t, s)),
+                    at=checkpoints(T), record_modes=True)
+    assert any(words in w for w in fa.diagnostics["variant_fallbacks"])

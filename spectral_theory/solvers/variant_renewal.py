@@ -60,7 +60,7 @@ MAX_DIRECT = 200_000
 CHECK_TOL = 1e-8
 #: Times ``t <= T_FIRST`` of a phase are always stepped directly.
 T_FIRST = 16
-_NODE_CHUNK = 16
+_NODE_CHUNK = 4
 
 
 class _Fallback(Exception):
@@ -426,7 +426,7 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
             if averaged:
                 As[:, j] = cur.A.sum(axis=1)
             if flags[j]:
-                states[t] = cur.copy()
+                states[t] = (cur.sig[:, 0].copy(), None if cur.A is None else cur.A.copy())
             j += 1
     counters.direct_steps += n_dir
     counters.direct_mode_steps += n_dir * blk.b.shape[1]
@@ -445,8 +445,12 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
     size = np.abs(st.sig[:, 0]).sum(axis=1) + np.abs(cur.sig[:, 0]).sum(axis=1)
     groups = sorted(set(shifts))
     rat = _Rational(blk, st, averaged)
-    per_mode = {int(i): _PhaseState(np.zeros_like(st.sig), None if not averaged else np.zeros_like(st.A),
-                                    None if not averaged else np.zeros_like(st.Ay), mu, mua, X, Xa)
+    d = st.sig.shape[2]
+    end_i = int(np.flatnonzero(ct == n)[0])
+    # the whole state at the phase end; E[e^2] and E[a^2] per mode at the flagged times
+    per_mode = {int(i): _PhaseState(np.zeros((2, 3 if i == end_i else 1, d)),
+                                    None if not averaged else np.zeros((2, d)),
+                                    None if not averaged or i != end_i else np.zeros((2, 2, d)), mu, mua, X, Xa)
                 for i in want}
     for spec, t0, idx in _plan_windows(ct, t_floor=float(n_dir), specs=CONTOURS_POLES):
         counters.windows += 1
@@ -482,8 +486,8 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
                 if ci in per_mode:
                     _reverse(rat, blk, per_mode[ci], sn, E, 1.0 + E, w, Gz, float(t), rws, counters)
     for ci, stt in per_mode.items():
-        states[int(ct[ci])] = stt
-    end = per_mode[int(np.flatnonzero(ct == n)[0])]
+        states[int(ct[ci])] = (stt.sig[:, 0], stt.A)
+    end = per_mode[end_i]
     return end, ee, As, states
 
 
@@ -542,7 +546,8 @@ def _inv_modes(r: np.ndarray | None, poly: np.ndarray, weights: np.ndarray, Ep: 
 def _reverse(rat: _Rational, blk: _Block, out: _PhaseState, sn, E, z, w, Gz, t: float, rows: list[int],
              counters) -> None:
     """Add the per-mode second moments of the source ``rows`` at local time ``t`` (this node
-    set's share of the inverse transform) into ``out``."""
+    set's share of the inverse transform) into ``out`` (``E[e^2]`` only, or the whole of
+    ``Sigma``, and ``E[a^2]``, ``E[a y]`` when ``out`` holds them)."""
     d = blk.b.shape[1]
     coef = w * np.exp(sn * t)
     m = E.size
@@ -557,11 +562,12 @@ def _reverse(rat: _Rational, blk: _Block, out: _PhaseState, sn, E, z, w, Gz, t: 
             wz = cc * zc
             wg = cc * Gz[i, sl]
             wzg = wz * Gz[i, sl]
-            for k in range(3):
+            for k in range(out.sig.shape[1]):
                 out.sig[j, k] += _inv_modes(r["3"], rat.Y[j][:, k], wz, Ep) + _inv_modes(r["3"], rat.W[:, k], wg, Ep)
             if rat.averaged:
                 for cls, poly, fac in rat.terms(j):
                     out.A[j] += _inv_modes(r.get(cls), poly, (wzg if fac == "zG" else wz) * r["1"], Ep)
+            if out.Ay is not None:
                 rho = rat.rho
                 for k in range(2):
                     out.Ay[j, k] += (_inv_modes(r["2"], rat.aAy0[j][:, k], wz, Ep)
@@ -665,12 +671,12 @@ def _train(state: ChainState, scenario: Scenario, g: int, ckpt: np.ndarray, *, r
             return A
         return A / float(t - s0 + 1) ** 2
 
-    def record(j: int, t: int, ee, A, avg_on: bool, stt: _PhaseState | None) -> None:
+    def record(j: int, t: int, ee, A, avg_on: bool, stt: tuple | None) -> None:
         dep[j] = deployed(t, ee, A, avg_on)
         if last is not None:
             last[j] = ee
         if modes is not None and stt is not None:
-            modes[j] = deployed(t, stt.sig[:, 0], stt.A, avg_on).sum(axis=0)
+            modes[j] = deployed(t, stt[0], stt[1], avg_on).sum(axis=0)
 
     if ema:
         start_average(st)
@@ -678,7 +684,7 @@ def _train(state: ChainState, scenario: Scenario, g: int, ckpt: np.ndarray, *, r
         if s0 == 0:
             start_average(st) if st.A is None else None
         record(0, 0, st.sig[:, 0].sum(axis=1), None if st.A is None else st.A.sum(axis=1),
-               st.A is not None, st)
+               st.A is not None, (st.sig[:, 0], st.A))
     tg = 0
     max_lr = 0.0
     for cf, lr, n, mode in segs:
@@ -687,7 +693,7 @@ def _train(state: ChainState, scenario: Scenario, g: int, ckpt: np.ndarray, *, r
             start_average(st)
             jj = np.flatnonzero(times == tg)
             if jj.size:  # a reported step at s0: the average of one iterate
-                record(int(jj[0]), tg, st.sig[:, 0].sum(axis=1), st.A.sum(axis=1), True, st)
+                record(int(jj[0]), tg, st.sig[:, 0].sum(axis=1), st.A.sum(axis=1), True, (st.sig[:, 0], st.A))
         avg_on = st.A is not None
         blk = _Block(cf, s, model.batch, kappa, keep if avg_on else 1.0, rho if avg_on else 1.0)
         sel = np.flatnonzero((times > tg) & (times <= tg + n))
