@@ -116,7 +116,7 @@ def main(argv=None) -> None:
           f"{args.steps}) / {args.steps}, best of 3; T = {T:.0e} extrapolated:")
     base = None
     for name, kw in VARIANTS.items():
-        def timed(n):
+        def timed(n, kw=kw):
             scn = st.Scenario(prob, (st.Model("m", steps=n, schedule=LR, **kw),), output=st.Output(at=(0, n)))
             best = float("inf")
             for _ in range(3):
