@@ -198,23 +198,30 @@ def test_every_step_and_transient_excursions_go_to_the_engine():
 
 
 def _extended_reference(model, prob, at):
-    """Bias and variance of a momentum model trained on the data at the steps ``at``, from the
-    exact engine's per-mode kernels (``variant_kernels``, iterate and auxiliary coordinates)
-    evaluated in extended precision (``np.longdouble``: 64-bit mantissa, 3 more digits than
-    float64, whose cancellations in these coordinates cost ~1e-14 per step at beta = 0.99)."""
-    from spectral_theory.solvers import variant_kernels as vk
-
+    """Bias and variance of a momentum model trained on the data at the steps ``at``: the per-mode
+    recursion in the iterate and auxiliary coordinates ``(e, v)`` (written out here, as the
+    derivation states it, ``derivations/variants.md`` §1), in extended precision
+    (``np.longdouble``: 64-bit mantissa, 3 more digits than float64, whose cancellations in these
+    coordinates cost ~1e-14 per step at beta = 0.99)."""
     ld = np.longdouble
     r, pe, pv, he, hv = (ld(v) for v in model.momentum.coefficients(float(model.schedule.lr)))
     s = model.speed_profile(prob.eigenvalues).astype(ld)
+    xe, xv = he * s, hv * s
     Mee = np.stack([prob.theta2.astype(ld), np.zeros(s.size, dtype=ld)])
     Mev, Mvv = Mee.copy(), Mee.copy()
     noise = np.array([[ld(0)], [ld(prob.noise)]])
+    inv_b, kappa = ld(1) / ld(model.batch), ld(prob.kappa)
     out = {}
     for t in range(1, max(at) + 1):
-        U, e_pi, v_pi = vk.point_moment(Mee, Mev, Mvv, 0, 0, 0, r, 0.0)
-        Mee, Mev, Mvv = vk.momentum_step(Mee, Mev, Mvv, U, e_pi, v_pi, U.sum(axis=1, keepdims=True), pe, pv,
-                                         he * s, hv * s, ld(1) / ld(model.batch), ld(prob.kappa), noise)
+        e_pi, v_pi = r * Mee + (1 - r) * Mev, r * Mev + (1 - r) * Mvv  # pi = r e + (1 - r) v
+        U = r * e_pi + (1 - r) * v_pi
+        Q = U + inv_b * (noise + U.sum(axis=1, keepdims=True) + (kappa - 2) * U)  # E[G^2]
+        eh_pi, vh_pi = pe * e_pi + (1 - pe) * v_pi, pv * e_pi + (1 - pv) * v_pi
+        ee = pe * pe * Mee + 2 * pe * (1 - pe) * Mev + (1 - pe) ** 2 * Mvv - 2 * xe * eh_pi + xe * xe * Q
+        ev = (pe * pv * Mee + (pe * (1 - pv) + (1 - pe) * pv) * Mev + (1 - pe) * (1 - pv) * Mvv
+              - xe * vh_pi - xv * eh_pi + xe * xv * Q)
+        vv = pv * pv * Mee + 2 * pv * (1 - pv) * Mev + (1 - pv) ** 2 * Mvv - 2 * xv * vh_pi + xv * xv * Q
+        Mee, Mev, Mvv = ee, ev, vv
         if t in at:
             out[t] = Mee.sum(axis=1)
     return np.array([out[t] for t in at], dtype=float)
@@ -223,7 +230,7 @@ def _extended_reference(model, prob, at):
 def test_slow_oscillations_are_stepped_directly_before_the_contour():
     """beta = 0.99: the under-damped modes' poles (|zeta| ~ 0.99, outside the contours' wedge)
     decay over ~4000 steps, which are stepped directly; the check at the switch passes. The
-    reference is the engine's recursion in extended precision (see above)."""
+    reference is the recursion of the derivation in extended precision (see above)."""
     assert np.finfo(np.longdouble).eps < 1e-18, "needs an 80-bit long double"
     T = 8000
     m = st.Model("m", steps=T, schedule=0.004, momentum={"kind": "heavy_ball", "beta": 0.99})
@@ -235,6 +242,11 @@ def test_slow_oscillations_are_stepped_directly_before_the_contour():
     assert r.diagnostics["consistency"] <= variant_renewal.CHECK_TOL
     ref = _extended_reference(m, prob, at[1:])
     got = np.stack([r["m"].bias, r["m"].variance], axis=1)[1:]
+    assert np.all(np.abs(got - ref) <= 1e-9 * np.abs(ref)), np.max(np.abs(got - ref) / np.abs(ref))
+    # the step engine, in the same (e, e - v) coordinates, keeps its digits too (in (e, v) it
+    # lost 2e-8 here)
+    e = st.predict(st.Scenario(prob, (m,)), at=at, method="exact")
+    got = np.stack([e["m"].bias, e["m"].variance], axis=1)[1:]
     assert np.all(np.abs(got - ref) <= 1e-9 * np.abs(ref)), np.max(np.abs(got - ref) / np.abs(ref))
 
 

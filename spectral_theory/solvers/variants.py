@@ -2,10 +2,11 @@
 
 :func:`train_variant` trains one model of the chain whose spec has ``average`` and/or
 ``momentum`` (:mod:`spectral_theory.spec.variants`), with the per-mode steps of
-:mod:`spectral_theory.solvers.variant_kernels`. Per mode it carries ``E[e^2]``, ``E[e v]``,
-``E[v^2]`` (iterate ``e``, auxiliary ``v``), with averaging also ``E[a^2]``, ``E[a e]``,
-``E[a v]`` (averaged error ``a``), the cross moments of ``e``, ``v`` and ``a`` with every frozen
-model, and the first-moment multipliers; two source rows each (bias, variance), as the chain
+:mod:`spectral_theory.solvers.variant_kernels`. Per mode it carries ``E[e^2]``, ``E[e d]``,
+``E[d^2]`` (iterate ``e``, ``d = e - v`` its gap to the auxiliary sequence ``v``: the
+coordinates in which a slow mode's step does not cancel), with averaging also ``E[a^2]``,
+``E[a e]``, ``E[a d]`` (averaged error ``a``), the cross moments of ``e``, ``d`` and ``a`` with
+every frozen model, and the first-moment multipliers; two source rows each (bias, variance), as the chain
 state does. After training, the chain state holds the predictor the model *deploys* (its average
 if averaged), so students, disagreements and transfer metrics see that predictor; the model's
 result reports the deployed curves and, for an averaged model, the last iterate's too.
@@ -46,16 +47,16 @@ def train_variant(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarr
     g = state.add_model(expect=gi)
     others = list(range(g))
     Mee = state.M[(g, g)].copy()
-    Mev, Mvv = Mee.copy(), Mee.copy()
+    Med, Mdd = np.zeros_like(Mee), np.zeros_like(Mee)  # v_0 = e_0: d_0 = 0
     mu_e = state.mu[g].copy()
-    mu_v = mu_e.copy()
+    mu_d = np.zeros_like(mu_e)
     Xe = {h: state.M[(h, g)].copy() for h in others}
-    Xv = {h: x.copy() for h, x in Xe.items()}
+    Xd = {h: np.zeros_like(x) for h, x in Xe.items()}
     zero = np.zeros_like(Mee)
     Mpp = state.pair(p, p) if p is not None else zero
     mu_p = state.mu[p] if p is not None else np.zeros_like(mu_e)
     if avg is not None:
-        A, Ae, Av = Mee.copy(), Mee.copy(), Mee.copy()
+        A, Ae, Ad = Mee.copy(), Mee.copy(), np.zeros_like(Mee)
         Ah = {h: x.copy() for h, x in Xe.items()}
         mu_a = mu_e.copy()
 
@@ -127,34 +128,34 @@ def train_variant(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarr
                                            else variant_phases(model)):
         max_lr = max(max_lr, lr)
         x_e = h_e * s
-        x_v = h_v * s if h_v != 0.0 else 0.0  # a float 0: the kernels skip its terms
+        x_v = h_v * s if h_v != 0.0 else 0.0  # a float 0 where v takes no gradient step
+        rb = 1.0 - r
         for _ in range(n):
             Mep = Xe[p] if p is not None else zero
-            Mvp = Xv[p] if p is not None else zero
-            U, e_pi, v_pi = vk.point_moment(Mee, Mev, Mvv, Mep, Mvp, Mpp, r, c)
+            Mdp = Xd[p] if p is not None else zero
+            U, e_pi, d_pi = vk.point_moment(Mee, Med, Mdd, Mep, Mdp, Mpp, r, c)
             sum_u = U.sum(axis=1, keepdims=True)
             if avg is not None:
-                a_pi = r * Ae + (1.0 - r) * Av
+                a_pi = Ae - rb * Ad
                 if p is not None:
                     a_pi = a_pi - c * Ah[p]
-            Mee_n, Mev_n, Mvv_n = vk.momentum_step(Mee, Mev, Mvv, U, e_pi, v_pi, sum_u, p_e, p_v, x_e, x_v,
+            Mee_n, Med_n, Mdd_n = vk.momentum_step(Mee, Med, Mdd, U, e_pi, d_pi, sum_u, p_e, p_v, x_e, x_v,
                                                    inv_b, kappa, noise)
             for h in others:
-                pi_h = r * Xe[h] + (1.0 - r) * Xv[h] - c * state.pair(p, h) if p is not None else \
-                    r * Xe[h] + (1.0 - r) * Xv[h]
-                Xe[h], Xv[h] = vk.cross_step(Xe[h], Xv[h], pi_h, p_e, p_v, x_e, x_v)
-            mu_pi = r * mu_e + (1.0 - r) * mu_v - c * mu_p
-            mu_e, mu_v = vk.mean_step(mu_e, mu_v, mu_pi, p_e, p_v, x_e, x_v)
+                pi_h = Xe[h] - rb * Xd[h] - c * state.pair(p, h) if p is not None else Xe[h] - rb * Xd[h]
+                Xe[h], Xd[h] = vk.cross_step(Xe[h], Xd[h], pi_h, p_e, p_v, x_e, x_v)
+            mu_pi = mu_e - rb * mu_d - c * mu_p
+            mu_e, mu_d = vk.mean_step(mu_e, mu_d, mu_pi, p_e, p_v, x_e, x_v)
             t += 1
             if avg is not None:
                 w = float(rho[t])
-                A, Ae, Av = vk.average_step(A, Ae, Av, a_pi, Mee_n, Mev_n, p_e, p_v, x_e, x_v, w)
+                A, Ae, Ad = vk.average_step(A, Ae, Ad, a_pi, Mee_n, Med_n, p_e, p_v, x_e, x_v, w)
                 for h in others:
                     Ah[h] = (1.0 - w) * Ah[h] + w * Xe[h]
                 mu_a = (1.0 - w) * mu_a + w * mu_e
-            Mee, Mev, Mvv = Mee_n, Mev_n, Mvv_n
+            Mee, Med, Mdd = Mee_n, Med_n, Mdd_n
             record(t)
-        if not (np.all(np.isfinite(Mee)) and np.all(np.isfinite(Mvv))):
+        if not (np.all(np.isfinite(Mee)) and np.all(np.isfinite(Mdd))):
             raise check.error(t, lr, "the moments overflowed to a non-finite value")
 
     # the chain state holds the deployed predictor from now on

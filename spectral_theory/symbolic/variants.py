@@ -74,34 +74,43 @@ def derive_variant_step(D: int = 3) -> dict[str, sp.Expr]:
 
 
 def _kernel_values(D: int) -> dict[str, sp.Expr]:
-    """The numeric kernels evaluated on symbols (the engine's order of operations)."""
+    """The numeric kernels evaluated on symbols (the engine's order of operations). They work in
+    the coordinates ``(e, d)``, ``d = e - v``: their inputs are formed from the derivation's
+    ``(e, v)`` moments and their outputs mapped back (``E[e v] = E[e^2] - E[e d]``, ...)."""
     from ..solvers import variant_kernels as vk
 
     st = Setting(D, models=MODELS)
     c = 1 - alpha
     M = st.M
 
-    def point(j: int):
-        return vk.point_moment(M("g", "g", j), M("g", "v", j), M("v", "v", j), M("g", "p", j), M("v", "p", j),
-                               M("p", "p", j), r, c)
+    def ed(a: str, j: int):  # E[e_a d] = E[e_a e] - E[e_a v]
+        return M(a, "g", j) - M(a, "v", j)
 
-    U, e_pi, v_pi = point(1)
+    def point(j: int):
+        Mdd = M("g", "g", j) - 2 * M("g", "v", j) + M("v", "v", j)
+        return vk.point_moment(M("g", "g", j), ed("g", j), Mdd, M("g", "p", j), ed("p", j), M("p", "p", j), r, c)
+
+    U, e_pi, d_pi = point(1)
     sum_U = sum(point(j)[0] for j in st.modes)
     x_e, x_v = h_e * st.s(1), h_v * st.s(1)
-    gg, gv, vv = vk.momentum_step(M("g", "g", 1), M("g", "v", 1), M("v", "v", 1), U, e_pi, v_pi, sum_U, p_e, p_v,
-                                  x_e, x_v, 1 / B, kappa, alpha**2 * sigma2)
-    pi_h = r * M("g", "h", 1) + (1 - r) * M("v", "h", 1) - c * M("p", "h", 1)
-    gh, vh = vk.cross_step(M("g", "h", 1), M("v", "h", 1), pi_h, p_e, p_v, x_e, x_v)
-    a_pi = r * M("g", "a", 1) + (1 - r) * M("v", "a", 1) - c * M("a", "p", 1)
-    aa, ag, av = vk.average_step(M("a", "a", 1), M("g", "a", 1), M("v", "a", 1), a_pi, gg, gv, p_e, p_v, x_e, x_v,
-                                 rho)
+    Med1 = ed("g", 1)
+    Mdd1 = M("g", "g", 1) - 2 * M("g", "v", 1) + M("v", "v", 1)
+    ee, e_d, dd = vk.momentum_step(M("g", "g", 1), Med1, Mdd1, U, e_pi, d_pi, sum_U, p_e, p_v,
+                                   x_e, x_v, 1 / B, kappa, alpha**2 * sigma2)
+    rb = 1 - r
+    pi_h = M("g", "h", 1) - rb * ed("h", 1) - c * M("p", "h", 1)
+    gh, dh = vk.cross_step(M("g", "h", 1), ed("h", 1), pi_h, p_e, p_v, x_e, x_v)
+    a_pi = M("g", "a", 1) - rb * ed("a", 1) - c * M("a", "p", 1)
+    aa, ag, a_d = vk.average_step(M("a", "a", 1), M("g", "a", 1), ed("a", 1), a_pi, ee, e_d, p_e, p_v, x_e, x_v,
+                                  rho)
     ah = (1 - rho) * M("a", "h", 1) + rho * gh
     th = st.theta(1)
-    mu_pi = r * st.mu("g", 1) + (1 - r) * st.mu("v", 1) - c * st.mu("p", 1)
-    mg, mv = vk.mean_step(st.mu("g", 1), st.mu("v", 1), mu_pi, p_e, p_v, x_e, x_v)
+    mu_d = st.mu("g", 1) - st.mu("v", 1)
+    mu_pi = st.mu("g", 1) - rb * mu_d - c * st.mu("p", 1)
+    mg, md = vk.mean_step(st.mu("g", 1), mu_d, mu_pi, p_e, p_v, x_e, x_v)
     ma = (1 - rho) * st.mu("a", 1) + rho * mg
-    return {"gg": gg, "gv": gv, "vv": vv, "aa": aa, "ag": ag, "av": av, "gh": gh, "vh": vh, "ah": ah,
-            "g": mg * th, "v": mv * th, "a": ma * th}
+    return {"gg": ee, "gv": ee - e_d, "vv": ee - 2 * e_d + dd, "aa": aa, "ag": ag, "av": ag - a_d,
+            "gh": gh, "vh": gh - dh, "ah": ah, "g": mg * th, "v": (mg - md) * th, "a": ma * th}
 
 
 def check_variant_kernels(D: int = 3) -> list[str]:
@@ -131,15 +140,16 @@ DOCUMENT_PATH = "derivations/variants.md"
 
 
 def _generic_kernels() -> dict[str, sp.Expr]:
-    """The kernels on generic one-mode symbols (``U`` and ``sum_U`` kept as symbols)."""
+    """The kernels on generic one-mode symbols (``U`` and ``sum_U`` kept as symbols), in the
+    coordinates ``(e, d)`` they use."""
     from ..solvers import variant_kernels as vk
 
-    Mee, Mev, Mvv, A, Ae, Av, U, sU, e_pi, v_pi, a_pi, x_e, x_v, noise, inv_B = sp.symbols(
-        "M_ee M_ev M_vv M_aa M_ae M_av U sum_U E_epi E_vpi E_api x_e x_v noise inv_B")
-    ee, ev, vv = vk.momentum_step(Mee, Mev, Mvv, U, e_pi, v_pi, sU, p_e, p_v, x_e, x_v, inv_B, kappa, noise)
-    aa, ae, av = vk.average_step(A, Ae, Av, a_pi, ee, ev, p_e, p_v, x_e, x_v, rho)
-    return {"E[e'^2]": ee, "E[e'v']": ev, "E[v'^2]": vv, "E[a'^2]": aa, "E[a'e']": ae,
-            "E[a'v']": av}
+    Mee, Med, Mdd, A, Ae, Ad, U, sU, e_pi, d_pi, a_pi, x_e, x_v, noise, inv_B = sp.symbols(
+        "M_ee M_ed M_dd M_aa M_ae M_ad U sum_U E_epi E_dpi E_api x_e x_v noise inv_B")
+    ee, ed, dd = vk.momentum_step(Mee, Med, Mdd, U, e_pi, d_pi, sU, p_e, p_v, x_e, x_v, inv_B, kappa, noise)
+    aa, ae, ad = vk.average_step(A, Ae, Ad, a_pi, ee, ed, p_e, p_v, x_e, x_v, rho)
+    return {"E[e'^2]": ee, "E[e'd']": ed, "E[d'^2]": dd, "E[a'^2]": aa, "E[a'e']": ae,
+            "E[a'd']": ad}
 
 
 def generate_document() -> str:
@@ -170,10 +180,14 @@ def generate_document() -> str:
         "",
         "## 2. The per-mode steps (as the kernels compute them)",
         "",
-        "With $E_{e\\pi} = E[e\\pi]$, $E_{v\\pi} = E[v\\pi]$, $E_{a\\pi} = E[a\\pi]$:",
+        "The kernels work in the coordinates $(e, d)$, $d = e - v$ ($d = 0$ at the start), in which "
+        "$\\pi = e - (1 - r)d - c\\,e_p$, $e' = e - (1 - p_e)d - x_e G$ and "
+        "$d' = (p_e - p_v)d - (x_e - x_v)G$: a slow mode's step is then $E[e^2]$ plus small "
+        "corrections, where in $(e, v)$ it is a sum of $O(1)$ terms that cancel. "
+        "With $E_{e\\pi} = E[e\\pi]$, $E_{d\\pi} = E[d\\pi]$, $E_{a\\pi} = E[a\\pi]$:",
         "",
     ]
-    names = {sp.Symbol("E_epi"): r"E_{e\pi}", sp.Symbol("E_vpi"): r"E_{v\pi}", sp.Symbol("E_api"): r"E_{a\pi}",
+    names = {sp.Symbol("E_epi"): r"E_{e\pi}", sp.Symbol("E_dpi"): r"E_{d\pi}", sp.Symbol("E_api"): r"E_{a\pi}",
              sp.Symbol("inv_B"): r"\tfrac{1}{B}", sp.Symbol("sum_U"): r"\textstyle\sum_j U_j",
              sp.Symbol("noise"): r"\mathrm{noise}"}
     for name, expr in _generic_kernels().items():
