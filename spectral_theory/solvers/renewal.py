@@ -40,7 +40,8 @@ from .base import (
     solve_chain,
 )
 
-__all__ = ["RenewalSolver", "run_renewal", "supports", "contour_error", "ContourSpec", "CONTOURS", "METHOD_NAME"]
+__all__ = ["RenewalSolver", "run_renewal", "supports", "contour_error", "ContourSpec", "CONTOURS", "CONTOURS_POLES",
+           "METHOD_NAME", "plan_windows", "constant_phases"]
 
 METHOD_NAME = "renewal"
 
@@ -398,7 +399,7 @@ class _ModeSums:
 # windows
 
 
-def _plan_windows(times: np.ndarray, t_floor: float = 0.0,
+def plan_windows(times: np.ndarray, t_floor: float = 0.0,
                   specs: tuple[ContourSpec, ...] = CONTOURS) -> list[tuple[ContourSpec, float, np.ndarray]]:
     """Cover the sorted times (all > T_DIRECT, and all >= ``t_floor``) by contour windows
     ``[t0, lam t0]`` with ``t0 >= t_floor``, from the table ``specs``.
@@ -573,7 +574,7 @@ def _solve_phase(x: np.ndarray, q: float, inv_b: float, U0: np.ndarray, sig: np.
     ct = times[times > T_DIRECT].astype(float)
     if ct.size == 0 or ct[-1] != n:
         ct = np.concatenate([ct, [float(n)]])
-    windows = _plan_windows(ct)
+    windows = plan_windows(ct)
     # contour shift per source row: past an unstable step's top pole; for a row with no
     # steady state (sig' = 0) that decays over the phase, onto its slowest pole, so that
     # the quadrature error decays with it (relative accuracy in the exponential regime)
@@ -711,7 +712,7 @@ def _geo_direct(x: np.ndarray, geo_w: np.ndarray, times: np.ndarray) -> np.ndarr
 # scenario level
 
 
-def _phases(model) -> list[tuple[float, int]] | str:
+def constant_phases(model) -> list[tuple[float, int]] | str:
     """The model's constant phases, or the reason they are not available cheaply."""
     sched = model.schedule
     native = type(sched).phases is not Schedule.phases or isinstance(sched, (Constant, StepDecay, Piecewise))
@@ -761,7 +762,7 @@ def supports(scenario: Scenario) -> str | None:
             if reason is not None:
                 return reason
             continue
-        ph = _phases(model)
+        ph = constant_phases(model)
         if isinstance(ph, str):
             return ph
         s = model.speed_profile(prob.eigenvalues)
@@ -875,7 +876,7 @@ def _train_model(state: ChainState, scenario: Scenario, gi: int, ckpt: np.ndarra
     inv_b = 1.0 / model.batch
     q = moment_q(model.batch, kappa)
     sig = np.array([0.0, alpha * alpha * prob.noise])
-    phases = _phases(model)
+    phases = constant_phases(model)
     assert not isinstance(phases, str)
     max_lr = max((lr for lr, _ in phases), default=0.0)
     limit = check.limit

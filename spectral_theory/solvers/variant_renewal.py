@@ -19,9 +19,13 @@ slow modes keep their digits. An average ``a' = keep a + rho e'`` (EMA: ``keep =
 divided by the window length when reported) adds ``E[a^2]`` and ``E[a y]``, which never feed
 back. The scalar ``u(t) = sum_i U_i(t)`` then has the z-transform
 ``U(z) = [F(z) + K(z) noise z/(z - 1)] / (1 - K(z))`` with ``K(z) = sum_i c^T (z - I + D2_i)^-1 b_i``
-and ``F(z) = sum_i c^T (z - I + D2_i)^-1 z Sigma_i(0)``, inverted on the tabulated hyperbolic
-contours of :mod:`spectral_theory.solvers.renewal`; the 3x3 and 2x2 resolvents are applied per
-node by their adjugates.
+and ``F(z) = sum_i c^T (z - I + D2_i)^-1 z Sigma_i(0)``. Every transform is a sum over modes of
+ratios of polynomials in ``E = z - 1`` with per-mode real coefficients (:class:`_Rational`:
+adjugates and characteristic polynomials of the 3x3 and 2x2 blocks, computed once per phase),
+inverted on the contours of :data:`~spectral_theory.solvers.renewal.CONTOURS_POLES` (designed for
+poles of order up to 4: an average's moments over a slow mode), the sums over modes and the
+per-mode inversions being matrix products. First moments and cross moments with frozen models
+(no noise) are exact matrix powers (:func:`_delta_power`).
 
 Momentum gives complex per-mode poles ``zeta`` (under-damped modes). A pole outside the wedge
 ``|arg zeta| <= WEDGE (-log |zeta|)`` may lie outside a contour; its residue decays like
@@ -30,7 +34,9 @@ Momentum gives complex per-mode poles ``zeta`` (under-damped modes). A pole outs
 An a-posteriori check compares the contour with the directly stepped value at ``n_direct``
 (``diagnostics["consistency"]``); a phase that fails it, or needs more than :data:`MAX_DIRECT`
 direct steps, and models with a transient excursion above the stability limit or asking for
-every step, are handed to the exact step engine (``diagnostics["variant_fallbacks"]``).
+every step, are handed to the exact step engine (``diagnostics["variant_fallbacks"]``). A source
+row without a steady state that decays over the phase is inverted on contours shifted onto its
+slowest pole (relative accuracy in the exponential regime) when the complex poles allow it.
 Declined by :func:`fast_reason` (then ``auto`` picks ``exact``): students trained on a teacher's
 labels, per-step momentum coefficients and per-step averaging weights.
 """
@@ -50,7 +56,7 @@ from .base import ChainState, model_result
 __all__ = ["fast_reason", "train_variant_fast", "WEDGE", "DECAY_E", "MAX_DIRECT", "CHECK_TOL"]
 
 #: A pole ``zeta`` is within reach of every contour when ``|arg zeta| <= WEDGE (-log|zeta|)``
-#: (the contours' asymptotic half-opening is ``tan(alpha) ~ 1.2``: a margin of more than 2).
+#: (the contours' asymptotic half-opening ``tan(alpha)`` is 1.0 to 2.1: a margin of 2 or more).
 WEDGE = 0.5
 #: Poles outside the wedge: direct steps until their residues decay below ``e^-DECAY_E``.
 DECAY_E = 40.0
@@ -70,7 +76,7 @@ class _Fallback(Exception):
 def fast_reason(scenario: Scenario, model) -> str | None:
     """``None`` if the constant-phase fast path serves ``model`` (an averaged and/or momentum
     model of ``scenario``), else the reason why not."""
-    from .renewal import _phases
+    from .renewal import constant_phases
 
     name = model.name
     if model.teacher is not None:
@@ -85,7 +91,7 @@ def fast_reason(scenario: Scenario, model) -> str | None:
     if avg is not None and avg.kind == "weights":
         return (f"model {name!r} averages with per-step weights (kind 'weights'); the constant-phase fast "
                 "path covers the kinds 'uniform', 'tail' and 'ema'")
-    ph = _phases(model)
+    ph = constant_phases(model)
     if isinstance(ph, str):
         return ph
     return None
@@ -383,7 +389,7 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
     and (averaged) ``sum_i E[a_i^2]`` at ``times`` (2, k), and the per-mode states at the
     flagged times (a dict by local time)."""
     from ..stability_momentum import second_moment_radius
-    from .renewal import CONTOURS_POLES, _plan_windows
+    from .renewal import CONTOURS_POLES, plan_windows
 
     k = times.size
     ee = np.empty((2, k))
@@ -452,7 +458,7 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
                                     None if not averaged else np.zeros((2, d)),
                                     None if not averaged or i != end_i else np.zeros((2, 2, d)), mu, mua, X, Xa)
                 for i in want}
-    for spec, t0, idx in _plan_windows(ct, t_floor=float(n_dir), specs=CONTOURS_POLES):
+    for spec, t0, idx in plan_windows(ct, t_floor=float(n_dir), specs=CONTOURS_POLES):
         counters.windows += 1
         s_hat, w_hat = spec._nodes
         tw = ct[idx]
@@ -681,8 +687,8 @@ def _train(state: ChainState, scenario: Scenario, g: int, ckpt: np.ndarray, *, r
     if ema:
         start_average(st)
     if k and times[0] == 0:
-        if s0 == 0:
-            start_average(st) if st.A is None else None
+        if s0 == 0 and st.A is None:
+            start_average(st)
         record(0, 0, st.sig[:, 0].sum(axis=1), None if st.A is None else st.A.sum(axis=1),
                st.A is not None, (st.sig[:, 0], st.A))
     tg = 0
