@@ -115,7 +115,7 @@ def variant_reason(scenario: Scenario, method: str) -> str | None:
     """Why the continuous-time ``method`` (``ode``, ``continuum``) declines a scenario with an
     averaged or momentum model (``docs/theory.md`` §10), or ``None`` when every model is plain
     SGD. The variants are integrated by ``exact`` (every variant, step by step) and by
-    ``renewal`` (constant coefficients, models trained on the data: the constant-phase fast path
+    ``renewal`` (constant coefficients: the constant-phase fast path
     of :mod:`spectral_theory.solvers.variant_renewal`); the continuous-time limits of the
     variants are not derived."""
     for m in scenario.models:
@@ -124,7 +124,7 @@ def variant_reason(scenario: Scenario, method: str) -> str | None:
                                 if v is not None)
             return (f"model {m.name!r} uses {what}, which method {method!r} does not model ('exact' "
                     "integrates every SGD variant step by step, 'renewal' those with constant "
-                    "coefficients trained on the data at a cost independent of T; docs/variants.md)")
+                    "coefficients at a cost independent of T; docs/variants.md)")
     return None
 
 

@@ -1,4 +1,4 @@
-"""Constant-phase fast path for averaged and momentum models trained on the data
+"""Constant-phase fast path for averaged and momentum models
 (``docs/solvers/renewal.md``, "SGD variants"; ``docs/theory.md`` §10).
 
 A model with momentum and/or iterate averaging and constant coefficients over a constant phase
@@ -37,8 +37,10 @@ direct steps, and models with a transient excursion above the stability limit or
 every step, are handed to the exact step engine (``diagnostics["variant_fallbacks"]``). A source
 row without a steady state that decays over the phase is inverted on contours shifted onto its
 slowest pole (relative accuracy in the exponential regime) when the complex poles allow it.
-Declined by :func:`fast_reason` (then ``auto`` picks ``exact``): students trained on a teacher's
-labels, per-step momentum coefficients and per-step averaging weights.
+A student moves only its residual ``e - c e_p`` (and ``d``), which follows the recursion of a
+model trained on the data (:func:`_train`); its noise-free cross moment with the parent is summed
+on the unshifted contour (:func:`_cross_sums`). Declined by :func:`fast_reason` (then ``auto``
+picks ``exact``): per-step momentum coefficients and per-step averaging weights.
 """
 
 from __future__ import annotations
@@ -79,10 +81,6 @@ def fast_reason(scenario: Scenario, model) -> str | None:
     from .renewal import constant_phases
 
     name = model.name
-    if model.teacher is not None:
-        return (f"model {name!r} is trained on the labels of {model.teacher!r} with iterate averaging or "
-                "momentum; the constant-phase fast path covers variant models trained on the data only "
-                "(the exact engine integrates variant students)")
     mom = model.momentum
     if mom is not None and not mom.constant:
         return (f"model {name!r} has per-step momentum coefficients; the constant-phase fast path needs "
@@ -307,16 +305,22 @@ class _PhaseState:
                            None if self.Xa is None else {h: v.copy() for h, v in self.Xa.items()})
 
 
-def _poles(blk: _Block, averaged: bool) -> np.ndarray:
-    """Every per-mode pole of the second moments' transforms: the eigenvalues of ``I - D2_i``
-    and, for an average, of ``keep P_i`` and ``keep^2`` (with the coupled poles, module
-    docstring; the first moments are not inverted on the contour)."""
+def _poles(blk: _Block, averaged: bool, parent: bool = False) -> np.ndarray:
+    """Every per-mode pole of the transforms inverted on the contour: the eigenvalues of
+    ``I - D2_i`` and, for an average, of ``keep P_i`` and ``keep^2``; with a parent, of ``P_i``
+    (its cross moment with the model; with the coupled poles, module docstring)."""
     zs = [np.linalg.eigvals(np.moveaxis(np.eye(3)[:, :, None] - blk.d2, -1, 0)).ravel()]
-    if averaged:
+    if averaged or parent:
         tr = 2.0 - blk.dp[0, 0] - blk.dp[1, 1]
         det = (1.0 - blk.dp[0, 0]) * (1.0 - blk.dp[1, 1]) - blk.dp[0, 1] * blk.dp[1, 0]
         disc = np.sqrt((tr * tr - 4.0 * det).astype(complex))
-        zs.append(blk.keep * np.concatenate([(tr + disc) / 2.0, (tr - disc) / 2.0]))
+        pz = np.concatenate([(tr + disc) / 2.0, (tr - disc) / 2.0])
+        if parent:
+            zs.append(pz)
+            if averaged:
+                zs.append(np.array([blk.keep + 0j]))
+    if averaged:
+        zs.append(blk.keep * pz)
         zs.append(np.array([blk.keep * blk.keep + 0j]))
     z = np.concatenate(zs)
     return z[np.abs(z) > 1e-300]
@@ -380,14 +384,45 @@ def _free_end(blk: _Block, st: _PhaseState, n: int, averaged: bool) -> tuple:
     return mu, mua, X, Xa
 
 
+def _cross_sums(blk: _Block, y0: np.ndarray, a0: np.ndarray | None, E: np.ndarray, counters) -> tuple:
+    """z-transforms at the nodes of ``sum_i E[e_i e_p,i]`` and, averaged, ``sum_i E[a_i e_p,i]``
+    per row (2, m), from their values ``y0`` (2 rows, 2, d; with ``E[d e_p]``) and ``a0`` (2, d) at
+    the phase start: ``y(z) = adj(E I + Dp) z y0 / P2(E)``, ``P2 = det(E I + Dp)``, and
+    ``a(z) = z [a0 + rho adj(E I + Dp) (P y0) / P2]_0 / (E + 1 - keep)``."""
+    dp = blk.dp
+    tr = dp[0, 0] + dp[1, 1]
+    det = dp[0, 0] * dp[1, 1] - dp[0, 1] * dp[1, 0]
+    z = 1.0 + E
+    m = E.size
+    ys = np.empty((2, m), complex)
+    As = np.empty((2, m), complex) if a0 is not None else None
+    Ep = _powers(E, 2)
+    for j in (0, 1):
+        ny = np.stack([dp[1, 1] * y0[j, 0] - dp[0, 1] * y0[j, 1], y0[j, 0]])
+        if a0 is not None:
+            py = y0[j] - np.stack([dp[0, 0] * y0[j, 0] + dp[0, 1] * y0[j, 1], dp[1, 0] * y0[j, 0] + dp[1, 1] * y0[j, 1]])
+            npy = np.stack([dp[1, 1] * py[0] - dp[0, 1] * py[1], py[0]])
+        for lo in range(0, m, _NODE_CHUNK):
+            sl = slice(lo, lo + _NODE_CHUNK)
+            e = E[sl][:, None]
+            counters.node_modes += e.shape[0] * dp.shape[2]
+            r2 = 1.0 / ((e + tr) * e + det)
+            ys[j, sl] = z[sl] * _mode_sum(r2, ny, Ep[sl])
+            if a0 is not None:
+                As[j, sl] = z[sl] * (a0[j].sum() + blk.rho * _mode_sum(r2, npy, Ep[sl])) / (E[sl] + (1.0 - blk.keep))
+    return ys, As
+
+
 def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: np.ndarray,
-               noise: np.ndarray, averaged: bool, counters):
+               noise: np.ndarray, averaged: bool, counters, parent: int | None = None):
     """Advance ``st`` over ``n`` steps of the phase. ``times``: sorted distinct local times in
     ``[1, n]`` to report; ``flags``: those at which the whole per-mode state is wanted.
 
-    Returns ``(end, ee, A, states)``: the state at ``n``, the per-row sums ``sum_i E[e_i^2]``
-    and (averaged) ``sum_i E[a_i^2]`` at ``times`` (2, k), and the per-mode states at the
-    flagged times (a dict by local time)."""
+    Returns ``(end, ee, A, states, cross)``: the state at ``n``, the per-row sums
+    ``sum_i E[e_i^2]`` and (averaged) ``sum_i E[a_i^2]`` at ``times`` (2, k), the per-mode
+    ``(E[e^2], E[a^2])`` at the flagged times (a dict by local time) and, with a ``parent`` (its
+    index in ``st.X``), the per-row sums of the cross moments ``E[e e_p]`` and (averaged)
+    ``E[a e_p]`` at ``times`` (each (2, k)) and their per-mode values at the flagged times."""
     from ..stability_momentum import second_moment_radius
     from .renewal import CONTOURS_POLES, plan_windows
 
@@ -395,7 +430,7 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
     ee = np.empty((2, k))
     As = np.empty((2, k)) if averaged else None
     states: dict[int, _PhaseState] = {}
-    z = _poles(blk, averaged)
+    z = _poles(blk, averaged, parent is not None)
     if np.any(np.abs(z) > 1.0 + 1e-12):
         raise _Fallback("a pole outside the unit circle")
     need = _ndirect(z, 0.0)
@@ -421,18 +456,33 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
                     shifts[j] = sigma
     n_dir = min(n, n_dir)
     cur = st.copy()
+    cross = None
+    if parent is not None:
+        cross = {"e": np.empty((2, k)), "a": np.empty((2, k)) if averaged else None, "modes": {}}
+        yp = st.X[parent].copy()
+        ap = st.Xa[parent].copy() if averaged else None
     j = 0
     for t in range(1, n_dir + 1):
         sig_new = blk.step(cur.sig, noise)
         if averaged:
             cur.A, cur.Ay = blk.avg_step(cur.A, cur.Ay, sig_new)
         cur.sig = sig_new
+        if cross is not None:
+            yp = blk.pstep(yp)
+            if averaged:
+                ap = blk.keep * ap + blk.rho * yp[:, 0]
         while j < k and times[j] == t:
             ee[:, j] = cur.sig[:, 0].sum(axis=1)
             if averaged:
                 As[:, j] = cur.A.sum(axis=1)
             if flags[j]:
                 states[t] = (cur.sig[:, 0].copy(), None if cur.A is None else cur.A.copy())
+            if cross is not None:
+                cross["e"][:, j] = yp[:, 0].sum(axis=1)
+                if averaged:
+                    cross["a"][:, j] = ap.sum(axis=1)
+                if flags[j]:
+                    cross["modes"][t] = (yp[:, 0].copy(), None if ap is None else ap.copy())
             j += 1
     counters.direct_steps += n_dir
     counters.direct_mode_steps += n_dir * blk.b.shape[1]
@@ -440,7 +490,7 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
     if n_dir == n:
         counters.phases_direct += 1
         cur.mu, cur.mua, cur.X, cur.Xa = mu, mua, X, Xa
-        return cur, ee, As, states
+        return cur, ee, As, states, cross
     counters.phases_contour += 1
     # contour times: the check at n_dir, the reported times above it, the phase end
     ct = np.unique(np.concatenate([[float(n_dir)], times[times > n_dir].astype(float), [float(n)]]))
@@ -491,10 +541,34 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
                         As[rws, jj] = vals["A"][:, col]
                 if ci in per_mode:
                     _reverse(rat, blk, per_mode[ci], sn, E, 1.0 + E, w, Gz, float(t), rws, counters)
+        if cross is not None:  # the parent's cross moments: no noise, on the unshifted contour
+            sn, w = s_hat / t0, w_hat / t0
+            ys, yas = _cross_sums(blk, st.X[parent], st.Xa[parent] if averaged else None, np.expm1(sn), counters)
+            ex = np.exp(np.multiply.outer(tw, sn))
+            ve = ((ys * w[None]) @ ex.T).imag
+            va = ((yas * w[None]) @ ex.T).imag if averaged else None
+            for col, t in enumerate(tw):
+                ci = int(idx[col])
+                if t == n_dir:  # the a-posteriori check against the direct steps
+                    pairs = [(ve[:, col], yp[:, 0].sum(axis=1))] + ([(va[:, col], ap.sum(axis=1))] if averaged else [])
+                    scale = 1e-10 * (np.abs(st.X[parent][:, 0]).sum(axis=1) + np.abs(yp[:, 0]).sum(axis=1)) + 1e-300
+                    g = max(float(np.max(np.abs(a_ - b_) / np.maximum(np.abs(b_), scale))) for a_, b_ in pairs)
+                    counters.consistency = max(counters.consistency, g)
+                    if not g <= CHECK_TOL:
+                        raise _Fallback(f"contour and direct steps differ by {g:.2e} at step {n_dir} (cross moments)")
+                    continue
+                if hit[ci]:
+                    jj = int(pos[ci])
+                    cross["e"][:, jj] = ve[:, col]
+                    if averaged:
+                        cross["a"][:, jj] = va[:, col]
+                    if flags[jj]:
+                        fm = _free_end(blk, st, int(t), averaged)
+                        cross["modes"][int(t)] = (fm[2][parent][:, 0], fm[3][parent] if averaged else None)
     for ci, stt in per_mode.items():
         states[int(ct[ci])] = (stt.sig[:, 0], stt.A)
     end = per_mode[end_i]
-    return end, ee, As, states
+    return end, ee, As, states, cross
 
 
 def _powers(E: np.ndarray, n: int = 4) -> np.ndarray:
@@ -637,24 +711,37 @@ def _segments(model):
 
 def _train(state: ChainState, scenario: Scenario, g: int, ckpt: np.ndarray, *, record_modes: bool,
            check: StepCheck, counters) -> ModelResult:
+    """The fast path for model ``g`` (added to ``state``). A student (parent ``p``, labels
+    ``alpha y + (1 - alpha) phi_p``, ``c = 1 - alpha``) moves only its residual ``e - c e_p`` (and
+    ``d``, which the frozen parent does not shift), which follows the recursion of a model
+    trained on the data with noise ``alpha^2 sigma^2`` (``docs/theory.md`` §4, the residual
+    reduction); its moments are ``U + 2 c W_p + c^2 M_pp`` with ``W_p`` the residual's cross moment
+    with the parent, and its disagreement with the parent ``U - 2 alpha W_p + alpha^2 M_pp``
+    (for an average, of the averaged residual)."""
     model = scenario.models[g]
     prob = scenario.problem
     s = model.speed_profile(prob.eigenvalues)
     d = s.size
     kappa = prob.kappa
     alpha = float(model.alpha)
+    p = scenario.index(model.teacher) if model.teacher is not None else None
+    c = 1.0 - alpha if p is not None else 0.0
     noise = np.array([0.0, alpha * alpha * prob.noise])
     avg = model.average
     ema = avg is not None and avg.kind == "ema"
     keep, rho = (avg.ema_decay, 1.0 - avg.ema_decay) if ema else (1.0, 1.0)
     segs, s0 = _segments(model)
     others = list(range(g))
+    Mgg0 = state.M[(g, g)].copy()
+    Mpp = state.pair(p, p) if p is not None else None
+    Mgp0 = state.pair(p, g).copy() if p is not None else None
 
     zero = np.zeros((2, d))
+    U0, W0, mu0 = state.residual(g, p, c)
     sig = np.zeros((2, 3, d))
-    sig[:, 0] = state.M[(g, g)]
-    mu = np.stack([state.mu[g], np.zeros(d)])
-    X = {h: np.stack([state.M[(h, g)], zero], axis=1) for h in others}  # (2 rows, 2, d)
+    sig[:, 0] = U0
+    mu = np.stack([mu0, np.zeros(d)])
+    X = {h: np.stack([W0[h], zero], axis=1) for h in others}  # (2 rows, 2, d)
     st = _PhaseState(sig, None, None, mu, None, X, None)
 
     def start_average(st: _PhaseState) -> None:
@@ -668,29 +755,56 @@ def _train(state: ChainState, scenario: Scenario, g: int, ckpt: np.ndarray, *, r
     flags = np.zeros(k, dtype=bool) if not record_modes else np.ones(k, dtype=bool)
     dep = np.empty((k, 2))
     last = np.empty((k, 2)) if avg is not None else None
+    dis = np.empty(k) if p is not None else None
     modes = np.empty((k, d)) if record_modes else None
+    sum_pp = Mpp.sum(axis=1) if p is not None else 0.0
 
-    def deployed(t: int, ee: np.ndarray, A: np.ndarray | None, avg_on: bool) -> np.ndarray:
-        if not avg_on:
-            return ee
-        if ema:
-            return A
-        return A / float(t - s0 + 1) ** 2
+    def scale_of(t: int, avg_on: bool) -> float:
+        return 1.0 if (not avg_on or ema) else 1.0 / float(t - s0 + 1)
 
-    def record(j: int, t: int, ee, A, avg_on: bool, stt: tuple | None) -> None:
-        dep[j] = deployed(t, ee, A, avg_on)
+    def record(j: int, t: int, ee, A, avg_on: bool, stt: tuple | None, cx=None, cxm=None) -> None:
+        """``ee``/``A``: the residual's row sums; ``cx``: the sums of its cross moments with the
+        parent (last iterate, average); ``stt``/``cxm``: the same per mode (flagged steps)."""
+        f = scale_of(t, avg_on)
+        res = A * (f * f) if avg_on else ee
+        wp = 0.0
+        if p is not None:
+            wp = cx[1] * f if avg_on else cx[0]
+        dep[j] = res + 2.0 * c * wp + (c * c) * sum_pp
         if last is not None:
-            last[j] = ee
+            last[j] = ee + (2.0 * c * cx[0] + (c * c) * sum_pp if p is not None else 0.0)
+        if dis is not None:
+            dis[j] = float((res - 2.0 * alpha * wp + (alpha * alpha) * sum_pp).sum())
         if modes is not None and stt is not None:
-            modes[j] = deployed(t, stt[0], stt[1], avg_on).sum(axis=0)
+            rm = stt[1] * (f * f) if avg_on else stt[0]
+            if p is not None:
+                wm = cxm[1] * f if avg_on else cxm[0]
+                rm = rm + 2.0 * c * wm + (c * c) * Mpp
+            modes[j] = rm.sum(axis=0)
+
+    def cross_now(st: _PhaseState):
+        if p is None:
+            return None, None
+        x = st.X[p][:, 0]
+        xa = st.Xa[p] if st.Xa is not None else None
+        return (x.sum(axis=1), None if xa is None else xa.sum(axis=1)), (x, xa)
 
     if ema:
         start_average(st)
     if k and times[0] == 0:
         if s0 == 0 and st.A is None:
             start_average(st)
+        cx, cxm = cross_now(st)
         record(0, 0, st.sig[:, 0].sum(axis=1), None if st.A is None else st.A.sum(axis=1),
-               st.A is not None, (st.sig[:, 0], st.A))
+               st.A is not None, (st.sig[:, 0], st.A), cx, cxm)
+        # step 0 is the initialisation itself: report it as the engine forms it
+        dep[0] = Mgg0.sum(axis=1)
+        if last is not None:
+            last[0] = Mgg0.sum(axis=1)
+        if dis is not None:
+            dis[0] = float((Mgg0 - 2.0 * Mgp0 + Mpp).sum())
+        if modes is not None:
+            modes[0] = Mgg0.sum(axis=0)
     tg = 0
     max_lr = 0.0
     for cf, lr, n, mode in segs:
@@ -699,40 +813,46 @@ def _train(state: ChainState, scenario: Scenario, g: int, ckpt: np.ndarray, *, r
             start_average(st)
             jj = np.flatnonzero(times == tg)
             if jj.size:  # a reported step at s0: the average of one iterate
-                record(int(jj[0]), tg, st.sig[:, 0].sum(axis=1), st.A.sum(axis=1), True, (st.sig[:, 0], st.A))
+                cx, cxm = cross_now(st)
+                record(int(jj[0]), tg, st.sig[:, 0].sum(axis=1), st.A.sum(axis=1), True, (st.sig[:, 0], st.A),
+                       cx, cxm)
         avg_on = st.A is not None
         blk = _Block(cf, s, model.batch, kappa, keep if avg_on else 1.0, rho if avg_on else 1.0)
         sel = np.flatnonzero((times > tg) & (times <= tg + n))
         with np.errstate(over="ignore", invalid="ignore"):
-            end, ee, As, states = _run_phase(blk, st, n, times[sel] - tg, flags[sel], noise, avg_on, counters)
+            end, ee, As, states, cross = _run_phase(blk, st, n, times[sel] - tg, flags[sel], noise, avg_on,
+                                                    counters, parent=p)
         for col, j in enumerate(sel):
             t = int(times[j])
-            record(int(j), t, ee[:, col], As[:, col] if avg_on else None, avg_on, states.get(t - tg))
+            cx = cxm = None
+            if cross is not None:
+                cx = (cross["e"][:, col], cross["a"][:, col] if avg_on else None)
+                cxm = cross["modes"].get(t - tg)
+            record(int(j), t, ee[:, col], As[:, col] if avg_on else None, avg_on, states.get(t - tg), cx, cxm)
         if not (np.all(np.isfinite(end.sig)) and np.all(np.isfinite(ee))):
             raise check.error(tg + n, lr, "the moments overflowed to a non-finite value")
         st = end
         tg += n
 
-    # the chain state holds the deployed predictor
+    # the chain state holds the deployed predictor (from the residual's, docs/theory.md §4)
     avg_on = st.A is not None
-    if avg_on:
-        scale = 1.0 if ema else 1.0 / float(model.steps - s0 + 1)
-        state.M[(g, g)] = st.A * (scale * scale)
-        state.mu[g] = st.mua * scale
-        for h in others:
-            state.M[(h, g)] = st.Xa[h] * scale
-    else:
-        state.M[(g, g)] = st.sig[:, 0].copy()
-        state.mu[g] = st.mu[0].copy()
-        for h in others:
-            state.M[(h, g)] = st.X[h][:, 0].copy()
+    if segs:
+        if avg_on:
+            f = scale_of(model.steps, True)
+            state.set_from_residual(g, p, c, st.A * (f * f), {h: st.Xa[h] * f for h in others}, st.mua * f)
+        else:
+            state.set_from_residual(g, p, c, st.sig[:, 0].copy(), {h: st.X[h][:, 0].copy() for h in others},
+                                    st.mu[0].copy())
     pos = np.searchsorted(times, ckpt)
-    res = model_result(model, ckpt, dep[pos], state, g, disagreement=None,
+    res = model_result(model, ckpt, dep[pos], state, g, disagreement=dis[pos] if dis is not None else None,
                        mode_curves=modes[pos] if modes is not None else None, curve=None,
                        limit=check.limit, max_lr=max_lr)
     if last is not None:
         lastp = np.maximum(last[pos], 0.0)
+        le = st.sig[:, 0]
+        if p is not None:
+            le = le + 2.0 * c * st.X[p][:, 0] + (c * c) * Mpp
         res.last_iterate = {"excess_risk": lastp.sum(axis=1), "bias": lastp[:, 0].copy(),
                             "variance": lastp[:, 1].copy(),
-                            "second_moment": np.maximum(st.sig[:, 0].sum(axis=0), 0.0)}
+                            "second_moment": np.maximum(le.sum(axis=0), 0.0)}
     return res
