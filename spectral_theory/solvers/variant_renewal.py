@@ -413,6 +413,15 @@ def _cross_sums(blk: _Block, y0: np.ndarray, a0: np.ndarray | None, E: np.ndarra
     return ys, As
 
 
+def _check(counters, pairs, floor: np.ndarray, n_dir: int, what: str) -> None:
+    """The a-posteriori check at ``n_dir``: each ``(contour, direct)`` pair of per-row sums agrees
+    to :data:`CHECK_TOL` relative (``floor``: per-row absolute floors), else :class:`_Fallback`."""
+    g = max(float(np.max(np.abs(a - b) / np.maximum(np.abs(b), floor + 1e-300))) for a, b in pairs)
+    counters.consistency = max(counters.consistency, g)
+    if not g <= CHECK_TOL:
+        raise _Fallback(f"contour and direct steps differ by {g:.2e} at step {n_dir}{what}")
+
+
 def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: np.ndarray,
                noise: np.ndarray, averaged: bool, counters, parent: int | None = None):
     """Advance ``st`` over ``n`` steps of the phase. ``times``: sorted distinct local times in
@@ -523,16 +532,10 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
             for col, t in enumerate(tw):
                 ci = int(idx[col])
                 if t == n_dir:  # the a-posteriori check against the direct steps
-                    ref = cur.sig[rws, 0].sum(axis=1)
-                    gap = np.abs(vals["ee"][:, col] - ref) / np.maximum(np.abs(ref), 1e-10 * size[rws] + 1e-300)
+                    pairs = [(vals["ee"][:, col], cur.sig[rws, 0].sum(axis=1))]
                     if averaged:
-                        refa = cur.A[rws].sum(axis=1)
-                        gap = np.maximum(gap, np.abs(vals["A"][:, col] - refa)
-                                         / np.maximum(np.abs(refa), 1e-10 * size[rws] + 1e-300))
-                    g = float(gap.max())
-                    counters.consistency = max(counters.consistency, g)
-                    if not g <= CHECK_TOL:
-                        raise _Fallback(f"contour and direct steps differ by {g:.2e} at step {n_dir}")
+                        pairs.append((vals["A"][:, col], cur.A[rws].sum(axis=1)))
+                    _check(counters, pairs, 1e-10 * size[rws], n_dir, "")
                     continue
                 if hit[ci]:
                     jj = int(pos[ci])
@@ -551,11 +554,8 @@ def _run_phase(blk: _Block, st: _PhaseState, n: int, times: np.ndarray, flags: n
                 ci = int(idx[col])
                 if t == n_dir:  # the a-posteriori check against the direct steps
                     pairs = [(ve[:, col], yp[:, 0].sum(axis=1))] + ([(va[:, col], ap.sum(axis=1))] if averaged else [])
-                    scale = 1e-10 * (np.abs(st.X[parent][:, 0]).sum(axis=1) + np.abs(yp[:, 0]).sum(axis=1)) + 1e-300
-                    g = max(float(np.max(np.abs(a_ - b_) / np.maximum(np.abs(b_), scale))) for a_, b_ in pairs)
-                    counters.consistency = max(counters.consistency, g)
-                    if not g <= CHECK_TOL:
-                        raise _Fallback(f"contour and direct steps differ by {g:.2e} at step {n_dir} (cross moments)")
+                    floor = 1e-10 * (np.abs(st.X[parent][:, 0]).sum(axis=1) + np.abs(yp[:, 0]).sum(axis=1))
+                    _check(counters, pairs, floor, n_dir, " (cross moments with the parent)")
                     continue
                 if hit[ci]:
                     jj = int(pos[ci])
