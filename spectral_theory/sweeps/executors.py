@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import SpecError
 
-__all__ = ["SweepError", "open_executor", "parse_cluster"]
+__all__ = ["SweepError", "open_executor", "parse_cluster", "run_tasks"]
 
 
 class SweepError(RuntimeError):
@@ -209,3 +209,27 @@ def open_executor(*, workers: int | None = None, cluster: str | None = None, sch
         close = getattr(ex, "close", None)
         if close is not None:
             close()
+
+
+def run_tasks(fn: Any, tasks: list, on_result: Any, *, total: int, progress: bool | None, label: str,
+              unit: str, idle_label: str, executor: dict[str, Any]) -> str:
+    """Run ``tasks`` (``(key, args)`` pairs) by ``fn`` on the executor ``open_executor(**executor)``
+    opens, calling ``on_result(key, result)`` for each as it arrives (which saves it: an
+    interrupted run keeps what was done) and advancing a progress bar (``montecarlo.Progress``)
+    over ``total`` items by what ``on_result`` returns. ``progress=None``: a bar when standard
+    error is a terminal and there is work. Returns the executor's label, ``idle_label`` when there
+    were no tasks (no executor is opened then)."""
+    from ..montecarlo import Progress
+
+    if progress is None:
+        progress = sys.stderr.isatty() and total > 0
+    bar = Progress(max(total, 1), bool(progress), label=label)
+    if not tasks:
+        return idle_label
+    with open_executor(**executor) as ex:
+        try:
+            for k, (key, result) in enumerate(ex.run(fn, tasks)):
+                bar.advance(on_result(key, result), f"{k + 1}/{len(tasks)} {unit}")
+        finally:
+            bar.close()
+        return ex.label

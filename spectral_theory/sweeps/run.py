@@ -5,7 +5,6 @@ trained prefix, on any executor, written crash-safely and assembled into tidy ta
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from ..errors import SpecError
 from .compute import TRANSIENT_ERRORS, run_batch
 from .design import is_full_grid, parse_design
-from .executors import open_executor
+from .executors import run_tasks
 from .spec import Sweep, SweepPoint, load_sweep, make_sweep, sweep_from_dict
 from .store import RESULT_FIRST, Store, column_types, frame, read_table
 
@@ -148,7 +147,6 @@ def sweep(spec: Any = None, *, base: Any = None, design: Any = None, out: Any = 
     point over it is an error row (``BudgetError``) that the next run computes again.
     """
     from .. import __version__
-    from ..montecarlo import Progress
 
     check_max_memory(max_memory)
     sw = resolve_sweep(spec, base=base, design=design, out=out, **options)
@@ -173,23 +171,17 @@ def sweep(spec: Any = None, *, base: Any = None, design: Any = None, out: Any = 
         # point's hash (a point refused for memory is computed again by the next run)
         cfg = {**sw.config(), "version": __version__, "max_memory": max_memory}
         tasks = [(batch_key(b), ([(p.hash, p.payload) for p in b], cfg)) for b in batches]
-        if progress is None:
-            progress = sys.stderr.isatty() and bool(todo)
-        bar = Progress(max(len(todo), 1), bool(progress), label=f"sweep {sw.name}")
-        executor_label = ""  # nothing left to compute
-        if tasks:
-            with open_executor(workers=workers, cluster=cluster, scheduler=scheduler, client=client,
-                               dashboard=dashboard) as ex:
-                executor_label = ex.label
-                try:
-                    for k, (key, result) in enumerate(ex.run(run_batch, tasks)):
-                        store.write_part(key, {"version": __version__,
-                                               "points": [[h, row, curves] for h, row, curves in result]})
-                        for h, row, curves in result:
-                            done[h] = (row, curves)
-                        bar.advance(len(result), f"{k + 1}/{len(tasks)} batches")
-                finally:
-                    bar.close()
+        def save(key: str, result: list) -> int:
+            store.write_part(key, {"version": __version__,
+                                   "points": [[h, row, curves] for h, row, curves in result]})
+            for h, row, curves in result:
+                done[h] = (row, curves)
+            return len(result)
+
+        executor_label = run_tasks(run_batch, tasks, save, total=len(todo), progress=progress,
+                                   label=f"sweep {sw.name}", unit="batches", idle_label="",  # nothing to compute
+                                   executor=dict(workers=workers, cluster=cluster, scheduler=scheduler,
+                                                 client=client, dashboard=dashboard))
         if failed_early:  # a payload that could not even be built: its error is its result (saved
             # after the computed points, so that a run whose executor cannot start saves nothing)
             rows = [[p.hash, {"status": "error", "error_type": p.error[0], "error": p.error[1], "method": "",

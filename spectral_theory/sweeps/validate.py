@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .compute import TRANSIENT_ERRORS, check_memory
-from .executors import open_executor
+from .executors import run_tasks
 from .spec import Sweep, build_spec, check_validate_settings
 from .store import Store, column_types, frame, read_table
 
@@ -199,7 +198,7 @@ def validate_sweep(spec: Any = None, *, reps: int | None = None, block: int | No
     ``block`` replicates)."""
     from .. import __version__
     from ..analysis.checks import sign_test
-    from ..montecarlo import Progress, mean_se, skewness_check
+    from ..montecarlo import mean_se, skewness_check
     from .run import check_max_memory, resolve_sweep
 
     check_max_memory(max_memory)
@@ -240,21 +239,15 @@ def validate_sweep(spec: Any = None, *, reps: int | None = None, block: int | No
                 keys[(p.hash, j)] = bk
                 if bk not in done:
                     tasks.append((bk, (("mc", p.payload, cfg, p.index, j),)))
-        if progress is None:
-            progress = sys.stderr.isatty() and bool(tasks)
-        bar = Progress(max(len(tasks), 1), bool(progress), label=f"validate {sw.name}")
-        label = "serial"
-        if tasks:
-            with open_executor(workers=workers, cluster=cluster, scheduler=scheduler, client=client,
-                               dashboard=dashboard) as ex:
-                label = ex.label
-                try:
-                    for k, (key, result) in enumerate(ex.run(_run, tasks)):
-                        store.write_part(key, {"version": __version__, "key": key, "result": result})
-                        done[key] = result
-                        bar.advance(1, f"{k + 1}/{len(tasks)} tasks")
-                finally:
-                    bar.close()
+        def save(key: str, result: dict) -> int:
+            store.write_part(key, {"version": __version__, "key": key, "result": result})
+            done[key] = result
+            return 1
+
+        label = run_tasks(_run, tasks, save, total=len(tasks), progress=progress, label=f"validate {sw.name}",
+                          unit="tasks", idle_label="serial",
+                          executor=dict(workers=workers, cluster=cluster, scheduler=scheduler, client=client,
+                                        dashboard=dashboard))
         # ------------------------------------------------------------ the z table
         fields = sw.fields
         rows, finals = [], []
