@@ -3,6 +3,7 @@
 - ``ROOT`` / ``EXAMPLES``: paths independent of the working directory.
 - :func:`assert_close`: elementwise relative comparison with a floor, with a message that
   names the worst entry.
+- :func:`run_cli`: the command line in-process (exit status, standard output, standard error).
 - Hypothesis profiles: ``ci`` (derandomized: the same examples on every run; selected when
   the ``CI`` environment variable is set) and ``dev`` (random, the default). Choose one with
   ``--hypothesis-profile``; ``long`` runs ten times as many examples.
@@ -40,3 +41,13 @@ def assert_close(x, y, what: str, *, rtol: float, floor: float) -> None:
         xi, yi = x.ravel()[i], y.ravel()[i]
         raise AssertionError(f"{what}: {xi!r} vs reference {yi!r} (rel {abs(xi - yi) / max(abs(yi), floor):.3g} "
                              f"> {rtol:g}) at entry {i} of {x.size}")
+
+
+def run_cli(argv, capsys):
+    """``spectral_theory.cli.main(argv)`` in-process (arguments passed through ``str``): its exit
+    status, standard output and standard error, read from ``capsys``."""
+    from spectral_theory.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 import spectral_theory as st
-from spectral_theory.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = str(ROOT / "examples" / "claims.toml")
@@ -19,9 +19,7 @@ SCN = ('[scenario]\nproblem = { spectrum = { kind = "powerlaw", a = 1.5, d = 20 
 
 
 def _run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(argv, capsys)
 
 
 def test_example_file_reports_the_violation_and_writes_its_witness(capsys, tmp_path):

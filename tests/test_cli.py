@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli as _run_cli
 
 import spectral_theory as st
 from spectral_theory.cli import main
@@ -22,15 +23,15 @@ CHAIN = ROOT / "examples" / "chain.json"
 
 
 def run_cli(args, capsys):
-    """``main(args)`` in-process: exit status, stdout, stderr. Every run, whatever it does,
-    prints no traceback, and an error (exit 2) is one line ``spectral-theory: error: ...``."""
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err, out.err
+    """``main(args)`` in-process (:func:`conftest.run_cli`): exit status, stdout, stderr. Every
+    run, whatever it does, prints no traceback, and an error (exit 2) is one line
+    ``spectral-theory: error: ...``."""
+    code, out, err = _run_cli(args, capsys)
+    assert "Traceback" not in err, err
     if code == 2:
-        errors = [x for x in out.err.splitlines() if not x.startswith("spectral-theory: warning: ")]
-        assert len(errors) == 1 and errors[0].startswith("spectral-theory: error: "), out.err
-    return code, out.out, out.err
+        errors = [x for x in err.splitlines() if not x.startswith("spectral-theory: warning: ")]
+        assert len(errors) == 1 and errors[0].startswith("spectral-theory: error: "), err
+    return code, out, err
 
 
 def test_example_files_parse():

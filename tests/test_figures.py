@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
+from conftest import run_cli as run
 
 import spectral_theory as st
 from spectral_theory.cli import main
@@ -407,12 +408,6 @@ def test_data_file_reader_is_strict(tmp_path):
 
 
 # ---------------------------------------------------------------------------- command line
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.fixture
 def transfer_file(tmp_path):
     p = tmp_path / "t.toml"

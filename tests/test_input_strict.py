@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 import spectral_theory as st
-from spectral_theory.cli import main
 from spectral_theory.errors import UnknownNameError
 from spectral_theory.spec import read_scenario_file, scenario_from_dict
 from spectral_theory.transfer import transfer_from_dict
@@ -67,12 +67,6 @@ def write(tmp_path, text, name="s.toml"):
     path = tmp_path / name
     path.write_text(text)
     return str(path)
-
-
-def run_cli(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code, err, *fragments):
