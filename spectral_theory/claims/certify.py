@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import expr as ex
-from .claim import FINAL
+from .claim import FINAL, NameLookup
 
 __all__ = ["Certificate", "CertificationError", "certify_point", "estimate_cost", "ArbContext",
            "run_recursion", "SECONDS_PER_MODE_STEP"]
@@ -402,7 +402,7 @@ def run_recursion(scenario: Any, data: dict, steps: dict[str, list[int]], *, the
 
 
 # ---------------------------------------------------------------------------- contexts
-class ArbContext:
+class ArbContext(NameLookup):
     """The interval twin of :class:`spectral_theory.claims.claim.Context`: the same names, as
     ``arb`` balls, from :func:`run_recursion` and §5-§6 formulas."""
 
@@ -442,13 +442,9 @@ class ArbContext:
                           shared={"runs": {}, "mode_steps": 0, "parent": self._shared})
 
     # ------------------------------------------------------------------ values
-    def value(self, name: str) -> Any:
-        if name in self.params:
-            return self.arb(float(self.params[name])) if not isinstance(self.params[name], str) else self.params[name]
-        q = self.claim.quantities.get(name)
-        if q is not None:
-            return self.quantity(q)
-        return self.builtin(name)
+    def param(self, name: str) -> Any:
+        v = self.params[name]
+        return v if isinstance(v, str) else self.arb(float(v))
 
     def quantity(self, q: Any) -> Any:
         from .claim import Quantity

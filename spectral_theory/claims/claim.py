@@ -29,7 +29,7 @@ from . import expr as ex
 from .domain import Domain, as_domain
 from .scenarios import build, resolve_path, scenario_file_dict, set_path, spec_file_dict
 
-__all__ = ["Quantity", "Context", "Claim", "Inequality", "Equality", "Limit", "Monotone", "Rate",
+__all__ = ["Quantity", "NameLookup", "Context", "Claim", "Inequality", "Equality", "Limit", "Monotone", "Rate",
            "QUANTITIES", "SYMBOLS", "PointError", "KINDS"]
 
 #: built-in quantities (computed by the solvers) and what they are
@@ -100,7 +100,25 @@ def _as_value(v: Any, field_: str, names: set[str]) -> Any:
     raise SpecError(field_, v, "must be an expression string, a sympy expression, a number, a Quantity or a callable")
 
 
-class Context:
+class NameLookup:
+    """The order in which a claim's names are answered, shared by the float :class:`Context` and
+    the interval ``certify.ArbContext``: a parameter (:meth:`param`), else a claim quantity
+    (:meth:`quantity`), else a built-in (:meth:`builtin`)."""
+
+    def value(self, name: str) -> Any:
+        """The value of one name at this point."""
+        if name in self.params:
+            return self.param(name)
+        q = self.claim.quantities.get(name)
+        if q is not None:
+            return self.quantity(q)
+        return self.builtin(name)
+
+    def param(self, name: str) -> Any:
+        return self.params[name]
+
+
+class Context(NameLookup):
     """One parameter point: the scenario built there and its quantities, computed lazily.
 
     ``value(name)`` answers a parameter, a symbol (:data:`SYMBOLS`), a built-in quantity
@@ -215,15 +233,6 @@ class Context:
         return self._cache[key]
 
     # ------------------------------------------------------------------ values
-    def value(self, name: str) -> Any:
-        """The value of one name at this point (class docstring)."""
-        if name in self.params:
-            return self.params[name]
-        q = self.claim.quantities.get(name)
-        if q is not None:
-            return self.quantity(q)
-        return self.builtin(name)
-
     def quantity(self, q: Any) -> Any:
         if isinstance(q, ex.Expr):
             return ex.evaluate(q, self.value)
