@@ -135,17 +135,21 @@ class _Block:
         self.b = inv_b * ghat
         self.keep, self.rho = keep, rho
         self.coefs, self.speeds, self.batch, self.kappa = coefs, s, batch, kappa
+        self.x_e, self.x_v = x_e, x_v
 
     # -- direct steps -------------------------------------------------------------------
     def step(self, sig: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """``Sigma`` (rows, 3, d) one step on."""
-        c, d2, b = self.c, self.d2, self.b
-        u = c[0] * sig[:, 0].sum(axis=1) + c[1] * sig[:, 1].sum(axis=1) + c[2] * sig[:, 2].sum(axis=1)
-        g = (u + noise)[:, None]
-        new = np.empty_like(sig)
-        for k in range(3):
-            new[:, k] = sig[:, k] - d2[k, 0] * sig[:, 0] - d2[k, 1] * sig[:, 1] - d2[k, 2] * sig[:, 2] + b[k] * g
-        return new
+        """``Sigma`` (rows, 3, d) one step on, by the step engine's kernels
+        (:mod:`~spectral_theory.solvers.variant_kernels`): the a-posteriori check then compares
+        the transforms built from ``D2`` and ``b`` with the engine's own recursion."""
+        from . import variant_kernels as vk
+
+        r, p_e, p_v, _, _ = self.coefs
+        Mee, Med, Mdd = sig[:, 0], sig[:, 1], sig[:, 2]
+        U, e_pi, d_pi = vk.point_moment(Mee, Med, Mdd, 0.0, 0.0, 0.0, r, 0.0)
+        out = vk.momentum_step(Mee, Med, Mdd, U, e_pi, d_pi, U.sum(axis=1, keepdims=True), p_e, p_v, self.x_e,
+                               self.x_v, 1.0 / self.batch, self.kappa, noise[:, None])
+        return np.stack(out, axis=1)
 
     def pstep(self, y: np.ndarray) -> np.ndarray:
         """``P y`` for ``y`` (..., 2, d)."""
